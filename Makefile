@@ -1,0 +1,67 @@
+# The one entry point for people and CI. `make help` lists the targets.
+SHELL := bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath .)
+BIN := $(ROOT)/bin
+export PATH := $(BIN):$(PATH)
+
+# uv is the only thing installed outside the repo: from PyPI with the machine's python3.
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+# Pinned tools, installed into ./bin with `go install`.
+KUSTOMIZE_VERSION := v5.7.1
+KUBECONFORM_VERSION := v0.7.0
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: sync
+sync: ## Install uv if missing and the locked Python environment
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --locked
+
+.PHONY: up
+up: sync ## Run the platform locally (SQLite, local runs) on http://127.0.0.1:8000
+	$(UV) run agent-platform serve
+
+.PHONY: test
+test: sync tools ## Run every test: unit, API, browser, emulator and cluster
+	$(UV) run pytest
+
+.PHONY: lint
+lint: sync ## ruff and mypy --strict
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy apps/agent-platform/src apps/agent-runner/src scripts/gitops/src
+
+.PHONY: validate
+validate: sync tools ## Render every overlay and check schemas, policies and pipelines
+	$(UV) run gitops validate
+	$(UV) run gitops pipelines check
+
+BASE ?= origin/main
+.PHONY: diff
+diff: sync tools ## Show what changes in each environment against BASE (default origin/main)
+	$(UV) run gitops diff --base $(BASE)
+
+.PHONY: bench
+bench: sync tools ## Run the benchmarks and compare with bench/baselines
+	$(UV) run python -m bench
+
+.PHONY: tools
+tools: $(BIN)/kustomize $(BIN)/kubeconform browser ## Install the pinned tools into ./bin
+
+$(BIN)/kustomize:
+	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+$(BIN)/kubeconform:
+	GOBIN=$(BIN) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+# Debian's Chromium drives the dashboard tests; Playwright's own browser download cannot work
+# offline.
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }

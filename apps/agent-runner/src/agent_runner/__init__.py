@@ -1,0 +1,1 @@
+"""The sandboxed Claude agent that executes one run."""

@@ -1,0 +1,129 @@
+"""The wire format between the platform and a runner: the only module both sides import.
+
+A runner knows three things, handed to it through its environment: the run id, the platform's
+base URL and a run-scoped bearer token. With them it reads its assignment, reaches Claude through
+the platform's LLM gateway, moves the agent's workspace and reports events. It never sees the
+Anthropic key or the platform's store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Environment variables a runner is started with. The token may instead come from a file (a
+# mounted Kubernetes Secret), so that it never appears in a pod spec.
+ENV_RUN_ID: Final = "AGENT_RUN_ID"
+ENV_PLATFORM_URL: Final = "AGENT_PLATFORM_URL"
+ENV_RUN_TOKEN: Final = "AGENT_RUN_TOKEN"
+ENV_RUN_TOKEN_FILE: Final = "AGENT_RUN_TOKEN_FILE"
+ENV_WORKSPACE: Final = "AGENT_WORKSPACE"
+
+# Paths on the platform, relative to its base URL.
+ASSIGNMENT_PATH: Final = "/api/runner/runs/{run_id}"
+EVENTS_PATH: Final = "/api/runner/runs/{run_id}/events"
+WORKSPACE_PATH: Final = "/api/runner/runs/{run_id}/workspace"
+# The gateway speaks the Anthropic Messages API under this prefix: the SDK's base_url.
+GATEWAY_PREFIX: Final = "/llm"
+
+MAX_EVENTS_PER_BATCH: Final = 500
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventType(StrEnum):
+    STATUS = "status"  # data: {"status": "running"}
+    TEXT_DELTA = "text_delta"  # data: {"text": "..."}
+    TOOL_CALL = "tool_call"  # data: {"id", "name", "input"}
+    TOOL_RESULT = "tool_result"  # data: {"id", "output", "is_error", "truncated"}
+    USAGE = "usage"  # data: Usage fields, cumulative for the run
+    RESULT = "result"  # terminal; data: RunResult
+    ERROR = "error"  # data: {"message", "kind"}; a terminal RESULT follows
+
+
+class Outcome(StrEnum):
+    """How a run ended, as the runner saw it."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+class Limits(Wire):
+    max_turns: int = Field(default=20, ge=1, le=500)
+    max_tokens: int = Field(default=200_000, ge=1_000, le=10_000_000)
+    timeout_seconds: int = Field(default=600, ge=5, le=86_400)
+
+
+class Usage(Wire):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens
+            + other.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
+        )
+
+
+class Assignment(Wire):
+    """What a runner fetches at start: the task and everything needed to pursue it."""
+
+    run_id: str
+    agent_id: str
+    task: str
+    model: str
+    system_prompt: str
+    allowed_tools: list[str]
+    limits: Limits
+    # Messages API message params from the agent's earlier runs, oldest first.
+    conversation: list[dict[str, Any]]
+
+
+class Event(Wire):
+    """One step of a run. `seq` starts at 1 and is gap-free per run; re-sending is harmless."""
+
+    seq: int = Field(ge=1)
+    type: EventType
+    data: dict[str, Any] = Field(default_factory=dict)
+    time: datetime
+
+
+class EventBatch(Wire):
+    events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
+
+
+class BatchAck(Wire):
+    """The platform's answer: every event up to `acked_seq` is stored."""
+
+    acked_seq: int
+
+
+class RunResult(Wire):
+    """The data of the terminal RESULT event."""
+
+    outcome: Outcome
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    # Messages this run added to the agent's conversation, for the next run to continue from.
+    new_messages: list[dict[str, Any]] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Render, validate, diff and promote the Kustomize overlays of this repository."""
