@@ -1,0 +1,124 @@
+"""The platform's objects as plain data: users, tokens, agents, runs, events, conversations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from agent_runner.protocol import Limits, Outcome, Usage
+
+# One Messages API message param (`{"role": ..., "content": ...}`).
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    created_at: datetime
+    is_admin: bool = False
+
+
+class TokenKind(StrEnum):
+    API = "api"  # a bearer token for scripts and the CLI
+    SESSION = "session"  # a browser session, carried in an HttpOnly cookie
+    LOGIN = "login"  # a one-time code in a login URL, exchanged for a session
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A credential of a user. Only the SHA-256 of the secret is ever stored."""
+
+    id: str
+    user_id: str
+    name: str
+    kind: TokenKind
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    owner_id: str
+    name: str
+    description: str
+    system_prompt: str
+    model: str
+    allowed_tools: tuple[str, ...]
+    limits: Limits
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL: Final = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+)
+ACTIVE: Final = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+
+def status_of(outcome: Outcome) -> RunStatus:
+    """The terminal run status an outcome reported by a runner or an executor stands for."""
+    return RunStatus(outcome.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    agent_id: str
+    owner_id: str
+    task: str
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunTransition:
+    """A compare-and-set on a run's status, with what changes together with it.
+
+    The store applies it only if the run's current status is in `expected`, atomically with the
+    other fields: that is how two replicas can never both start, or both finish, one run.
+    """
+
+    run_id: str
+    expected: frozenset[RunStatus]
+    status: RunStatus
+    at: datetime
+    error: str | None = None
+    # Set when a run starts: the hash of the run-scoped token handed to its sandbox.
+    run_token_hash: str | None = None
+    # Set when a run ends: usage reported by the runner; the store keeps, per counter, the
+    # larger of this and what the gateway has recorded, since both count the same calls.
+    usage: Usage | None = None
+    # Set when a run ends: messages appended to the agent's conversation.
+    new_messages: tuple[Message, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    run_id: str
+    seq: int
+    type: str
+    data: dict[str, Any]
+    time: datetime

@@ -1,0 +1,83 @@
+"""Every setting of the platform, read from the environment (prefix `AGENT_PLATFORM_`) or `.env`.
+
+`.env.example` at the repository root documents each one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENT_PLATFORM_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path(".data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    store: Literal["sqlite", "firestore"] = "sqlite"
+    # Defaults to `<data_dir>/platform.db`.
+    sqlite_path: Path = Path(".data/platform.db")
+    gcp_project: str | None = None
+
+    executor: Literal["local", "kubernetes"] = "local"
+    # The command the local executor starts for each run, as a JSON list in the environment.
+    runner_command: list[str] = Field(
+        default_factory=lambda: [sys.executable, "-m", "agent_runner"]
+    )
+    # How long a cancelled sandbox gets between SIGTERM and SIGKILL.
+    cancel_grace_seconds: float = Field(default=10.0, gt=0)
+    runs_namespace: str = "agent-runs"
+    runner_template: str = "agent-runner"
+    max_concurrent_runs: int = Field(default=4, ge=1)
+
+    blob_store: Literal["local", "gcs"] = "local"
+    gcs_bucket: str | None = None
+
+    # The URL runners use to reach this API; defaults to http://<host>:<port>.
+    public_url: str = "http://127.0.0.1:8000"
+
+    anthropic_api_key: SecretStr | None = None
+    # A mounted Secret holding the key: an alternative to `anthropic_api_key`.
+    anthropic_api_key_file: Path | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    default_model: str = "claude-sonnet-4-5"
+
+    # Request bodies above this size are refused with 413 before they are read.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # The browser session a one-time login URL opens.
+    session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    login_code_ttl_seconds: int = Field(default=15 * 60, ge=10)
+    # Print a one-time login URL for the local admin at start (the laptop path).
+    print_login_url: bool = True
+    # When set, requests must carry a Google IAP JWT for this audience (the cloud path).
+    iap_audience: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if not data.get("sqlite_path"):
+            data["sqlite_path"] = Path(data.get("data_dir") or ".data") / "platform.db"
+        if not data.get("public_url"):
+            host = data.get("host") or "127.0.0.1"
+            if host in ("0.0.0.0", "::"):  # noqa: S104 - reaching a wildcard bind via loopback
+                host = "127.0.0.1"
+            data["public_url"] = f"http://{host}:{data.get('port') or 8000}"
+        return data
+
+    def anthropic_key(self) -> SecretStr | None:
+        """The Anthropic key, from the environment or from the mounted key file."""
+        if self.anthropic_api_key is not None:
+            return self.anthropic_api_key
+        if self.anthropic_api_key_file is not None:
+            return SecretStr(self.anthropic_api_key_file.read_text().strip())
+        return None

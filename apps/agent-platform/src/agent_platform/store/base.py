@@ -1,0 +1,128 @@
+"""The store contract: every operation the API, scheduler, gateway and executors need.
+
+Every backend passes the same contract suite (tests/agent_platform/store_contract.py). Methods
+that take an `owner_id` never return another owner's objects: to them, those do not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from agent_runner.protocol import Usage
+
+from agent_platform.domain import (
+    Agent,
+    ApiToken,
+    Message,
+    Run,
+    RunStatus,
+    RunTransition,
+    StoredEvent,
+    TokenKind,
+    User,
+)
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why."""
+
+
+class Store(Protocol):
+    async def ping(self) -> None:
+        """Raise if the store cannot serve requests (the readiness probe)."""
+
+    async def aclose(self) -> None: ...
+
+    # Users and their credentials.
+    async def create_user(self, user: User) -> None:
+        """Raise StoreError if a user with this id or name exists."""
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    async def find_user_by_name(self, name: str) -> User | None: ...
+
+    async def list_users(self) -> list[User]: ...
+
+    async def create_token(self, token: ApiToken) -> None: ...
+
+    async def find_token(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, expired or not: the caller checks `expires_at`."""
+
+    async def consume_token(self, token_hash: str, kind: TokenKind) -> ApiToken | None:
+        """Delete and return a one-time token; of two concurrent callers only one gets it."""
+
+    async def list_tokens(self, user_id: str) -> list[ApiToken]: ...
+
+    async def delete_token(self, user_id: str, token_id: str) -> bool: ...
+
+    # Agents.
+    async def create_agent(self, agent: Agent) -> None: ...
+
+    async def get_agent(self, owner_id: str, agent_id: str) -> Agent | None: ...
+
+    async def list_agents(self, owner_id: str, *, limit: int = 100) -> list[Agent]:
+        """Newest first."""
+
+    async def update_agent(self, agent: Agent) -> bool:
+        """Replace the agent with `agent.id` owned by `agent.owner_id`; False if there is none."""
+
+    async def delete_agent(self, owner_id: str, agent_id: str) -> bool:
+        """Delete the agent with its conversation, runs and their events."""
+
+    # Runs.
+    async def create_run(self, run: Run) -> tuple[Run, bool]:
+        """Store a queued run; True if created.
+
+        With an idempotency key already used by the same owner, store nothing and return the
+        run created first, with False.
+        """
+
+    async def get_run(self, owner_id: str, run_id: str) -> Run | None: ...
+
+    async def get_run_unscoped(self, run_id: str) -> Run | None:
+        """For the platform's own machinery (scheduler, executors), never for a user request."""
+
+    async def list_runs(
+        self,
+        owner_id: str,
+        *,
+        agent_id: str | None = None,
+        statuses: Collection[RunStatus] | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Newest first."""
+
+    async def list_runs_in(
+        self, statuses: Collection[RunStatus], *, limit: int = 1000
+    ) -> list[Run]:
+        """Runs of every owner in these statuses, oldest first: the scheduler's queue."""
+
+    async def count_runs_in(self, statuses: Collection[RunStatus]) -> int: ...
+
+    async def transition_run(self, change: RunTransition) -> Run | None:
+        """Apply the transition if the run's status is in `change.expected`; None otherwise."""
+
+    async def find_run_by_token(self, token_hash: str) -> Run | None: ...
+
+    async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
+        """Add token usage to a run (the gateway's record); None if there is no such run."""
+
+    # Events, seq-numbered per run.
+    async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
+        """Store events not stored yet, by (run_id, seq); return those newly stored, by seq."""
+
+    async def list_events(
+        self, run_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Events with seq > after, in seq order."""
+
+    async def last_event_seq(self, run_id: str) -> int:
+        """The highest stored seq of the run, 0 when there is none."""
+
+    # The conversation an agent's next run continues from.
+    async def get_conversation(self, owner_id: str, agent_id: str) -> list[Message]: ...
+
+    async def append_conversation(
+        self, owner_id: str, agent_id: str, messages: Sequence[Message]
+    ) -> None: ...

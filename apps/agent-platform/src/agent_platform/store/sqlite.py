@@ -1,0 +1,565 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Writes go through one connection, one transaction at a time; reads use a second connection, so
+they never see a write that is not committed yet and never wait behind one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from agent_runner.protocol import Limits, Usage
+
+from agent_platform.domain import (
+    TERMINAL,
+    Agent,
+    ApiToken,
+    Message,
+    Run,
+    RunStatus,
+    RunTransition,
+    StoredEvent,
+    TokenKind,
+    User,
+)
+from agent_platform.store.base import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    is_admin INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT
+);
+CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user_id);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    system_prompt TEXT NOT NULL,
+    model TEXT NOT NULL,
+    allowed_tools TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agents_by_owner ON agents (owner_id, created_at);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    error TEXT,
+    usage TEXT NOT NULL,
+    idempotency_key TEXT,
+    run_token_hash TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner_id, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (agent_id, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_idempotency_key
+    ON runs (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conversation (
+    agent_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (agent_id, seq)
+) WITHOUT ROWID;
+"""
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        name=row["name"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        is_admin=bool(row["is_admin"]),
+    )
+
+
+def _token(row: sqlite3.Row) -> ApiToken:
+    return ApiToken(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        kind=TokenKind(row["kind"]),
+        token_hash=row["token_hash"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        expires_at=_time(row["expires_at"]),
+    )
+
+
+def _agent(row: sqlite3.Row) -> Agent:
+    return Agent(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        name=row["name"],
+        description=row["description"],
+        system_prompt=row["system_prompt"],
+        model=row["model"],
+        allowed_tools=tuple(json.loads(row["allowed_tools"])),
+        limits=Limits.model_validate_json(row["limits"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        agent_id=row["agent_id"],
+        owner_id=row["owner_id"],
+        task=row["task"],
+        status=RunStatus(row["status"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        started_at=_time(row["started_at"]),
+        finished_at=_time(row["finished_at"]),
+        error=row["error"],
+        usage=Usage.model_validate_json(row["usage"]),
+        idempotency_key=row["idempotency_key"],
+    )
+
+
+def _event(row: sqlite3.Row) -> StoredEvent:
+    return StoredEvent(
+        run_id=row["run_id"],
+        seq=row["seq"],
+        type=row["type"],
+        data=json.loads(row["data"]),
+        time=datetime.fromisoformat(row["time"]),
+    )
+
+
+def _larger(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        input_tokens=max(a.input_tokens, b.input_tokens),
+        output_tokens=max(a.output_tokens, b.output_tokens),
+        cache_creation_input_tokens=max(
+            a.cache_creation_input_tokens, b.cache_creation_input_tokens
+        ),
+        cache_read_input_tokens=max(a.cache_read_input_tokens, b.cache_read_input_tokens),
+    )
+
+
+def _status_list(statuses: Collection[RunStatus]) -> str:
+    return json.dumps([s.value for s in statuses])
+
+
+class SqliteStore:
+    """Open with `await SqliteStore.open(path)`."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await cls._connect(path)
+        await writer.execute("PRAGMA journal_mode=WAL")
+        await writer.executescript(SCHEMA)
+        reader = await cls._connect(path)
+        return cls(writer, reader)
+
+    @staticmethod
+    async def _connect(path: Path) -> aiosqlite.Connection:
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        await connection.execute("PRAGMA busy_timeout=5000")
+        # WAL makes NORMAL durable against application crashes, which is what matters here.
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+        async with self._reader.execute(sql, params) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def _all(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        async with self._reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1", ())
+
+    async def aclose(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    # Users and tokens.
+    async def create_user(self, user: User) -> None:
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO users (id, name, created_at, is_admin) VALUES (?, ?, ?, ?)",
+                    (user.id, user.name, _iso(user.created_at), int(user.is_admin)),
+                )
+        except sqlite3.IntegrityError as error:
+            raise StoreError(f"a user named {user.name!r} already exists") from error
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    async def find_user_by_name(self, name: str) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE name = ?", (name,))
+        return None if row is None else _user(row)
+
+    async def list_users(self) -> list[User]:
+        return [_user(r) for r in await self._all("SELECT * FROM users ORDER BY created_at", ())]
+
+    async def create_token(self, token: ApiToken) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO tokens (id, user_id, name, kind, token_hash, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token.id,
+                    token.user_id,
+                    token.name,
+                    token.kind.value,
+                    token.token_hash,
+                    _iso(token.created_at),
+                    _iso(token.expires_at),
+                ),
+            )
+
+    async def find_token(self, token_hash: str) -> ApiToken | None:
+        row = await self._one("SELECT * FROM tokens WHERE token_hash = ?", (token_hash,))
+        return None if row is None else _token(row)
+
+    async def consume_token(self, token_hash: str, kind: TokenKind) -> ApiToken | None:
+        async with (
+            self._transaction() as db,
+            db.execute(
+                "DELETE FROM tokens WHERE token_hash = ? AND kind = ? RETURNING *",
+                (token_hash, kind.value),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return None if row is None else _token(row)
+
+    async def list_tokens(self, user_id: str) -> list[ApiToken]:
+        rows = await self._all(
+            "SELECT * FROM tokens WHERE user_id = ? ORDER BY created_at", (user_id,)
+        )
+        return [_token(r) for r in rows]
+
+    async def delete_token(self, user_id: str, token_id: str) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM tokens WHERE user_id = ? AND id = ?", (user_id, token_id)
+            )
+            return cursor.rowcount > 0
+
+    # Agents.
+    async def create_agent(self, agent: Agent) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO agents (id, owner_id, name, description, system_prompt, model,"
+                " allowed_tools, limits, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    agent.id,
+                    agent.owner_id,
+                    agent.name,
+                    agent.description,
+                    agent.system_prompt,
+                    agent.model,
+                    json.dumps(list(agent.allowed_tools)),
+                    agent.limits.model_dump_json(),
+                    _iso(agent.created_at),
+                    _iso(agent.updated_at),
+                ),
+            )
+
+    async def get_agent(self, owner_id: str, agent_id: str) -> Agent | None:
+        row = await self._one(
+            "SELECT * FROM agents WHERE owner_id = ? AND id = ?", (owner_id, agent_id)
+        )
+        return None if row is None else _agent(row)
+
+    async def list_agents(self, owner_id: str, *, limit: int = 100) -> list[Agent]:
+        rows = await self._all(
+            "SELECT * FROM agents WHERE owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            (owner_id, limit),
+        )
+        return [_agent(r) for r in rows]
+
+    async def update_agent(self, agent: Agent) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE agents SET name = ?, description = ?, system_prompt = ?, model = ?,"
+                " allowed_tools = ?, limits = ?, updated_at = ? WHERE owner_id = ? AND id = ?",
+                (
+                    agent.name,
+                    agent.description,
+                    agent.system_prompt,
+                    agent.model,
+                    json.dumps(list(agent.allowed_tools)),
+                    agent.limits.model_dump_json(),
+                    _iso(agent.updated_at),
+                    agent.owner_id,
+                    agent.id,
+                ),
+            )
+            return cursor.rowcount > 0
+
+    async def delete_agent(self, owner_id: str, agent_id: str) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM agents WHERE owner_id = ? AND id = ?", (owner_id, agent_id)
+            )
+            if cursor.rowcount == 0:
+                return False
+            await db.execute(
+                "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE agent_id = ?)",
+                (agent_id,),
+            )
+            await db.execute("DELETE FROM runs WHERE agent_id = ?", (agent_id,))
+            await db.execute("DELETE FROM conversation WHERE agent_id = ?", (agent_id,))
+            return True
+
+    # Runs.
+    async def create_run(self, run: Run) -> tuple[Run, bool]:
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO runs (id, agent_id, owner_id, task, status, created_at,"
+                    " started_at, finished_at, error, usage, idempotency_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run.id,
+                        run.agent_id,
+                        run.owner_id,
+                        run.task,
+                        run.status.value,
+                        _iso(run.created_at),
+                        _iso(run.started_at),
+                        _iso(run.finished_at),
+                        run.error,
+                        run.usage.model_dump_json(),
+                        run.idempotency_key,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            if run.idempotency_key is None:
+                raise
+            row = await self._one(
+                "SELECT * FROM runs WHERE owner_id = ? AND idempotency_key = ?",
+                (run.owner_id, run.idempotency_key),
+            )
+            if row is None:
+                raise
+            return _run(row), False
+        return run, True
+
+    async def get_run(self, owner_id: str, run_id: str) -> Run | None:
+        row = await self._one(
+            "SELECT * FROM runs WHERE owner_id = ? AND id = ?", (owner_id, run_id)
+        )
+        return None if row is None else _run(row)
+
+    async def get_run_unscoped(self, run_id: str) -> Run | None:
+        row = await self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return None if row is None else _run(row)
+
+    async def list_runs(
+        self,
+        owner_id: str,
+        *,
+        agent_id: str | None = None,
+        statuses: Collection[RunStatus] | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        sql = "SELECT * FROM runs WHERE owner_id = ?"
+        params: list[Any] = [owner_id]
+        if agent_id is not None:
+            sql += " AND agent_id = ?"
+            params.append(agent_id)
+        if statuses is not None:
+            sql += " AND status IN (SELECT value FROM json_each(?))"
+            params.append(_status_list(statuses))
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit)
+        return [_run(r) for r in await self._all(sql, params)]
+
+    async def list_runs_in(
+        self, statuses: Collection[RunStatus], *, limit: int = 1000
+    ) -> list[Run]:
+        rows = await self._all(
+            "SELECT * FROM runs WHERE status IN ({_placeholders(statuses)})"
+            " ORDER BY created_at, id LIMIT ?",
+            [*(s.value for s in statuses), limit],
+        )
+        return [_run(r) for r in rows]
+
+    async def count_runs_in(self, statuses: Collection[RunStatus]) -> int:
+        row = await self._one(
+            "SELECT count(*) FROM runs WHERE status IN (SELECT value FROM json_each(?))",
+            (_status_list(statuses),),
+        )
+        return 0 if row is None else int(row[0])
+
+    async def transition_run(self, change: RunTransition) -> Run | None:
+        async with self._transaction() as db:
+            async with db.execute("SELECT * FROM runs WHERE id = ?", (change.run_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None or RunStatus(row["status"]) not in change.expected:
+                return None
+            run = _run(row)
+            started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
+            finished_at = change.at if change.status in TERMINAL else run.finished_at
+            usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
+            await db.execute(
+                "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, error = ?,"
+                " usage = ?, run_token_hash = coalesce(?, run_token_hash) WHERE id = ?",
+                (
+                    change.status.value,
+                    _iso(started_at),
+                    _iso(finished_at),
+                    change.error,
+                    usage.model_dump_json(),
+                    change.run_token_hash,
+                    change.run_id,
+                ),
+            )
+            if change.new_messages:
+                await self._append_messages(db, run.agent_id, change.new_messages)
+            return replace(
+                run,
+                status=change.status,
+                started_at=started_at,
+                finished_at=finished_at,
+                error=change.error,
+                usage=usage,
+            )
+
+    async def find_run_by_token(self, token_hash: str) -> Run | None:
+        row = await self._one("SELECT * FROM runs WHERE run_token_hash = ?", (token_hash,))
+        return None if row is None else _run(row)
+
+    async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
+        async with self._transaction() as db:
+            async with db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return None
+            run = _run(row)
+            total = run.usage + usage
+            await db.execute(
+                "UPDATE runs SET usage = ? WHERE id = ?", (total.model_dump_json(), run_id)
+            )
+        return replace(run, usage=total)
+
+    # Events.
+    async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
+        stored = []
+        async with self._transaction() as db:
+            for event in events:
+                cursor = await db.execute(
+                    "INSERT OR IGNORE INTO events (run_id, seq, type, data, time)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (run_id, event.seq, event.type, json.dumps(event.data), _iso(event.time)),
+                )
+                if cursor.rowcount > 0:
+                    stored.append(event)
+        return sorted(stored, key=lambda e: e.seq)
+
+    async def list_events(
+        self, run_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        rows = await self._all(
+            "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after, limit),
+        )
+        return [_event(r) for r in rows]
+
+    async def last_event_seq(self, run_id: str) -> int:
+        row = await self._one("SELECT max(seq) FROM events WHERE run_id = ?", (run_id,))
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    # Conversation.
+    async def get_conversation(self, owner_id: str, agent_id: str) -> list[Message]:
+        rows = await self._all(
+            "SELECT c.message FROM conversation c JOIN agents a ON a.id = c.agent_id"
+            " WHERE a.owner_id = ? AND c.agent_id = ? ORDER BY c.seq",
+            (owner_id, agent_id),
+        )
+        return [json.loads(r["message"]) for r in rows]
+
+    async def append_conversation(
+        self, owner_id: str, agent_id: str, messages: Sequence[Message]
+    ) -> None:
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT 1 FROM agents WHERE owner_id = ? AND id = ?", (owner_id, agent_id)
+            ) as cursor:
+                if await cursor.fetchone() is None:
+                    raise StoreError(f"agent {agent_id} does not exist")
+            await self._append_messages(db, agent_id, messages)
+
+    @staticmethod
+    async def _append_messages(
+        db: aiosqlite.Connection, agent_id: str, messages: Sequence[Message]
+    ) -> None:
+        async with db.execute(
+            "SELECT coalesce(max(seq), 0) FROM conversation WHERE agent_id = ?", (agent_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        start = 0 if row is None else int(row[0])
+        await db.executemany(
+            "INSERT INTO conversation (agent_id, seq, message) VALUES (?, ?, ?)",
+            [(agent_id, start + i, json.dumps(m)) for i, m in enumerate(messages, start=1)],
+        )
