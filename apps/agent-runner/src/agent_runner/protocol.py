@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # mounted Kubernetes Secret), so that it never appears in a pod spec.
 ENV_RUN_ID: Final = "AGENT_RUN_ID"
 ENV_PLATFORM_URL: Final = "AGENT_PLATFORM_URL"
-ENV_RUN_TOKEN: Final = "AGENT_RUN_TOKEN"
-ENV_RUN_TOKEN_FILE: Final = "AGENT_RUN_TOKEN_FILE"
+ENV_RUN_TOKEN: Final = "AGENT_RUN_TOKEN"  # noqa: S105 - a variable name
+ENV_RUN_TOKEN_FILE: Final = "AGENT_RUN_TOKEN_FILE"  # noqa: S105 - a variable name
 ENV_WORKSPACE: Final = "AGENT_WORKSPACE"
 
 # Paths on the platform, relative to its base URL.

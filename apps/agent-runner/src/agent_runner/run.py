@@ -1,0 +1,199 @@
+"""One run from start to finish: assignment, workspace, the agent loop, upload, final report.
+
+Every way a run can end (success, a failed call to Claude, an exhausted budget, the wall-clock
+limit, SIGTERM) goes through the same ending: tools killed, workspace uploaded if it changed,
+an ERROR event when it did not succeed, the terminal RESULT, and every event flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import anthropic
+
+from agent_runner import conversation, protocol, workspace_archive
+from agent_runner.agent import Agent
+from agent_runner.config import RunnerConfig
+from agent_runner.conversation import Finish
+from agent_runner.platform_client import PlatformClient, PlatformError, PlatformUnreachable
+from agent_runner.protocol import EventType, Outcome, RunResult
+from agent_runner.reporter import Reporter
+from agent_runner.tools import Toolbox, ToolError
+
+EXIT_CODES: Final = {
+    Outcome.SUCCEEDED: 0,
+    Outcome.FAILED: 1,
+    Outcome.TIMED_OUT: 124,
+    Outcome.CANCELLED: 143,
+}
+EXIT_CANNOT_START: Final = 2
+# Claude's API can be briefly unavailable and so can the gateway (a platform restart); the SDK
+# retries with backoff, honouring retry-after.
+CLAUDE_RETRIES: Final = 8
+UPLOAD_SECONDS: Final = 30.0
+FLUSH_SECONDS: Final = 120.0
+
+
+@dataclass
+class _Progress:
+    """What the run has done so far, readable however it ended."""
+
+    agent: Agent | None = None
+    baseline: str | None = None
+    toolbox: Toolbox | None = None
+    cancel_requested: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def tool_environment(env: Mapping[str, str], workspace: str) -> dict[str, str]:
+    """The environment commands run with: nothing of the runner's, the run token least of all."""
+    kept = {name: env[name] for name in ("PATH", "LANG", "LC_ALL", "TZ") if name in env}
+    return {**kept, "HOME": workspace, "PWD": workspace, "TERM": "dumb"}
+
+
+async def _work(
+    config: RunnerConfig,
+    assignment: protocol.Assignment,
+    platform: PlatformClient,
+    reporter: Reporter,
+    progress: _Progress,
+    env: Mapping[str, str],
+) -> Finish:
+    toolbox = progress.toolbox = Toolbox(
+        assignment.allowed_tools, config.workspace, tool_environment(env, str(config.workspace))
+    )
+    archive = await platform.download_workspace()
+    if archive is not None:
+        workspace_archive.unpack(archive, config.workspace)
+    progress.baseline = workspace_archive.digest(workspace_archive.pack(config.workspace))
+    claude = anthropic.AsyncAnthropic(
+        base_url=config.platform_url + protocol.GATEWAY_PREFIX,
+        api_key=config.run_token,
+        max_retries=CLAUDE_RETRIES,
+    )
+    agent = progress.agent = Agent(claude, assignment, toolbox, reporter)
+    try:
+        async with asyncio.timeout(assignment.limits.timeout_seconds):
+            return await agent.run()
+    except TimeoutError:
+        return Finish(
+            Outcome.TIMED_OUT,
+            f"the run exceeded its wall-clock limit of {assignment.limits.timeout_seconds} s; "
+            "raise the agent's timeout_seconds or split the task",
+            kind="timeout",
+        )
+    finally:
+        await claude.close()
+
+
+def _failure(exc: BaseException) -> Finish:
+    if isinstance(exc, anthropic.APIStatusError):
+        return conversation.describe_api_error(exc.status_code, exc.body, str(exc))
+    if isinstance(exc, anthropic.APIConnectionError):
+        return Finish(
+            Outcome.FAILED,
+            f"the LLM gateway could not be reached: {exc}; check that the platform is up",
+            kind="gateway_unreachable",
+        )
+    if isinstance(exc, workspace_archive.ArchiveError | ToolError):
+        return Finish(Outcome.FAILED, str(exc), kind="setup")
+    if isinstance(exc, PlatformError | PlatformUnreachable):
+        return Finish(Outcome.FAILED, str(exc), kind="platform")
+    return Finish(Outcome.FAILED, f"the runner failed: {exc!r}", kind="runner")
+
+
+async def _upload(
+    config: RunnerConfig, platform: PlatformClient, progress: _Progress, finish: Finish
+) -> Finish:
+    """Upload the workspace if the agent changed it; a refused upload fails the run."""
+    if progress.baseline is None:
+        return finish
+    try:
+        archive = await asyncio.to_thread(workspace_archive.pack, config.workspace)
+        if workspace_archive.digest(archive) != progress.baseline:
+            await platform.upload_workspace(archive, deadline_seconds=UPLOAD_SECONDS)
+    except (PlatformError, PlatformUnreachable, OSError) as exc:
+        message = f"the workspace was not saved: {exc}"
+        if finish.outcome is Outcome.SUCCEEDED:
+            return Finish(Outcome.FAILED, message, kind="workspace")
+        progress.notes.append(message)
+    return finish
+
+
+async def execute(config: RunnerConfig, env: Mapping[str, str]) -> int:
+    platform = PlatformClient(config)
+    try:
+        try:
+            assignment = await platform.assignment()
+        except (PlatformError, PlatformUnreachable) as exc:
+            print(f"agent-runner: ERROR: {exc}", file=sys.stderr)
+            return EXIT_CANNOT_START
+        reporter = Reporter(platform.post_events)
+        reporter.start()
+        reporter.emit(EventType.STATUS, {"status": "running"})
+        finish = await _supervise(config, assignment, platform, reporter, env)
+        return await _finish(reporter, finish)
+    finally:
+        await platform.aclose()
+
+
+async def _supervise(
+    config: RunnerConfig,
+    assignment: protocol.Assignment,
+    platform: PlatformClient,
+    reporter: Reporter,
+    env: Mapping[str, str],
+) -> tuple[Finish, _Progress]:
+    progress = _Progress()
+    work = asyncio.create_task(_work(config, assignment, platform, reporter, progress, env))
+
+    def on_sigterm() -> None:
+        progress.cancel_requested = True
+        if progress.toolbox is not None:
+            progress.toolbox.bash.kill_all()
+        work.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        finish = await work
+    except asyncio.CancelledError:
+        if not progress.cancel_requested:
+            raise
+        finish = Finish(Outcome.CANCELLED, "the run was cancelled", kind="cancelled")
+    except Exception as exc:  # every failure must end as an ERROR event, never a silent exit
+        finish = _failure(exc)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        if progress.toolbox is not None:
+            progress.toolbox.bash.kill_all()
+    finish = await _upload(config, platform, progress, finish)
+    return finish, progress
+
+
+async def _finish(reporter: Reporter, supervised: tuple[Finish, _Progress]) -> int:
+    finish, progress = supervised
+    agent = progress.agent
+    if finish.outcome is not Outcome.SUCCEEDED:
+        message = "; ".join([finish.error or finish.outcome.value, *progress.notes])
+        reporter.emit(EventType.ERROR, {"message": message, "kind": finish.kind or "failed"})
+    new_messages = (
+        conversation.closed(agent.new_messages, f"the run ended: {finish.outcome.value}")
+        if agent is not None
+        else []
+    )
+    result = RunResult(
+        outcome=finish.outcome,
+        error=finish.error,
+        usage=agent.usage if agent is not None else protocol.Usage(),
+        new_messages=new_messages,
+    )
+    reporter.emit(EventType.RESULT, result.model_dump(mode="json"))
+    if not await reporter.close(FLUSH_SECONDS):
+        print("agent-runner: ERROR: some events could not be delivered", file=sys.stderr)
+    return EXIT_CODES[finish.outcome]

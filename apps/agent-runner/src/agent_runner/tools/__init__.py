@@ -1,0 +1,52 @@
+"""The tools an agent can call, chosen per agent, each confined to the run's workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent_runner.tools.bash import BashTool
+from agent_runner.tools.editor import EditorTool
+from agent_runner.tools.output import ToolError, ToolOutput
+
+__all__ = ["BashTool", "EditorTool", "ToolError", "ToolOutput", "Toolbox"]
+
+# The names an agent's `allowed_tools` may list, with the tool each one enables.
+_ALIASES = {
+    "bash": "bash",
+    "editor": "str_replace_based_edit_tool",
+    "text_editor": "str_replace_based_edit_tool",
+    "str_replace_based_edit_tool": "str_replace_based_edit_tool",
+}
+
+
+class Toolbox:
+    """The tools of one run: their definitions for the model and the dispatch of calls."""
+
+    def __init__(self, allowed: list[str], workspace: Path, env: Mapping[str, str]) -> None:
+        self.bash = BashTool(workspace, env)
+        available: dict[
+            str, tuple[dict[str, Any], Callable[[dict[str, Any]], Awaitable[ToolOutput]]]
+        ] = {
+            "bash": (self.bash.definition, self.bash),
+            "str_replace_based_edit_tool": (EditorTool.definition, EditorTool(workspace)),
+        }
+        unknown = [name for name in allowed if name not in _ALIASES]
+        if unknown:
+            raise ToolError(f"unknown tools {unknown}; known tools are {sorted(_ALIASES)}")
+        wanted = {_ALIASES[name] for name in allowed}
+        self._tools = {name: tool for name, tool in available.items() if name in wanted}
+
+    @property
+    def definitions(self) -> list[dict[str, Any]]:
+        return [definition for definition, _ in self._tools.values()]
+
+    async def call(self, name: str, tool_input: dict[str, Any]) -> ToolOutput:
+        entry = self._tools.get(name)
+        if entry is None:
+            return ToolOutput(f"tool {name!r} is not available to this agent", is_error=True)
+        try:
+            return await entry[1](tool_input)
+        except ToolError as exc:
+            return ToolOutput(str(exc), is_error=True)

@@ -1,0 +1,101 @@
+"""The `bash` tool: one command at a time, in its own process group inside the workspace.
+
+Each command runs in a fresh process group so that a timeout or a cancelled run can end the
+command together with everything it started, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from agent_runner.tools.output import ToolError, ToolOutput, truncate
+
+DEFINITION: Final[dict[str, Any]] = {"type": "bash_20250124", "name": "bash"}
+_READ_CHUNK = 64 * 1024
+
+
+class BashTool:
+    name: Final = "bash"
+    definition: Final = DEFINITION
+
+    def __init__(
+        self,
+        workspace: Path,
+        env: Mapping[str, str],
+        *,
+        timeout_seconds: float = 120.0,
+        max_output_chars: int = 30_000,
+    ) -> None:
+        self._workspace = workspace
+        self._env = dict(env)
+        self._timeout = timeout_seconds
+        self._limit = max_output_chars
+        self._groups: set[int] = set()
+
+    async def __call__(self, tool_input: dict[str, Any]) -> ToolOutput:
+        if tool_input.get("restart"):
+            self.kill_all()
+            return ToolOutput("tool has been restarted.")
+        command = tool_input.get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise ToolError("the bash tool needs a non-empty `command` string")
+        return await self._run(command)
+
+    async def _run(self, command: str) -> ToolOutput:
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            command,
+            cwd=self._workspace,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._groups.add(process.pid)
+        collected = bytearray()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._collect(process, collected)
+                code = await process.wait()
+        except TimeoutError:
+            self._kill(process.pid)
+            await process.wait()
+            text, _ = truncate(collected.decode(errors="replace"), self._limit)
+            return ToolOutput(
+                f"{text}\n[command timed out after {self._timeout:g} s and was killed]",
+                is_error=True,
+            )
+        finally:
+            # Covers cancellation too: the command's whole group goes with the run.
+            self._kill(process.pid)
+            self._groups.discard(process.pid)
+        text, truncated = truncate(collected.decode(errors="replace"), self._limit)
+        if code != 0:
+            text = f"{text}\n[exit code {code}]" if text else f"[exit code {code}]"
+        return ToolOutput(text, is_error=code != 0, truncated=truncated)
+
+    async def _collect(self, process: asyncio.subprocess.Process, into: bytearray) -> None:
+        assert process.stdout is not None
+        # Read everything so the command never blocks on a full pipe, but keep only what the
+        # model can be shown (plus one chunk, to know that something was cut).
+        while chunk := await process.stdout.read(_READ_CHUNK):
+            if len(into) <= self._limit * 4:
+                into.extend(chunk)
+
+    @staticmethod
+    def _kill(group: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+
+    def kill_all(self) -> None:
+        """End every running command's process group (on SIGTERM, before reporting)."""
+        for group in list(self._groups):
+            self._kill(group)
