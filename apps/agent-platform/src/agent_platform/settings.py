@@ -39,6 +39,8 @@ class Settings(BaseSettings):
 
     blob_store: Literal["local", "gcs"] = "local"
     gcs_bucket: str | None = None
+    # The largest workspace archive an agent may keep; a bigger upload is refused with 413.
+    workspace_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
     # The URL runners use to reach this API; defaults to http://<host>:<port>.
     public_url: str = "http://127.0.0.1:8000"

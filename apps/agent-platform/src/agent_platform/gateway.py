@@ -1,0 +1,244 @@
+"""The LLM gateway: the Anthropic Messages API for runners, holding the only copy of the key.
+
+A runner calls `POST /llm/v1/messages` with its run token where the SDK puts an API key. The
+gateway accepts only tokens of live runs, refuses a run whose token budget is spent, forwards
+the request upstream with the real key and relays the answer, streamed replies chunk by chunk
+as they arrive. It reads the usage out of what it relays and records it on the run, so budgets
+hold even against a runner that under-reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Final
+
+import httpx
+from agent_runner.protocol import GATEWAY_PREFIX, Usage
+from fastapi import APIRouter
+from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from agent_platform.auth import Unauthenticated, bearer_of, resolve_run_token
+from agent_platform.domain import Run
+from agent_platform.store import Store
+
+log = logging.getLogger(__name__)
+
+MESSAGES_PATH: Final = "/v1/messages"
+KEY_SETTING: Final = "AGENT_PLATFORM_ANTHROPIC_API_KEY"
+# Request headers passed upstream besides the anthropic-* ones; everything else (the run
+# token above all) stays here.
+_FORWARDED_REQUEST: Final = frozenset({"content-type", "accept"})
+_FORWARDED_RESPONSE: Final = frozenset(
+    {"content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry"}
+)
+_USAGE_FIELDS: Final = tuple(Usage.model_fields)
+
+
+def error_response(
+    status: int, error_type: str, message: str, *, retry: bool = False
+) -> JSONResponse:
+    """An error in the Messages API's own shape, so the SDK raises it with this message."""
+    body = {"type": "error", "error": {"type": error_type, "message": message}}
+    return JSONResponse(
+        body, status_code=status, headers={"x-should-retry": "true" if retry else "false"}
+    )
+
+
+def _usage_of(raw: object, base: Usage) -> Usage:
+    """`base` with the counters present in an API usage object replaced (they are totals)."""
+    if not isinstance(raw, dict):
+        return base
+    counters = {
+        name: value
+        for name in _USAGE_FIELDS
+        if isinstance(value := raw.get(name), int) and value >= 0
+    }
+    return base.model_copy(update=counters) if counters else base
+
+
+@dataclass
+class SseUsageMeter:
+    """Reads the usage out of a Messages API event stream as it passes, without holding it."""
+
+    usage: Usage = field(default_factory=Usage)
+    _partial: bytes = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._partial += chunk
+        *events, self._partial = self._partial.replace(b"\r\n", b"\n").split(b"\n\n")
+        for event in events:
+            # Only message_start and message_delta carry usage; skip the deltas unparsed.
+            if b'"usage"' in event:
+                self._read(event)
+
+    def _read(self, event: bytes) -> None:
+        data = b"".join(
+            line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:")
+        )
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return
+        if payload.get("type") == "message_start":
+            self.usage = _usage_of(payload.get("message", {}).get("usage"), self.usage)
+        elif payload.get("type") == "message_delta":
+            self.usage = _usage_of(payload.get("usage"), self.usage)
+
+
+class Gateway:
+    """The `/llm` router and the upstream connection pool behind it."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        api_key: SecretStr | None,
+        upstream_url: str,
+        timeout_seconds: float = 600.0,
+    ) -> None:
+        self._store = store
+        self._key = api_key
+        self._upstream = upstream_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds, connect=10.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+        self._recording: set[asyncio.Task[None]] = set()
+        self.router = APIRouter(prefix=GATEWAY_PREFIX, include_in_schema=False)
+        self.router.add_api_route(MESSAGES_PATH, self.messages, methods=["POST"])
+
+    async def aclose(self) -> None:
+        if self._recording:
+            await asyncio.gather(*self._recording, return_exceptions=True)
+        await self._http.aclose()
+
+    async def _run_of(self, request: Request) -> Run:
+        secret = request.headers.get("x-api-key") or bearer_of(request)
+        if not secret:
+            raise Unauthenticated
+        return await resolve_run_token(self._store, secret)
+
+    async def messages(self, request: Request) -> Response:
+        try:
+            run = await self._run_of(request)
+        except Unauthenticated:
+            return error_response(
+                401,
+                "authentication_error",
+                "the gateway accepts only the token of a live run; this one is unknown or "
+                "its run has finished",
+            )
+        if self._key is None:
+            return error_response(
+                503,
+                "not_configured",
+                f"no Anthropic API key is configured on the platform: set {KEY_SETTING} "
+                f"(or {KEY_SETTING}_FILE) in its environment or .env and restart it",
+            )
+        agent = await self._store.get_agent(run.owner_id, run.agent_id)
+        if agent is None:
+            return error_response(404, "not_found_error", "the run's agent no longer exists")
+        budget = agent.limits.max_tokens
+        remaining = budget - run.usage.total_tokens
+        if remaining <= 0:
+            return error_response(
+                403,
+                "budget_exhausted",
+                f"the run's token budget of {budget} is exhausted ({run.usage.total_tokens} "
+                "used); raise the agent's max_tokens",
+            )
+        body = await request.body()
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return error_response(400, "invalid_request_error", "the body is not JSON")
+        if not isinstance(params, dict):
+            return error_response(400, "invalid_request_error", "the body must be an object")
+        max_tokens = params.get("max_tokens")
+        if isinstance(max_tokens, int) and max_tokens > remaining:
+            # The reply may not overrun the budget; re-encode only when it has to change.
+            body = json.dumps({**params, "max_tokens": remaining}).encode()
+        return await self._forward(request, run, body, streamed=params.get("stream") is True)
+
+    def _upstream_headers(self, request: Request) -> dict[str, str]:
+        assert self._key is not None
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.startswith("anthropic-") or name in _FORWARDED_REQUEST
+        }
+        headers["x-api-key"] = self._key.get_secret_value()
+        # Relayed bytes are metered for usage, so they must arrive uncompressed.
+        headers["accept-encoding"] = "identity"
+        return headers
+
+    async def _forward(
+        self, request: Request, run: Run, body: bytes, *, streamed: bool
+    ) -> Response:
+        upstream = self._http.build_request(
+            "POST",
+            self._upstream + MESSAGES_PATH,
+            content=body,
+            headers=self._upstream_headers(request),
+        )
+        try:
+            answer = await self._http.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            return error_response(
+                502,
+                "api_error",
+                f"the gateway could not reach the Anthropic API at {self._upstream}: "
+                f"{type(exc).__name__}",
+                retry=True,
+            )
+        headers = {k: v for k, v in answer.headers.items() if k in _FORWARDED_RESPONSE}
+        if streamed and answer.headers.get("content-type", "").startswith("text/event-stream"):
+            return StreamingResponse(
+                self._relay(answer, run.id), status_code=answer.status_code, headers=headers
+            )
+        try:
+            content = await answer.aread()
+        finally:
+            await answer.aclose()
+        if answer.is_success:
+            try:
+                self._record(run.id, _usage_of(json.loads(content).get("usage"), Usage()))
+            except (ValueError, AttributeError):
+                log.warning("upstream answer without readable usage", extra={"run_id": run.id})
+        return Response(content, status_code=answer.status_code, headers=headers)
+
+    async def _relay(self, answer: httpx.Response, run_id: str) -> AsyncIterator[bytes]:
+        meter = SseUsageMeter()
+        finished = False
+        try:
+            async for chunk in answer.aiter_raw():
+                meter.feed(chunk)
+                yield chunk
+            finished = True
+        finally:
+            await answer.aclose()
+            if not finished:
+                self._record(run_id, meter.usage)
+        # Recorded before the response ends, so the run's next call sees it in the budget.
+        if meter.usage.total_tokens:
+            await self._add_usage(run_id, meter.usage)
+
+    def _record(self, run_id: str, usage: Usage) -> None:
+        """Record usage without holding up the reply (nor being lost if the client leaves)."""
+        if usage.total_tokens == 0:
+            return
+        task = asyncio.get_running_loop().create_task(self._add_usage(run_id, usage))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def _add_usage(self, run_id: str, usage: Usage) -> None:
+        try:
+            await self._store.add_usage(run_id, usage)
+        except Exception:
+            log.exception("recording usage failed", extra={"run_id": run_id})

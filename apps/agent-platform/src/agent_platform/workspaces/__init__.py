@@ -1,0 +1,44 @@
+"""Agents' workspaces: kept between runs in a blob store, moved by the runner over HTTP."""
+
+from __future__ import annotations
+
+from agent_platform.settings import Settings
+from agent_platform.workspaces.blob_store import (
+    BlobStore,
+    WorkspaceFile,
+    WorkspaceFileNotFound,
+    WorkspaceTooLarge,
+    list_files,
+    read_file,
+)
+from agent_platform.workspaces.local import LocalBlobStore
+from agent_platform.workspaces.router import WorkspaceEndpoints
+
+
+class BlobStoreNotAvailable(Exception):
+    """The settings select a blob store this build cannot use."""
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    if settings.blob_store == "local":
+        return LocalBlobStore(
+            settings.data_dir / "workspaces", max_bytes=settings.workspace_max_bytes
+        )
+    raise BlobStoreNotAvailable(
+        f"AGENT_PLATFORM_BLOB_STORE={settings.blob_store} is not available in this build; "
+        "use AGENT_PLATFORM_BLOB_STORE=local"
+    )
+
+
+__all__ = [
+    "BlobStore",
+    "BlobStoreNotAvailable",
+    "LocalBlobStore",
+    "WorkspaceEndpoints",
+    "WorkspaceFile",
+    "WorkspaceFileNotFound",
+    "WorkspaceTooLarge",
+    "list_files",
+    "open_blob_store",
+    "read_file",
+]
