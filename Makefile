@@ -52,13 +52,43 @@ bench: sync tools ## Run the benchmarks and compare with bench/baselines
 	$(UV) run python -m bench
 
 .PHONY: tools
-tools: $(BIN)/kustomize $(BIN)/kubeconform browser ## Install the pinned tools into ./bin
+tools: $(BIN)/kustomize $(BIN)/kubeconform browser cluster-tools ## Install the pinned tools into ./bin
 
 $(BIN)/kustomize:
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 $(BIN)/kubeconform:
 	GOBIN=$(BIN) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+# The Kubernetes control plane the cluster tests start on loopback: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler and kubectl from the release pinned in
+# tools/cluster/go.mod, plus kwok to give pods a lifecycle without a kubelet. The stamp names the
+# versions, so a second run is a no-op and a version bump rebuilds.
+CLUSTER_K8S_VERSION := v1.34.4
+KWOK_VERSION := v0.7.0
+CLUSTER_STAMP := $(BIN)/.cluster-tools-$(CLUSTER_K8S_VERSION)-kwok-$(KWOK_VERSION)
+CLUSTER_LDFLAGS := -s -w \
+	-X k8s.io/component-base/version.gitVersion=$(CLUSTER_K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 \
+	-X k8s.io/component-base/version.gitMinor=34 \
+	-X k8s.io/component-base/version.gitTreeState=clean \
+	-X k8s.io/client-go/pkg/version.gitVersion=$(CLUSTER_K8S_VERSION) \
+	-X k8s.io/client-go/pkg/version.gitMajor=1 \
+	-X k8s.io/client-go/pkg/version.gitMinor=34
+
+.PHONY: cluster-tools
+cluster-tools: $(CLUSTER_STAMP) ## Build the local Kubernetes control plane into ./bin
+
+$(CLUSTER_STAMP): tools/cluster/go.mod tools/cluster/go.sum tools/cluster/etcd/main.go
+	rm -f $(BIN)/.cluster-tools-*
+	cd tools/cluster && nice go build -buildvcs=false -trimpath -ldflags "$(CLUSTER_LDFLAGS)" -o $(BIN)/ \
+		./etcd \
+		k8s.io/kubernetes/cmd/kube-apiserver \
+		k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler \
+		k8s.io/kubernetes/cmd/kubectl
+	GOBIN=$(BIN) nice go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	touch $@
 
 # Debian's Chromium drives the dashboard tests; Playwright's own browser download cannot work
 # offline.
