@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -122,3 +123,12 @@ class StoredEvent:
     type: str
     data: dict[str, Any]
     time: datetime
+
+
+def new_id(prefix: str) -> str:
+    """A random id that says what it names: `agt_…`, `run_…`, `usr_…`."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -23,8 +23,10 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from agent_platform.api.deps import get_services
 from agent_platform.auth import Unauthenticated, bearer_of, resolve_run_token
 from agent_platform.domain import Run
+from agent_platform.settings import Settings
 from agent_platform.store import Store
 
 log = logging.getLogger(__name__)
@@ -95,14 +97,8 @@ class Gateway:
     """The `/llm` router and the upstream connection pool behind it."""
 
     def __init__(
-        self,
-        store: Store,
-        *,
-        api_key: SecretStr | None,
-        upstream_url: str,
-        timeout_seconds: float = 600.0,
+        self, *, api_key: SecretStr | None, upstream_url: str, timeout_seconds: float = 600.0
     ) -> None:
-        self._store = store
         self._key = api_key
         self._upstream = upstream_url.rstrip("/")
         self._http = httpx.AsyncClient(
@@ -118,15 +114,21 @@ class Gateway:
             await asyncio.gather(*self._recording, return_exceptions=True)
         await self._http.aclose()
 
-    async def _run_of(self, request: Request) -> Run:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gateway:
+        return cls(api_key=settings.anthropic_key(), upstream_url=settings.anthropic_base_url)
+
+    @staticmethod
+    async def _run_of(request: Request, store: Store) -> Run:
         secret = request.headers.get("x-api-key") or bearer_of(request)
         if not secret:
             raise Unauthenticated
-        return await resolve_run_token(self._store, secret)
+        return await resolve_run_token(store, secret)
 
     async def messages(self, request: Request) -> Response:
+        store = get_services(request).store
         try:
-            run = await self._run_of(request)
+            run = await self._run_of(request, store)
         except Unauthenticated:
             return error_response(
                 401,
@@ -141,7 +143,7 @@ class Gateway:
                 f"no Anthropic API key is configured on the platform: set {KEY_SETTING} "
                 f"(or {KEY_SETTING}_FILE) in its environment or .env and restart it",
             )
-        agent = await self._store.get_agent(run.owner_id, run.agent_id)
+        agent = await store.get_agent(run.owner_id, run.agent_id)
         if agent is None:
             return error_response(404, "not_found_error", "the run's agent no longer exists")
         budget = agent.limits.max_tokens
@@ -164,7 +166,8 @@ class Gateway:
         if isinstance(max_tokens, int) and max_tokens > remaining:
             # The reply may not overrun the budget; re-encode only when it has to change.
             body = json.dumps({**params, "max_tokens": remaining}).encode()
-        return await self._forward(request, run, body, streamed=params.get("stream") is True)
+        streamed = params.get("stream") is True
+        return await self._forward(request, store, run, body, streamed=streamed)
 
     def _upstream_headers(self, request: Request) -> dict[str, str]:
         assert self._key is not None
@@ -179,7 +182,7 @@ class Gateway:
         return headers
 
     async def _forward(
-        self, request: Request, run: Run, body: bytes, *, streamed: bool
+        self, request: Request, store: Store, run: Run, body: bytes, *, streamed: bool
     ) -> Response:
         upstream = self._http.build_request(
             "POST",
@@ -200,7 +203,7 @@ class Gateway:
         headers = {k: v for k, v in answer.headers.items() if k in _FORWARDED_RESPONSE}
         if streamed and answer.headers.get("content-type", "").startswith("text/event-stream"):
             return StreamingResponse(
-                self._relay(answer, run.id), status_code=answer.status_code, headers=headers
+                self._relay(answer, store, run.id), status_code=answer.status_code, headers=headers
             )
         try:
             content = await answer.aread()
@@ -208,12 +211,15 @@ class Gateway:
             await answer.aclose()
         if answer.is_success:
             try:
-                self._record(run.id, _usage_of(json.loads(content).get("usage"), Usage()))
+                usage = _usage_of(json.loads(content).get("usage"), Usage())
+                self._record(store, run.id, usage)
             except (ValueError, AttributeError):
                 log.warning("upstream answer without readable usage", extra={"run_id": run.id})
         return Response(content, status_code=answer.status_code, headers=headers)
 
-    async def _relay(self, answer: httpx.Response, run_id: str) -> AsyncIterator[bytes]:
+    async def _relay(
+        self, answer: httpx.Response, store: Store, run_id: str
+    ) -> AsyncIterator[bytes]:
         meter = SseUsageMeter()
         finished = False
         try:
@@ -224,21 +230,22 @@ class Gateway:
         finally:
             await answer.aclose()
             if not finished:
-                self._record(run_id, meter.usage)
+                self._record(store, run_id, meter.usage)
         # Recorded before the response ends, so the run's next call sees it in the budget.
         if meter.usage.total_tokens:
-            await self._add_usage(run_id, meter.usage)
+            await _add_usage(store, run_id, meter.usage)
 
-    def _record(self, run_id: str, usage: Usage) -> None:
+    def _record(self, store: Store, run_id: str, usage: Usage) -> None:
         """Record usage without holding up the reply (nor being lost if the client leaves)."""
         if usage.total_tokens == 0:
             return
-        task = asyncio.get_running_loop().create_task(self._add_usage(run_id, usage))
+        task = asyncio.get_running_loop().create_task(_add_usage(store, run_id, usage))
         self._recording.add(task)
         task.add_done_callback(self._recording.discard)
 
-    async def _add_usage(self, run_id: str, usage: Usage) -> None:
-        try:
-            await self._store.add_usage(run_id, usage)
-        except Exception:
-            log.exception("recording usage failed", extra={"run_id": run_id})
+
+async def _add_usage(store: Store, run_id: str, usage: Usage) -> None:
+    try:
+        await store.add_usage(run_id, usage)
+    except Exception:
+        log.exception("recording usage failed", extra={"run_id": run_id})

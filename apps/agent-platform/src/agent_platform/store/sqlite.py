@@ -439,9 +439,9 @@ class SqliteStore:
         self, statuses: Collection[RunStatus], *, limit: int = 1000
     ) -> list[Run]:
         rows = await self._all(
-            "SELECT * FROM runs WHERE status IN ({_placeholders(statuses)})"
+            "SELECT * FROM runs WHERE status IN (SELECT value FROM json_each(?))"
             " ORDER BY created_at, id LIMIT ?",
-            [*(s.value for s in statuses), limit],
+            (_status_list(statuses), limit),
         )
         return [_run(r) for r in rows]
 

@@ -16,9 +16,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from agent_platform.api.deps import get_services
 from agent_platform.auth import Unauthenticated, bearer_of, resolve_run_token
 from agent_platform.domain import Run
-from agent_platform.store import Store
 from agent_platform.workspaces.blob_store import BlobStore, WorkspaceTooLarge, list_files
 
 
@@ -27,8 +27,7 @@ def _problem(status: int, detail: str) -> JSONResponse:
 
 
 class WorkspaceEndpoints:
-    def __init__(self, store: Store, blobs: BlobStore, *, max_bytes: int) -> None:
-        self._store = store
+    def __init__(self, blobs: BlobStore, *, max_bytes: int) -> None:
         self._blobs = blobs
         self._max_bytes = max_bytes
         self.router = APIRouter(tags=["runner"])
@@ -40,7 +39,7 @@ class WorkspaceEndpoints:
         if secret is None:
             return None
         try:
-            run = await resolve_run_token(self._store, secret)
+            run = await resolve_run_token(get_services(request).store, secret)
         except Unauthenticated:
             return None
         return run if run.id == run_id else None

@@ -1,0 +1,75 @@
+"""Dependencies routes declare: the services, the calling user, the calling runner's run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from starlette.requests import HTTPConnection
+
+from agent_platform.auth import (
+    CsrfRejected,
+    Unauthenticated,
+    bearer_of,
+    identify,
+    resolve_run_token,
+)
+from agent_platform.domain import Run, User
+from agent_platform.services import Services
+
+UNAUTHENTICATED = HTTPException(
+    401,
+    "a valid credential is required: send `Authorization: Bearer <token>` "
+    "(`agent-platform token create`) or sign in through the login URL",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+def get_services(connection: HTTPConnection) -> Services:
+    services: Services = connection.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def current_user(connection: HTTPConnection, services: ServicesDep) -> User:
+    try:
+        return await identify(services.identity_sources, connection)
+    except Unauthenticated:
+        raise UNAUTHENTICATED from None
+    except CsrfRejected:
+        raise HTTPException(
+            403, "a cookie-authenticated change needs the X-CSRF-Token header"
+        ) from None
+
+
+UserDep = Annotated[User, Depends(current_user)]
+
+
+async def _run_of_token(request: Request, services: ServicesDep, *, live: bool) -> Run:
+    secret = bearer_of(request)
+    if secret is None:
+        raise UNAUTHENTICATED
+    try:
+        return await resolve_run_token(services.store, secret, live=live)
+    except Unauthenticated:
+        raise HTTPException(
+            401,
+            "the run token is unknown or its run has finished",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from None
+
+
+async def live_run(request: Request, services: ServicesDep) -> Run:
+    """The not-yet-finished run whose run-scoped token the request carries, or 401."""
+    return await _run_of_token(request, services, live=True)
+
+
+async def reporting_run(request: Request, services: ServicesDep) -> Run:
+    """Like `live_run`, but a finished run may still re-send what it reported."""
+    return await _run_of_token(request, services, live=False)
+
+
+LiveRunDep = Annotated[Run, Depends(live_run)]
+ReportingRunDep = Annotated[Run, Depends(reporting_run)]

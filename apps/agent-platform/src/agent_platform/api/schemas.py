@@ -1,0 +1,172 @@
+"""The API's request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from agent_runner.protocol import Limits, Usage
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_platform.domain import Agent, ApiToken, Run, RunStatus, StoredEvent, User
+
+Name = Field(min_length=1, max_length=100, pattern=r"\S")
+Tool = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+# The tools an agent gets when its creator does not choose.
+DEFAULT_TOOLS = ["bash", "read_file", "write_file", "list_files"]
+
+
+# Documented answers other than the route's success, for the OpenAPI spec.
+Responses = dict[int | str, dict[str, Any]]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentCreate(Body):
+    name: str = Name
+    description: str = Field(default="", max_length=2000)
+    system_prompt: str = Field(default="", max_length=100_000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    allowed_tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOLS), max_length=50)
+    limits: Limits = Field(default_factory=Limits)
+
+
+class AgentUpdate(Body):
+    name: str | None = Name
+    description: str | None = Field(default=None, max_length=2000)
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    allowed_tools: list[str] | None = Field(default=None, max_length=50)
+    limits: Limits | None = None
+
+
+class AgentOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    system_prompt: str
+    model: str
+    allowed_tools: list[str]
+    limits: Limits
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentOut:
+        return cls(
+            id=agent.id,
+            name=agent.name,
+            description=agent.description,
+            system_prompt=agent.system_prompt,
+            model=agent.model,
+            allowed_tools=list(agent.allowed_tools),
+            limits=agent.limits,
+            created_at=agent.created_at,
+            updated_at=agent.updated_at,
+        )
+
+
+class AgentList(BaseModel):
+    items: list[AgentOut]
+
+
+class RunCreate(Body):
+    task: str = Field(min_length=1, max_length=100_000, pattern=r"\S")
+
+
+class RunOut(BaseModel):
+    id: str
+    agent_id: str
+    task: str
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    usage: Usage
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        return cls(
+            id=run.id,
+            agent_id=run.agent_id,
+            task=run.task,
+            status=run.status,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            error=run.error,
+            usage=run.usage,
+        )
+
+
+class RunList(BaseModel):
+    items: list[RunOut]
+
+
+class EventOut(BaseModel):
+    seq: int
+    type: str
+    data: dict[str, Any]
+    time: datetime
+
+    @classmethod
+    def of(cls, event: StoredEvent) -> EventOut:
+        return cls(seq=event.seq, type=event.type, data=event.data, time=event.time)
+
+
+class EventList(BaseModel):
+    items: list[EventOut]
+
+
+class Conversation(BaseModel):
+    messages: list[dict[str, Any]]
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    is_admin: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(id=user.id, name=user.name, is_admin=user.is_admin)
+
+
+class TokenCreate(Body):
+    name: str = Name
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    created_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenOut:
+        return cls(
+            id=token.id,
+            name=token.name,
+            kind=token.kind.value,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+        )
+
+
+class TokenCreated(TokenOut):
+    # Shown once: only its hash is kept.
+    secret: str
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+
+
+class Error(BaseModel):
+    error: str
+    message: str
+    details: list[dict[str, Any]] = Field(default_factory=list)

@@ -1,0 +1,146 @@
+"""`agent-platform`: serve the API, and the operator's chores (users, tokens, login links).
+
+Every command reads the same settings as the server (AGENT_PLATFORM_* and `.env`); flags
+override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from agent_platform.api import create_app
+from agent_platform.auth import ADMIN_NAME, ensure_user, issue_token
+from agent_platform.domain import TokenKind
+from agent_platform.logs import configure_logging
+from agent_platform.settings import Settings
+from agent_platform.store import BackendNotAvailable, StoreError, open_store
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent-platform", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, help="where local state lives (default .data)")
+    parser.add_argument("--store", choices=["sqlite", "firestore"])
+    parser.add_argument("--sqlite-path", type=Path, help="default <data-dir>/platform.db")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API and run agents")
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    create_user = user.add_parser("create", help="create a user")
+    create_user.add_argument("name")
+    create_user.add_argument("--admin", action="store_true")
+    user.add_parser("list", help="list users")
+
+    token = commands.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    create_token = token.add_parser(
+        "create", help="print a new API token for a user (created if missing)"
+    )
+    create_token.add_argument("--user", default=ADMIN_NAME, help=f"default {ADMIN_NAME}")
+    create_token.add_argument("--name", default="cli", help="what the token is for")
+
+    login = commands.add_parser("login-url", help="print a one-time login URL for a user")
+    login.add_argument("--user", default=ADMIN_NAME, help=f"default {ADMIN_NAME}")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    names = ("data_dir", "store", "sqlite_path", "host", "port")
+    overrides: dict[str, Any] = {
+        n: getattr(args, n) for n in names if getattr(args, n, None) is not None
+    }
+    return Settings(**overrides)
+
+
+async def login_url(settings: Settings, user_name: str = ADMIN_NAME) -> str:
+    store = await open_store(settings)
+    try:
+        user = await ensure_user(store, user_name, is_admin=user_name == ADMIN_NAME)
+        ttl = timedelta(seconds=settings.login_code_ttl_seconds)
+        issued = await issue_token(store, user, kind=TokenKind.LOGIN, name="login link", ttl=ttl)
+    finally:
+        await store.aclose()
+    return f"{settings.public_url}/login?code={issued.secret}"
+
+
+async def _create_token(settings: Settings, user_name: str, name: str) -> str:
+    store = await open_store(settings)
+    try:
+        user = await ensure_user(store, user_name, is_admin=user_name == ADMIN_NAME)
+        return (await issue_token(store, user, kind=TokenKind.API, name=name)).secret
+    finally:
+        await store.aclose()
+
+
+async def _create_user(settings: Settings, name: str, admin: bool) -> str:
+    store = await open_store(settings)
+    try:
+        return (await ensure_user(store, name, is_admin=admin)).id
+    finally:
+        await store.aclose()
+
+
+async def _list_users(settings: Settings) -> list[str]:
+    store = await open_store(settings)
+    try:
+        users = await store.list_users()
+        return ["\t".join([u.id, u.name] + (["admin"] if u.is_admin else [])) for u in users]
+    finally:
+        await store.aclose()
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    if settings.print_login_url:
+        url = asyncio.run(login_url(settings))
+        print(
+            f"AI Agent Platform on {settings.public_url}\n"
+            f"Sign in as {ADMIN_NAME} (this link works once, for "
+            f"{settings.login_code_ttl_seconds // 60} minutes): {url}\n"
+            "A new link: agent-platform login-url · an API token: agent-platform token create",
+            flush=True,
+        )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        # The access log would print login codes in query strings; requests are counted in
+        # /metrics instead.
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            serve(settings)
+        elif args.command == "user" and args.action == "create":
+            print(asyncio.run(_create_user(settings, args.name, args.admin)))
+        elif args.command == "user":
+            print("\n".join(asyncio.run(_list_users(settings))))
+        elif args.command == "token":
+            print(asyncio.run(_create_token(settings, args.user, args.name)))
+        elif args.command == "login-url":
+            print(asyncio.run(login_url(settings, args.user)))
+    except (BackendNotAvailable, StoreError) as error:
+        print(f"agent-platform: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,583 @@
+"""Runs as Kubernetes Jobs made from the `agent-runner` PodTemplate that Argo CD syncs from git.
+
+The sandbox spec (image, security context, resources, runtime class) is the PodTemplate's, so it
+is reviewed in pull requests like every other manifest; this module only adds what belongs to one
+run: its labels, its deadline, its environment and its run token.
+
+The client is kubernetes-asyncio: the official client's generated API on aiohttp, so no call
+blocks the platform's event loop, watches are async iterators, and both in-cluster config (with
+the bound ServiceAccount token refreshed as it rotates) and kubeconfig files load through it.
+
+The run token travels in a per-run Secret mounted into the runner container only, never in the
+pod spec. The Secret is created after its Job and owned by it, so the garbage collector removes
+it with the Job, and the platform's Role needs no right to read Secrets at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from agent_runner.protocol import (
+    ENV_PLATFORM_URL,
+    ENV_RUN_ID,
+    ENV_RUN_TOKEN,
+    ENV_RUN_TOKEN_FILE,
+    Outcome,
+)
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from agent_platform.executors.base import (
+    ExecutorError,
+    Launch,
+    OnExit,
+    Reconciliation,
+    SandboxExit,
+)
+
+log = logging.getLogger(__name__)
+
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "agent-platform"
+RUN_LABEL: Final = "agent-platform.dev/run-id"
+AGENT_LABEL: Final = "agent-platform.dev/agent-id"
+OWNER_LABEL: Final = "agent-platform.dev/owner-id"
+# Label values are limited to 63 characters of a small alphabet; the exact run id lives here.
+RUN_ANNOTATION: Final = "agent-platform.dev/run-id"
+JOB_NAME_LABEL: Final = "batch.kubernetes.io/job-name"
+SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+# Where the run token is mounted: names and paths, not secrets.
+TOKEN_VOLUME: Final = "run-token"  # noqa: S105
+TOKEN_DIR: Final = "/var/run/secrets/agent-run"  # noqa: S105
+TOKEN_KEY: Final = "token"  # noqa: S105
+
+IMAGE_PULL_REASONS: Final = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# Job pods are named `<job>-<5 characters>` and the Job's name is itself a label value.
+_MAX_JOB_NAME = 52
+_WATCH_SECONDS = 240
+_RETRY_SECONDS = 2.0
+
+
+# --- The functional core: plain Kubernetes JSON in, plain JSON or verdicts out. -------------
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def job_name(run_id: str) -> str:
+    """The run's Job name: the same for every attempt, so a retry finds the first Job."""
+    candidate = f"run-{run_id}"
+    if _DNS_LABEL.match(candidate) and len(candidate) <= _MAX_JOB_NAME:
+        return candidate
+    return f"run-{_digest(run_id)}"
+
+
+def secret_name(run_id: str) -> str:
+    return f"{job_name(run_id)}-token"
+
+
+def label_value(value: str) -> str:
+    """`value` if Kubernetes accepts it as a label value, else a stable digest of it."""
+    if len(value) <= 63 and _LABEL_VALUE.match(value):
+        return value
+    return _digest(value)
+
+
+def run_labels(launch: Launch) -> dict[str, str]:
+    return {
+        MANAGED_BY_LABEL: MANAGED_BY,
+        RUN_LABEL: label_value(launch.run_id),
+        AGENT_LABEL: label_value(launch.agent_id),
+        OWNER_LABEL: label_value(launch.owner_id),
+    }
+
+
+def _runner_container(containers: list[dict[str, Any]], template_name: str) -> dict[str, Any]:
+    for container in containers:
+        if container.get("name") == template_name:
+            return container
+    return containers[0]
+
+
+def build_job(
+    pod_template: dict[str, Any],
+    launch: Launch,
+    *,
+    template_name: str,
+    ttl_seconds_after_finished: int,
+    deadline_margin_seconds: int,
+) -> dict[str, Any]:
+    """The Job for one run: the PodTemplate's pod, plus the run's labels, deadline and token.
+
+    The token itself is not in the Job: only the name of the Secret that will hold it.
+    """
+    template = copy.deepcopy(pod_template.get("template") or {})
+    spec: dict[str, Any] = template.get("spec") or {}
+    containers: list[dict[str, Any]] = spec.get("containers") or []
+    if not containers:
+        raise ExecutorError(
+            f"PodTemplate {template_name} has no containers; fix apps/agent-runner/base"
+        )
+    labels = run_labels(launch)
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        RUN_ANNOTATION: launch.run_id,
+    }
+    # Jobs only take Never or OnFailure, and a retried agent would repeat its side effects.
+    spec["restartPolicy"] = "Never"
+    # Non-root runners read the token through the pod's fsGroup when there is one.
+    fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+    spec["volumes"] = [
+        *(v for v in spec.get("volumes") or [] if v.get("name") != TOKEN_VOLUME),
+        {
+            "name": TOKEN_VOLUME,
+            "secret": {
+                "secretName": secret_name(launch.run_id),
+                "defaultMode": 0o440 if fs_group is not None else 0o444,
+                "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}],
+            },
+        },
+    ]
+    runner = _runner_container(containers, template_name)
+    env = [e for e in runner.get("env") or [] if e.get("name") != ENV_RUN_TOKEN]
+    # The template's in-cluster URL of the API wins: the runs' network policy allows only it.
+    if not any(e.get("name") == ENV_PLATFORM_URL for e in env):
+        env.append({"name": ENV_PLATFORM_URL, "value": launch.platform_url})
+    run_env = {ENV_RUN_ID: launch.run_id, ENV_RUN_TOKEN_FILE: f"{TOKEN_DIR}/{TOKEN_KEY}"}
+    runner["env"] = [
+        *(e for e in env if e.get("name") not in run_env),
+        *({"name": name, "value": value} for name, value in run_env.items()),
+    ]
+    runner["volumeMounts"] = [
+        *(m for m in runner.get("volumeMounts") or [] if m.get("name") != TOKEN_VOLUME),
+        {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True},
+    ]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(launch.run_id),
+            "labels": labels,
+            "annotations": {RUN_ANNOTATION: launch.run_id},
+        },
+        "spec": {
+            # One attempt: a failed agent is reported, not silently run twice.
+            "backoffLimit": 0,
+            # The runner stops itself at the agent's limit and reports `timed_out`; the margin
+            # lets it do so before Kubernetes kills the pod.
+            "activeDeadlineSeconds": launch.timeout_seconds + deadline_margin_seconds,
+            "ttlSecondsAfterFinished": ttl_seconds_after_finished,
+            "template": template,
+        },
+    }
+
+
+def build_token_secret(launch: Launch, job: dict[str, Any]) -> dict[str, Any]:
+    """The Secret holding the run token, owned by the run's Job so it goes when the Job goes."""
+    metadata = job["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": secret_name(launch.run_id),
+            "labels": run_labels(launch),
+            "annotations": {RUN_ANNOTATION: launch.run_id},
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                }
+            ],
+        },
+        "stringData": {TOKEN_KEY: launch.run_token},
+    }
+
+
+def run_id_of(obj: dict[str, Any]) -> str | None:
+    metadata = obj.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    run_id = annotations.get(RUN_ANNOTATION)
+    return run_id if isinstance(run_id, str) else None
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def job_finished(job: dict[str, Any]) -> bool:
+    return _condition(job, "Complete") is not None or _condition(job, "Failed") is not None
+
+
+def _container_states(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    status = pod.get("status") or {}
+    statuses = [*(status.get("initContainerStatuses") or [])]
+    statuses += status.get("containerStatuses") or []
+    return [s.get("state") or {} for s in statuses]
+
+
+def pod_failure(pod: dict[str, Any]) -> str | None:
+    """Why a pod's sandbox died, in words a user reads on the run, or None if it did not."""
+    status = pod.get("status") or {}
+    if status.get("reason") == "Evicted":
+        return f"the sandbox was evicted: {status.get('message') or 'node pressure'}"
+    disruption = _condition(pod, "DisruptionTarget")
+    if disruption is not None and status.get("phase") == "Failed":
+        detail = disruption.get("message") or disruption.get("reason") or "disrupted"
+        return f"the sandbox was evicted: {detail}"
+    for state in _container_states(pod):
+        terminated = state.get("terminated") or {}
+        if terminated.get("reason") == "OOMKilled":
+            return "the sandbox ran out of memory (OOMKilled); raise the runner's memory limit"
+        code = terminated.get("exitCode")
+        if code not in (None, 0):
+            reason = terminated.get("reason") or "Error"
+            return f"the runner exited with code {code} ({reason})"
+    return None
+
+
+def pod_stall(pod: dict[str, Any]) -> str | None:
+    """Why a pod that has not started never will on its own, or None if it still may."""
+    for state in _container_states(pod):
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in IMAGE_PULL_REASONS:
+            message = waiting.get("message") or waiting["reason"]
+            return f"image pull error: {message}"
+    return None
+
+
+def unschedulable_since(pod: dict[str, Any]) -> datetime | None:
+    if (pod.get("status") or {}).get("phase") != "Pending":
+        return None
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            since = condition.get("lastTransitionTime")
+            return _parse_time(since) if isinstance(since, str) else datetime.now(UTC)
+    return None
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def job_verdict(job: dict[str, Any], pods: Sequence[dict[str, Any]]) -> tuple[Outcome, str]:
+    """How a finished Job ended for its run, for when the runner could not report it."""
+    failed = _condition(job, "Failed")
+    if failed is None:
+        return Outcome.FAILED, "the runner exited without reporting a result"
+    if failed.get("reason") == "DeadlineExceeded":
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        return Outcome.TIMED_OUT, f"the run exceeded its time limit ({deadline}s Job deadline)"
+    for pod in pods:
+        reason = pod_failure(pod) or pod_stall(pod)
+        if reason is not None:
+            return Outcome.FAILED, reason
+    detail = failed.get("message") or failed.get("reason") or "the Job failed"
+    return Outcome.FAILED, f"the sandbox failed: {detail}"
+
+
+# --- The imperative shell: the cluster, its watches and the platform's callback. ------------
+
+
+async def load_api_client(kubeconfig: Path | None) -> client.ApiClient:
+    """A client from the kubeconfig file when given (tests, laptops), else in-cluster config."""
+    configuration = client.Configuration()
+    if kubeconfig is not None:
+        await config.load_kube_config(
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
+    else:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
+
+
+def _as_body(manifest: dict[str, Any]) -> Any:
+    """The client sends plain JSON as is; its stubs only name the generated model classes."""
+    return manifest
+
+
+def _api_error(action: str, error: ApiException) -> ExecutorError:
+    return ExecutorError(f"{action} failed: {error.status} {error.reason}")
+
+
+@dataclass
+class _Tracked:
+    """What the executor knows about one run's Job while it watches."""
+
+    reported: bool = False
+    unschedulable_timer: asyncio.Task[None] | None = None
+
+
+class KubernetesExecutor:
+    """One Job per run in the runs namespace, watched until it ends."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        namespace: str,
+        template_name: str,
+        on_exit: OnExit,
+        ttl_seconds_after_finished: int = 3600,
+        deadline_margin_seconds: int = 30,
+        unschedulable_timeout_seconds: float = 600.0,
+    ) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._batch = client.BatchV1Api(api)
+        self._namespace = namespace
+        self._template_name = template_name
+        self._on_exit = on_exit
+        self._ttl = ttl_seconds_after_finished
+        self._margin = deadline_margin_seconds
+        self._unschedulable_timeout = unschedulable_timeout_seconds
+        self._runs: dict[str, _Tracked] = {}
+        self._watches: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        kubeconfig: Path | None,
+        namespace: str,
+        template_name: str,
+        on_exit: OnExit,
+        **options: Any,
+    ) -> KubernetesExecutor:
+        api = await load_api_client(kubeconfig)
+        return cls(
+            api, namespace=namespace, template_name=template_name, on_exit=on_exit, **options
+        )
+
+    async def start(self, launch: Launch) -> None:
+        self._ensure_watching()
+        name = job_name(launch.run_id)
+        try:
+            template = await self._core.read_namespaced_pod_template(
+                self._template_name, self._namespace
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise ExecutorError(
+                    f"PodTemplate {self._template_name} not found in namespace "
+                    f"{self._namespace}: is the agent-runner base synced?"
+                ) from error
+            raise _api_error(f"reading PodTemplate {self._template_name}", error) from error
+        manifest = build_job(
+            self._api.sanitize_for_serialization(template),
+            launch,
+            template_name=self._template_name,
+            ttl_seconds_after_finished=self._ttl,
+            deadline_margin_seconds=self._margin,
+        )
+        job = await self._create_job(name, manifest, launch.run_id)
+        try:
+            await self._core.create_namespaced_secret(
+                self._namespace, _as_body(build_token_secret(launch, job))
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return  # a retried start: the first attempt already stored the run's token
+            await self._delete_job(name)
+            raise _api_error(f"storing the run token of {name}", error) from error
+        self._runs.setdefault(launch.run_id, _Tracked())
+        log.info("started Job %s for run %s", name, launch.run_id)
+
+    async def _create_job(self, name: str, manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
+        try:
+            created = await self._batch.create_namespaced_job(self._namespace, _as_body(manifest))
+        except ApiException as error:
+            if error.status != 409:
+                raise _api_error(f"creating Job {name}", error) from error
+            try:
+                created = await self._batch.read_namespaced_job(name, self._namespace)
+            except ApiException as read_error:
+                raise _api_error(f"reading Job {name}", read_error) from read_error
+            existing: dict[str, Any] = self._api.sanitize_for_serialization(created)
+            if run_id_of(existing) != run_id:
+                raise ExecutorError(
+                    f"Job {name} exists for another run ({run_id_of(existing)}); "
+                    "delete it or rename the run"
+                ) from error
+            return existing
+        job: dict[str, Any] = self._api.sanitize_for_serialization(created)
+        return job
+
+    async def cancel(self, run_id: str) -> None:
+        tracked = self._runs.setdefault(run_id, _Tracked())
+        already_reported = tracked.reported
+        tracked.reported = True
+        await self._delete_job(job_name(run_id))
+        if not already_reported:
+            await self._on_exit(SandboxExit(run_id, Outcome.CANCELLED, "cancelled"))
+
+    async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
+        self._ensure_watching()
+        try:
+            listed = await self._batch.list_namespaced_job(self._namespace, label_selector=SELECTOR)
+        except ApiException as error:
+            raise _api_error("listing Jobs", error) from error
+        active = set(active_run_ids)
+        found: set[str] = set()
+        orphans: list[str] = []
+        for item in listed.items:
+            job = self._api.sanitize_for_serialization(item)
+            run_id = run_id_of(job)
+            if run_id is not None and run_id in active:
+                found.add(run_id)
+                continue
+            orphans.append(run_id or job["metadata"]["name"])
+            await self._delete_job(job["metadata"]["name"])
+        lost = [run_id for run_id in active_run_ids if run_id not in found]
+        if orphans or lost:
+            log.info("reconciled: %d orphan Jobs removed, %d runs lost", len(orphans), len(lost))
+        return Reconciliation(lost=tuple(lost), orphans_removed=tuple(orphans))
+
+    async def aclose(self) -> None:
+        tasks = [*self._watches]
+        tasks += [t.unschedulable_timer for t in self._runs.values() if t.unschedulable_timer]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._watches.clear()
+        await self._api.close()
+
+    async def _delete_job(self, name: str) -> None:
+        try:
+            await self._batch.delete_namespaced_job(
+                name, self._namespace, propagation_policy="Foreground"
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise _api_error(f"deleting Job {name}", error) from error
+
+    def _ensure_watching(self) -> None:
+        if not self._watches:
+            self._watches = [
+                asyncio.create_task(self._watch(self._batch.list_namespaced_job, self._on_job)),
+                asyncio.create_task(self._watch(self._core.list_namespaced_pod, self._on_pod)),
+            ]
+
+    async def _watch(self, list_call: Any, handle: Any) -> None:
+        """List, then watch from the list's version; start over whenever the watch ends."""
+        while True:
+            try:
+                listed = await list_call(self._namespace, label_selector=SELECTOR)
+                for item in listed.items:
+                    await handle("ADDED", self._api.sanitize_for_serialization(item))
+                stream = watch.Watch().stream(
+                    list_call,
+                    self._namespace,
+                    label_selector=SELECTOR,
+                    resource_version=listed.metadata.resource_version,
+                    timeout_seconds=_WATCH_SECONDS,
+                )
+                async with stream:
+                    async for event in stream:
+                        await handle(event["type"], event["raw_object"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("watch of runs namespace ended; listing again", exc_info=True)
+                await asyncio.sleep(_RETRY_SECONDS)
+
+    async def _report(self, run_id: str, outcome: Outcome, reason: str) -> None:
+        tracked = self._runs.setdefault(run_id, _Tracked())
+        if tracked.reported:
+            return
+        tracked.reported = True
+        if tracked.unschedulable_timer is not None:
+            tracked.unschedulable_timer.cancel()
+        log.info("run %s sandbox ended: %s (%s)", run_id, outcome, reason)
+        await self._on_exit(SandboxExit(run_id, outcome, reason))
+
+    async def _on_job(self, kind: str, job: dict[str, Any]) -> None:
+        run_id = run_id_of(job)
+        if run_id is None:
+            return
+        if kind == "DELETED":
+            tracked = self._runs.pop(run_id, None)
+            if tracked is not None and tracked.unschedulable_timer is not None:
+                tracked.unschedulable_timer.cancel()
+            return
+        if not job_finished(job) or self._runs.get(run_id, _Tracked()).reported:
+            return
+        pods = await self._core.list_namespaced_pod(
+            self._namespace, label_selector=f"{JOB_NAME_LABEL}={job['metadata']['name']}"
+        )
+        outcome, reason = job_verdict(
+            job, [self._api.sanitize_for_serialization(p) for p in pods.items]
+        )
+        await self._report(run_id, outcome, reason)
+
+    async def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        run_id = run_id_of(pod)
+        if run_id is None or kind == "DELETED":
+            return
+        tracked = self._runs.setdefault(run_id, _Tracked())
+        if tracked.reported or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        stall = pod_stall(pod)
+        if stall is not None:
+            await self._fail_stalled(run_id, stall)
+            return
+        since = unschedulable_since(pod)
+        if since is not None and tracked.unschedulable_timer is None:
+            waited = (datetime.now(UTC) - since).total_seconds()
+            tracked.unschedulable_timer = asyncio.create_task(
+                self._fail_if_still_unschedulable(
+                    run_id, pod["metadata"]["name"], self._unschedulable_timeout - waited
+                )
+            )
+
+    async def _fail_stalled(self, run_id: str, reason: str) -> None:
+        await self._delete_job(job_name(run_id))
+        await self._report(run_id, Outcome.FAILED, reason)
+
+    async def _fail_if_still_unschedulable(self, run_id: str, pod: str, delay: float) -> None:
+        await asyncio.sleep(max(delay, 0.0))
+        try:
+            current = await self._core.read_namespaced_pod(pod, self._namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return
+            raise
+        tracked = self._runs.get(run_id)
+        if tracked is None:
+            return
+        tracked.unschedulable_timer = None
+        if unschedulable_since(self._api.sanitize_for_serialization(current)) is None:
+            return
+        minutes = self._unschedulable_timeout / 60
+        await self._fail_stalled(
+            run_id, f"the sandbox could not be scheduled for {minutes:g} minutes"
+        )

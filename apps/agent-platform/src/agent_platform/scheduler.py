@@ -1,0 +1,203 @@
+"""Turns queued runs into sandboxes, under a concurrency limit, and finishes them honestly.
+
+The queue is the store: every replica takes queued runs oldest first, and a compare-and-set on
+the status decides which one starts a run. Every terminal run gets a terminal RESULT event, so
+that streams end, whether the runner reported it or the platform had to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from agent_runner.protocol import EventType, Outcome, RunResult
+
+from agent_platform.auth import hash_secret, new_secret
+from agent_platform.bus import EventBus
+from agent_platform.domain import (
+    ACTIVE,
+    Run,
+    RunStatus,
+    RunTransition,
+    StoredEvent,
+    status_of,
+    utcnow,
+)
+from agent_platform.executors import Executor, ExecutorError, Launch, OnExit, SandboxExit
+from agent_platform.metrics import Metrics
+from agent_platform.store import Store
+
+log = logging.getLogger(__name__)
+
+# Other replicas may queue runs or free capacity without telling this one.
+IDLE_RESCAN_SECONDS = 2.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        metrics: Metrics,
+        executor_factory: Callable[[OnExit], Executor],
+        max_concurrent_runs: int,
+        public_url: str,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._metrics = metrics
+        self._limit = max_concurrent_runs
+        self._public_url = public_url
+        self.executor = executor_factory(self.sandbox_exited)
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Reconcile with the executor after a restart, then start taking queued runs."""
+        running = await self._store.list_runs_in({RunStatus.RUNNING})
+        found = await self.executor.reconcile([run.id for run in running])
+        for run_id in found.lost:
+            await self.finish(
+                run_id,
+                Outcome.FAILED,
+                "the run's sandbox was lost while the platform restarted",
+            )
+        if found.orphans_removed:
+            log.info("removed orphan sandboxes", extra={"runs": list(found.orphans_removed)})
+        self._loop_task = asyncio.create_task(self._loop())
+        self.wake()
+
+    @property
+    def started(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    async def aclose(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        await self.executor.aclose()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_RESCAN_SECONDS)
+            self._wake.clear()
+            try:
+                await self._fill()
+            except Exception:
+                log.exception("scheduling failed; retrying")
+
+    async def _fill(self) -> None:
+        free = self._limit - await self._store.count_runs_in({RunStatus.RUNNING})
+        if free <= 0:
+            return
+        for run in await self._store.list_runs_in({RunStatus.QUEUED}, limit=free):
+            await self._launch(run)
+
+    async def _launch(self, run: Run) -> None:
+        agent = await self._store.get_agent(run.owner_id, run.agent_id)
+        if agent is None:
+            await self.finish(run.id, Outcome.FAILED, "the run's agent no longer exists")
+            return
+        token = new_secret("run")
+        started = await self._store.transition_run(
+            RunTransition(
+                run_id=run.id,
+                expected=frozenset({RunStatus.QUEUED}),
+                status=RunStatus.RUNNING,
+                at=utcnow(),
+                run_token_hash=hash_secret(token),
+            )
+        )
+        if started is None:
+            return  # cancelled meanwhile, or another replica took it
+        launch = Launch(
+            run_id=run.id,
+            agent_id=run.agent_id,
+            owner_id=run.owner_id,
+            run_token=token,
+            timeout_seconds=agent.limits.timeout_seconds,
+            platform_url=self._public_url,
+        )
+        try:
+            await self.executor.start(launch)
+        except ExecutorError as error:
+            await self.finish(run.id, Outcome.FAILED, f"the sandbox did not start: {error}")
+            return
+        self._metrics.runs_started.inc()
+        log.info("run started", extra={"run_id": run.id, "agent_id": run.agent_id})
+
+    async def cancel(self, run: Run) -> None:
+        """Cancel a queued run at once; ask the executor to stop a running one."""
+        if run.status is RunStatus.QUEUED:
+            expected = frozenset({RunStatus.QUEUED})
+            if await self.finish(
+                run.id, Outcome.CANCELLED, "cancelled before it started", expected
+            ):
+                return
+        current = await self._store.get_run_unscoped(run.id)
+        if current is not None and current.status is RunStatus.RUNNING:
+            await self.executor.cancel(run.id)
+
+    async def sandbox_exited(self, exit: SandboxExit) -> None:
+        await self.finish(exit.run_id, exit.outcome, exit.reason)
+
+    async def complete(self, run_id: str, result: RunResult) -> Run | None:
+        """Finish a run as its runner reported, with its usage and new conversation messages."""
+        finished = await self._store.transition_run(
+            RunTransition(
+                run_id=run_id,
+                expected=frozenset({RunStatus.RUNNING}),
+                status=status_of(result.outcome),
+                at=utcnow(),
+                error=result.error,
+                usage=result.usage,
+                new_messages=tuple(result.new_messages),
+            )
+        )
+        if finished is not None:
+            self._finished(finished)
+        return finished
+
+    async def finish(
+        self,
+        run_id: str,
+        outcome: Outcome,
+        reason: str,
+        expected: frozenset[RunStatus] = ACTIVE,
+    ) -> Run | None:
+        """Finish a run the runner could not report on; a no-op if it is finished already."""
+        now = utcnow()
+        finished = await self._store.transition_run(
+            RunTransition(
+                run_id=run_id, expected=expected, status=status_of(outcome), at=now, error=reason
+            )
+        )
+        if finished is None:
+            return None
+        result = RunResult(outcome=outcome, error=reason, usage=finished.usage)
+        await self._append_result(run_id, result, now)
+        self._finished(finished)
+        return finished
+
+    async def _append_result(self, run_id: str, result: RunResult, now: datetime) -> None:
+        seq = await self._store.last_event_seq(run_id) + 1
+        event = StoredEvent(
+            run_id, seq, EventType.RESULT.value, result.model_dump(mode="json"), now
+        )
+        self._bus.publish(run_id, await self._store.append_events(run_id, [event]))
+
+    def _finished(self, run: Run) -> None:
+        self._metrics.runs_finished.labels(run.status.value).inc()
+        log.info(
+            "run finished", extra={"run_id": run.id, "status": run.status.value, "error": run.error}
+        )
+        self.wake()

@@ -1,0 +1,54 @@
+"""The platform's parts, opened together and handed to every request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from agent_platform.auth import BearerTokens, IdentitySource, SessionCookies
+from agent_platform.bus import EventBus
+from agent_platform.executors import make_executor
+from agent_platform.metrics import Metrics
+from agent_platform.scheduler import Scheduler
+from agent_platform.settings import Settings
+from agent_platform.store import Store, open_store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    bus: EventBus
+    scheduler: Scheduler
+    metrics: Metrics
+    identity_sources: tuple[IdentitySource, ...]
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
+    store = await open_store(settings)
+    try:
+        bus = EventBus()
+        scheduler = Scheduler(
+            store=store,
+            bus=bus,
+            metrics=metrics,
+            executor_factory=lambda on_exit: make_executor(settings, on_exit),
+            max_concurrent_runs=settings.max_concurrent_runs,
+            public_url=settings.public_url,
+        )
+        await scheduler.start()
+        try:
+            yield Services(
+                settings=settings,
+                store=store,
+                bus=bus,
+                scheduler=scheduler,
+                metrics=metrics,
+                identity_sources=(BearerTokens(store), SessionCookies(store)),
+            )
+        finally:
+            await scheduler.aclose()
+    finally:
+        await store.aclose()
