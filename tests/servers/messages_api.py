@@ -15,18 +15,17 @@ import asyncio
 import itertools
 import json
 import re
-import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from servers.in_thread import ThreadedServer
 
 MARKER = re.compile(r"\[\[script:([A-Za-z0-9_-]+)\]\]")
 
@@ -50,7 +49,8 @@ class Reply:
 
     blocks: list[Text | ToolUse]
     usage: dict[str, int] | None = None
-    # Pause between streamed events, to model a model producing tokens over time.
+    # Pauses that model Claude thinking before its first token and producing tokens over time.
+    first_event_delay: float = 0.0
     event_interval: float = 0.0
 
 
@@ -231,13 +231,15 @@ class MessagesApiServer:
 
     def __init__(self) -> None:
         self._state = _State()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        self._server = ThreadedServer(self.app())
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._server.base_url
 
     def add_script(self, steps: list[Step], name: str | None = None) -> str:
         """Register a script; returns its marker, to be put into the run's task."""
@@ -298,7 +300,7 @@ class MessagesApiServer:
         if not body.get("stream"):
             return JSONResponse(message, headers={"request-id": f"req_{next(_ids)}"})
         return StreamingResponse(
-            _paced(_stream_events(message, reply, failure), reply.event_interval),
+            _paced(_stream_events(message, reply, failure), reply),
             media_type="text/event-stream",
             headers={"request-id": f"req_{next(_ids)}", "cache-control": "no-cache"},
         )
@@ -307,31 +309,17 @@ class MessagesApiServer:
         return Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
 
     def start(self) -> MessagesApiServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the Messages API test server did not start")
-            self._thread.join(0.01)
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
+        self._server.stop()
 
 
-async def _paced(events: Iterator[bytes], interval: float) -> AsyncIterator[bytes]:
+async def _paced(events: Iterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+    if reply.first_event_delay:
+        await asyncio.sleep(reply.first_event_delay)
     for chunk in events:
         yield chunk
-        if interval:
-            await asyncio.sleep(interval)
+        if reply.event_interval:
+            await asyncio.sleep(reply.event_interval)

@@ -61,9 +61,10 @@ class BashTool:
         )
         self._groups.add(process.pid)
         collected = bytearray()
+        total = 0
         try:
             async with asyncio.timeout(self._timeout):
-                await self._collect(process, collected)
+                total = await self._collect(process, collected)
                 code = await process.wait()
         except TimeoutError:
             self._kill(process.pid)
@@ -77,18 +78,22 @@ class BashTool:
             # Covers cancellation too: the command's whole group goes with the run.
             self._kill(process.pid)
             self._groups.discard(process.pid)
-        text, truncated = truncate(collected.decode(errors="replace"), self._limit)
+        decoded = collected.decode(errors="replace")
+        text, truncated = truncate(decoded, self._limit, total - len(collected) + len(decoded))
         if code != 0:
-            text = f"{text}\n[exit code {code}]" if text else f"[exit code {code}]"
+            text = f"{text.rstrip()}\n[exit code {code}]" if text.strip() else f"[exit code {code}]"
         return ToolOutput(text, is_error=code != 0, truncated=truncated)
 
-    async def _collect(self, process: asyncio.subprocess.Process, into: bytearray) -> None:
+    async def _collect(self, process: asyncio.subprocess.Process, into: bytearray) -> int:
+        """Read all output, keeping what the model can be shown; return how much there was."""
         assert process.stdout is not None
-        # Read everything so the command never blocks on a full pipe, but keep only what the
-        # model can be shown (plus one chunk, to know that something was cut).
+        # Reading everything keeps the command from blocking on a full pipe.
+        total = 0
         while chunk := await process.stdout.read(_READ_CHUNK):
+            total += len(chunk)
             if len(into) <= self._limit * 4:
                 into.extend(chunk)
+        return total
 
     @staticmethod
     def _kill(group: int) -> None:

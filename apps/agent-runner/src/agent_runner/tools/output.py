@@ -16,9 +16,10 @@ class ToolOutput:
     truncated: bool = False
 
 
-def truncate(text: str, limit: int) -> tuple[str, bool]:
-    """Keep the first `limit` characters and say how much was dropped."""
-    if len(text) <= limit:
+def truncate(text: str, limit: int, total: int | None = None) -> tuple[str, bool]:
+    """Keep the first `limit` characters and say how much was dropped out of `total`."""
+    total = len(text) if total is None else total
+    if total <= limit:
         return text, False
-    dropped = len(text) - limit
+    dropped = total - limit
     return f"{text[:limit]}\n[output truncated: {dropped} more characters not shown]", True

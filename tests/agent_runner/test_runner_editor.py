@@ -1,0 +1,70 @@
+"""The text editor tool: Anthropic's commands, confined to the workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from agent_runner.tools import EditorTool, ToolError
+
+
+@pytest.fixture
+def editor(tmp_path: Path) -> EditorTool:
+    (tmp_path / "ws").mkdir()
+    return EditorTool(tmp_path / "ws")
+
+
+def test_create_then_view_shows_numbered_lines(editor: EditorTool, tmp_path: Path) -> None:
+    editor.apply({"command": "create", "path": "src/a.py", "file_text": "one\ntwo\n"})
+    assert (tmp_path / "ws/src/a.py").read_text() == "one\ntwo\n"
+    shown = editor.apply({"command": "view", "path": "src/a.py"}).text
+    assert shown == "     1\tone\n     2\ttwo"
+
+
+def test_view_range_selects_lines(editor: EditorTool) -> None:
+    editor.apply({"command": "create", "path": "f", "file_text": "a\nb\nc\n"})
+    assert editor.apply({"command": "view", "path": "f", "view_range": [2, -1]}).text == (
+        "     2\tb\n     3\tc"
+    )
+
+
+def test_str_replace_needs_exactly_one_match(editor: EditorTool) -> None:
+    editor.apply({"command": "create", "path": "f", "file_text": "x x y"})
+    with pytest.raises(ToolError, match="Found 2 matches"):
+        editor.apply({"command": "str_replace", "path": "f", "old_str": "x", "new_str": "z"})
+    with pytest.raises(ToolError, match="No match"):
+        editor.apply({"command": "str_replace", "path": "f", "old_str": "q", "new_str": "z"})
+    editor.apply({"command": "str_replace", "path": "f", "old_str": "y", "new_str": "z"})
+    assert editor.apply({"command": "view", "path": "f"}).text.endswith("x x z")
+
+
+def test_insert_puts_text_after_the_given_line(editor: EditorTool, tmp_path: Path) -> None:
+    editor.apply({"command": "create", "path": "f", "file_text": "a\nc\n"})
+    editor.apply({"command": "insert", "path": "f", "insert_line": 1, "insert_text": "b"})
+    assert (tmp_path / "ws/f").read_text() == "a\nb\nc\n"
+
+
+def test_paths_outside_the_workspace_are_refused(editor: EditorTool, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("s")
+    for path in ("../secret", str(tmp_path / "secret"), "/etc/passwd"):
+        with pytest.raises(ToolError, match="outside the workspace"):
+            editor.apply({"command": "view", "path": path})
+
+
+def test_a_symlink_out_of_the_workspace_is_refused(editor: EditorTool, tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "ws/link").symlink_to(tmp_path / "outside")
+    with pytest.raises(ToolError, match="outside the workspace"):
+        editor.apply({"command": "create", "path": "link/planted", "file_text": "x"})
+    assert not (tmp_path / "outside/planted").exists()
+
+
+def test_absolute_paths_inside_the_workspace_work(editor: EditorTool, tmp_path: Path) -> None:
+    target = tmp_path / "ws" / "abs.txt"
+    editor.apply({"command": "create", "path": str(target), "file_text": "ok"})
+    assert target.read_text() == "ok"
+
+
+def test_directory_view_lists_files(editor: EditorTool) -> None:
+    editor.apply({"command": "create", "path": "d/x.txt", "file_text": ""})
+    assert editor.apply({"command": "view", "path": "."}).text.splitlines() == ["d/", "d/x.txt"]
