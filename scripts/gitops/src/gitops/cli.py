@@ -1,0 +1,299 @@
+"""The `gitops` command: one small function per subcommand, registered in COMMANDS.
+
+Exit codes: 0 clean, 1 findings (or changes refused), 2 tool or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gitops import diffing, kustomization_images, secret_scan, snapshot
+from gitops.config import Config, ConfigError, find_root, load_config
+from gitops.imagerefs import ImageReferenceError
+from gitops.kustomization_images import KustomizationError
+from gitops.manifests import ManifestError
+from gitops.policy import CATALOGUE
+from gitops.render import default_jobs, render_all
+from gitops.reports import FORMATS
+from gitops.schemas import SchemaSetupError
+from gitops.snapshot import GitError
+from gitops.targets import Target, TargetError, discover, from_paths
+from gitops.toolchain import ToolMissing, find_tool
+from gitops.validation import validate
+
+CLEAN, FINDINGS, TOOL_ERROR = 0, 1, 2
+
+
+# Errors that mean "the tool could not do its job", each with a message saying what to do.
+TOOL_ERRORS = (
+    ConfigError,
+    GitError,
+    ImageReferenceError,
+    KustomizationError,
+    ManifestError,
+    SchemaSetupError,
+    TargetError,
+    ToolMissing,
+    OSError,
+)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    root = Path(args.root) if args.root else find_root(Path.cwd())
+    return load_config(root.resolve())
+
+
+def _targets(config: Config, paths: Sequence[str]) -> list[Target]:
+    return from_paths(config, [Path(p) for p in paths]) if paths else discover(config)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+# --- render -------------------------------------------------------------------------------------
+
+
+def run_render(args: argparse.Namespace) -> int:
+    config = _config(args)
+    rendered = render_all(_targets(config, args.paths), find_tool("kustomize", config.root))
+    failed = False
+    for item in rendered:
+        if item.error is not None:
+            print(f"{item.target.name}: {item.error}", file=sys.stderr)
+            failed = True
+        elif args.output_dir:
+            out = Path(args.output_dir) / f"{item.target.name.replace('/', '_')}.yaml"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(item.text, encoding="utf-8")
+        else:
+            sys.stdout.write(f"# target: {item.target.name}\n---\n{item.text}")
+    return FINDINGS if failed else CLEAN
+
+
+def add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("render", help="render every overlay (or the paths named)")
+    parser.add_argument("paths", nargs="*", help="kustomization directories or manifest files")
+    parser.add_argument("--output-dir", help="write <target>.yaml files here instead of stdout")
+    parser.set_defaults(run=run_render)
+
+
+# --- validate -----------------------------------------------------------------------------------
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    if args.list_rules:
+        return run_rules(args)
+    config = _config(args)
+    report = validate(
+        config,
+        _targets(config, args.paths),
+        kustomize=find_tool("kustomize", config.root),
+        kubeconform=find_tool("kubeconform", config.root),
+        jobs=args.jobs,
+    )
+    _emit(FORMATS[args.format](report), None)
+    for spec in args.report:
+        kind, _, path = spec.partition("=")
+        if kind not in FORMATS or not path:
+            raise ConfigError(
+                f"--report {spec!r}: use FORMAT=PATH with FORMAT in {sorted(FORMATS)}"
+            )
+        _emit(FORMATS[kind](report), path)
+    return CLEAN if report.clean else FINDINGS
+
+
+def add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "validate", help="render, then check schemas (kubeconform) and the policy catalogue"
+    )
+    parser.add_argument("paths", nargs="*", help="kustomization directories or manifest files")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="text")
+    parser.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="FORMAT=PATH",
+        help="also write the report in FORMAT to PATH (repeatable), e.g. junit=report.xml",
+    )
+    parser.add_argument("--jobs", type=int, default=default_jobs(), help="parallel renders")
+    parser.add_argument("--list-rules", action="store_true", help="print the rule catalogue")
+    parser.set_defaults(run=run_validate)
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    for info in CATALOGUE:
+        print(f"{info.id:<10} {info.severity.value:<8} {info.title}")
+        print(f"{'':<20}{info.doc}")
+        print(f"{'':<20}reads: {', '.join(info.reads)}")
+        print(f"{'':<20}fix: {info.fix}")
+    return CLEAN
+
+
+def add_rules(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("rules", help="print the policy catalogue")
+    parser.set_defaults(run=run_rules)
+
+
+# --- diff ---------------------------------------------------------------------------------------
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    config = _config(args)
+    kustomize = find_tool("kustomize", config.root)
+    with tempfile.TemporaryDirectory(prefix="gitops-diff-") as scratch:
+        base_root = Path(scratch)
+        snapshot.extract(config.root, args.base, base_root)
+        try:
+            base_config = load_config(base_root)
+        except ConfigError:
+            base_config = Config(root=base_root)
+        head_targets = discover(config)
+        base_targets = discover(base_config)
+        rendered = render_all([*base_targets, *head_targets], kustomize, args.jobs)
+    base = {r.target.name: r for r in rendered[: len(base_targets)]}
+    head = {r.target.name: r for r in rendered[len(base_targets) :]}
+    diffs = []
+    for name in [*head, *(n for n in base if n not in head)]:
+        before, after = base.get(name), head.get(name)
+        broken = [r for r in (before, after) if r is not None and r.error is not None]
+        if broken:
+            side = "base" if broken[0] is before else "head"
+            diffs.append(
+                diffing.TargetDiff(name, (), note=f"{side} does not render: {broken[0].error}")
+            )
+            continue
+        result = diffing.diff_resources(
+            name, before.resources if before else (), after.resources if after else ()
+        )
+        note = "new environment" if before is None else "removed" if after is None else None
+        diffs.append(diffing.TargetDiff(name, result.changes, note))
+    render = diffing.markdown if args.format == "markdown" else diffing.text
+    _emit(render(diffs), args.output)
+    return FINDINGS if any(d.note and "render" in d.note for d in diffs) else CLEAN
+
+
+def add_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("diff", help="what changes per environment against --base")
+    parser.add_argument("--base", required=True, help="git revision to compare with")
+    parser.add_argument("--format", choices=["text", "markdown"], default="text")
+    parser.add_argument("--output", help="write to this file instead of stdout")
+    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.set_defaults(run=run_diff)
+
+
+# --- set-image / promote ------------------------------------------------------------------------
+
+
+def _overlay(config: Config, name: str) -> Path:
+    path = Path(name)
+    if not path.is_dir():
+        path = config.root / config.overlays / name
+    return path
+
+
+def run_set_image(args: argparse.Namespace) -> int:
+    config = _config(args)
+    changes = [kustomization_images.parse_change(spec) for spec in args.images]
+    written = kustomization_images.set_images(_overlay(config, args.overlay), changes)
+    print(f"updated {written}")
+    return CLEAN
+
+
+def add_set_image(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "set-image", help="pin images in an overlay, like `kustomize edit set image`"
+    )
+    parser.add_argument("overlay", help="environment name (dev, prod) or overlay directory")
+    parser.add_argument("images", nargs="+", metavar="NAME[=NEWNAME][:TAG][@DIGEST]")
+    parser.set_defaults(run=run_set_image)
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    config = _config(args)
+    written, changes = kustomization_images.promote(
+        _overlay(config, args.source), _overlay(config, args.destination)
+    )
+    for change in changes:
+        print(f"{change.name} -> {change.digest}")
+    print(f"updated {written}")
+    return CLEAN
+
+
+def add_promote(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("promote", help="copy one overlay's image digests to another")
+    parser.add_argument("source", help="e.g. dev")
+    parser.add_argument("destination", help="e.g. prod")
+    parser.set_defaults(run=run_promote)
+
+
+# --- scan-secrets -------------------------------------------------------------------------------
+
+
+def run_scan_secrets(args: argparse.Namespace) -> int:
+    config = _config(args)
+    leaks = secret_scan.scan(config.root, snapshot.tracked_files(config.root))
+    for leak in leaks:
+        print(f"{leak.path}:{leak.line}: {leak.kind}: {leak.excerpt}")
+    if leaks:
+        print(
+            f"{len(leaks)} secrets in tracked files: remove them, rotate the keys, and keep "
+            "values in Secret Manager",
+            file=sys.stderr,
+        )
+        return FINDINGS
+    print("no secrets in tracked files")
+    return CLEAN
+
+
+def add_scan_secrets(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "scan-secrets", help="API keys, private keys and Secret data in tracked files"
+    )
+    parser.set_defaults(run=run_scan_secrets)
+
+
+# --- registration -------------------------------------------------------------------------------
+
+COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    add_render,
+    add_validate,
+    add_rules,
+    add_diff,
+    add_set_image,
+    add_promote,
+    add_scan_secrets,
+]
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="gitops", description=__doc__)
+    root.add_argument("--root", help="repository root (default: nearest dir with gitops.yaml)")
+    commands = root.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except TOOL_ERRORS as error:
+        print(f"gitops {args.command}: {error}", file=sys.stderr)
+        return TOOL_ERROR
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Argo CD objects agree with the AppProject that confines them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from fnmatch import fnmatchcase
+from typing import Any
+
+from gitops.manifests import Resource, mapping, sequence
+from gitops.policy.model import Context, Severity, Violation, rule
+
+ARGOCD_NAMESPACE = "argocd"
+_ARGO_KINDS = ("Application", "ApplicationSet", "AppProject")
+
+
+def _application_spec(resource: Resource) -> Mapping[str, Any]:
+    spec = mapping(resource.body.get("spec"))
+    if resource.kind == "ApplicationSet":
+        return mapping(mapping(spec.get("template")).get("spec"))
+    return spec
+
+
+def _applications(ctx: Context) -> Iterator[tuple[Resource, Mapping[str, Any]]]:
+    for resource in (*ctx.kind("Application"), *ctx.kind("ApplicationSet")):
+        if resource.group == "argoproj.io":
+            yield resource, _application_spec(resource)
+
+
+def _templated(value: str) -> bool:
+    return "{{" in value
+
+
+def _project(ctx: Context, resource: Resource, spec: Mapping[str, Any]) -> Resource | None:
+    return ctx.find(
+        "AppProject", resource.namespace or ARGOCD_NAMESPACE, str(spec.get("project", ""))
+    )
+
+
+@rule(
+    "ARGO001",
+    Severity.ERROR,
+    "Applications belong to a project defined here",
+    reads=("Application.spec.project", "ApplicationSet.spec.template.spec.project"),
+    fix="set spec.project to the repository's AppProject (not `default`), defined in apps/argocd",
+    doc="The `default` project allows any source and destination; ours confines them.",
+    whole_render=True,
+)
+def project_exists(ctx: Context) -> Iterator[Violation]:
+    for resource, spec in _applications(ctx):
+        name = str(spec.get("project", ""))
+        if _templated(name):
+            continue
+        if _project(ctx, resource, spec) is None:
+            yield Violation(resource, f"project {name or '(none)'} is not defined here")
+
+
+def _sources(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    single = mapping(spec.get("source"))
+    return [single] if single else [mapping(s) for s in sequence(spec.get("sources"))]
+
+
+@rule(
+    "ARGO002",
+    Severity.ERROR,
+    "sources allowed by the AppProject",
+    reads=("Application.spec.source.repoURL", "AppProject.spec.sourceRepos"),
+    fix="add the repository to the AppProject's sourceRepos or fix the Application's repoURL",
+    doc="Argo CD refuses to sync an Application whose source its project does not permit.",
+    whole_render=True,
+)
+def sources_allowed(ctx: Context) -> Iterator[Violation]:
+    for resource, spec in _applications(ctx):
+        project = _project(ctx, resource, spec)
+        if project is None:
+            continue
+        allowed = [str(r) for r in sequence(mapping(project.body.get("spec")).get("sourceRepos"))]
+        for source in _sources(spec):
+            url = str(source.get("repoURL", ""))
+            if not _templated(url) and not any(fnmatchcase(url, p) for p in allowed):
+                yield Violation(
+                    resource, f"repoURL {url} is not in project {project.name}'s sourceRepos"
+                )
+
+
+def _destination_allowed(destination: Mapping[str, Any], allowed: list[Mapping[str, Any]]) -> bool:
+    namespace = str(destination.get("namespace", ""))
+    server = str(destination.get("server", ""))
+    name = str(destination.get("name", ""))
+    for permitted in allowed:
+        # Without a namespace, Argo CD checks each object's own namespace at sync time.
+        if namespace and not fnmatchcase(namespace, str(permitted.get("namespace", ""))):
+            continue
+        if server and "server" in permitted and fnmatchcase(server, str(permitted["server"])):
+            return True
+        if name and "name" in permitted and fnmatchcase(name, str(permitted["name"])):
+            return True
+    return False
+
+
+@rule(
+    "ARGO003",
+    Severity.ERROR,
+    "destinations allowed by the AppProject",
+    reads=("Application.spec.destination", "AppProject.spec.destinations"),
+    fix="add the namespace and cluster to the AppProject's destinations or fix the Application",
+    doc="Argo CD refuses to sync to a namespace or cluster the project does not list.",
+    whole_render=True,
+)
+def destinations_allowed(ctx: Context) -> Iterator[Violation]:
+    for resource, spec in _applications(ctx):
+        project = _project(ctx, resource, spec)
+        if project is None:
+            continue
+        destination = mapping(spec.get("destination"))
+        if any(_templated(str(v)) for v in destination.values()):
+            continue
+        allowed = [
+            mapping(d) for d in sequence(mapping(project.body.get("spec")).get("destinations"))
+        ]
+        if not _destination_allowed(destination, allowed):
+            where = destination.get("server") or destination.get("name")
+            yield Violation(
+                resource,
+                f"destination {where} namespace {destination.get('namespace')} is not in project "
+                f"{project.name}'s destinations",
+            )
+
+
+@rule(
+    "ARGO004",
+    Severity.ERROR,
+    "Argo CD objects live in the argocd namespace",
+    reads=("metadata.namespace",),
+    fix=f"set metadata.namespace: {ARGOCD_NAMESPACE}",
+    doc="Argo CD only watches its own namespace for Applications and AppProjects.",
+)
+def argocd_namespace(ctx: Context) -> Iterator[Violation]:
+    for kind in _ARGO_KINDS:
+        for resource in ctx.kind(kind):
+            if resource.group == "argoproj.io" and resource.namespace != ARGOCD_NAMESPACE:
+                yield Violation(resource, f"is in namespace {resource.namespace or '(none)'}")
+
+
+RULES = (project_exists, sources_allowed, destinations_allowed, argocd_namespace)

@@ -1,0 +1,155 @@
+"""What a rule is, what it sees, and what it reports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from gitops.manifests import Resource, mapping
+from gitops.policy.workloads import Workload, workload_of
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parts of gitops.yaml the policies read."""
+
+    digest_environments: frozenset[str] = frozenset({"prod"})
+    gvisor_environments: frozenset[str] = frozenset({"prod"})
+    sandbox_namespace: str = "agent-runs"
+
+
+@dataclass(frozen=True)
+class Violation:
+    resource: Resource
+    message: str
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A catalogue entry: enough for a reader to understand and fix a finding."""
+
+    id: str
+    severity: Severity
+    title: str
+    reads: tuple[str, ...]
+    fix: str
+    doc: str
+
+
+Check = Callable[["Context"], Iterable[Violation]]
+
+
+@dataclass(frozen=True)
+class Rule(RuleInfo):
+    check: Check
+    # Needs the whole render (other objects, environment facts), not just one file's objects.
+    whole_render: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    target: str
+    resource: str
+    message: str
+    fix: str
+    suppressed: str | None = None
+
+
+ENVIRONMENT_CONFIGMAP = ("agent-platform", "platform-environment")
+
+
+@dataclass(frozen=True)
+class Context:
+    """One rendered target, indexed once so that every rule runs in linear time."""
+
+    target: str
+    is_environment: bool
+    resources: tuple[Resource, ...]
+    settings: Settings
+    facts: Mapping[str, str]
+    by_kind: Mapping[str, tuple[Resource, ...]]
+    by_name: Mapping[tuple[str, str, str], Resource]
+    workloads: tuple[Workload, ...]
+    pods_by_namespace: Mapping[str, tuple[Workload, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        target: str,
+        resources: Iterable[Resource],
+        settings: Settings,
+        *,
+        is_environment: bool = False,
+    ) -> Context:
+        items = tuple(resources)
+        by_kind: defaultdict[str, list[Resource]] = defaultdict(list)
+        by_name: dict[tuple[str, str, str], Resource] = {}
+        workloads: list[Workload] = []
+        by_namespace: defaultdict[str, list[Workload]] = defaultdict(list)
+        for resource in items:
+            by_kind[resource.kind].append(resource)
+            by_name[(resource.kind, resource.namespace, resource.name)] = resource
+            workload = workload_of(resource)
+            if workload is not None:
+                workloads.append(workload)
+                by_namespace[resource.namespace].append(workload)
+        configmap = by_name.get(("ConfigMap", *ENVIRONMENT_CONFIGMAP))
+        facts = {
+            str(key): str(value)
+            for key, value in mapping(configmap.body.get("data") if configmap else None).items()
+        }
+        return cls(
+            target=target,
+            is_environment=is_environment,
+            resources=items,
+            settings=settings,
+            facts=facts,
+            by_kind={kind: tuple(found) for kind, found in by_kind.items()},
+            by_name=by_name,
+            workloads=tuple(workloads),
+            pods_by_namespace={ns: tuple(found) for ns, found in by_namespace.items()},
+        )
+
+    @property
+    def environment(self) -> str:
+        """The environment's name: the ConfigMap's ENVIRONMENT, else the target's name."""
+        return self.facts.get("ENVIRONMENT", self.target)
+
+    def kind(self, kind: str) -> tuple[Resource, ...]:
+        return self.by_kind.get(kind, ())
+
+    def find(self, kind: str, namespace: str, name: str) -> Resource | None:
+        return self.by_name.get((kind, namespace, name))
+
+
+def rule(
+    id: str,
+    severity: Severity,
+    title: str,
+    *,
+    reads: tuple[str, ...],
+    fix: str,
+    doc: str,
+    whole_render: bool = False,
+) -> Callable[[Check], Rule]:
+    """Turn a check function into a catalogue Rule."""
+
+    def wrap(check: Check) -> Rule:
+        return Rule(id, severity, title, reads, fix, doc, check, whole_render)
+
+    return wrap
+
+
+def each_container(ctx: Context) -> Iterator[tuple[Workload, Mapping[str, object]]]:
+    for workload in ctx.workloads:
+        for container in workload.containers:
+            yield workload, container

@@ -1,0 +1,48 @@
+"""Secrets stay out of git: in Secret Manager, mounted through the CSI driver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from gitops.credentials import find_credentials
+from gitops.manifests import mapping, sequence
+from gitops.policy.model import Context, Severity, Violation, each_container, rule
+from gitops.policy.workloads import container_name
+
+
+@rule(
+    "SEC001",
+    Severity.ERROR,
+    "no Secret with data in git",
+    reads=("Secret.data", "Secret.stringData"),
+    fix="keep the value in Secret Manager and mount it with a SecretProviderClass "
+    "(secrets-store-gke.csi.k8s.io); delete the Secret from the kustomization",
+    doc="Anything committed is readable by everyone with the repository, forever.",
+)
+def secret_data(ctx: Context) -> Iterator[Violation]:
+    for secret in ctx.kind("Secret"):
+        keys = [*mapping(secret.body.get("data")), *mapping(secret.body.get("stringData"))]
+        if keys:
+            yield Violation(secret, f"holds values for {', '.join(sorted(map(str, keys)))}")
+
+
+@rule(
+    "SEC002",
+    Severity.ERROR,
+    "no credentials in plain env values",
+    reads=("spec.containers[].env[].value",),
+    fix="move the value to Secret Manager and read it from a mounted file; rotate the key now",
+    doc="A key in a pod spec is in git, in Argo CD's UI and in every `kubectl get -o yaml`.",
+)
+def env_credentials(ctx: Context) -> Iterator[Violation]:
+    for workload, container in each_container(ctx):
+        for env in (mapping(e) for e in sequence(container.get("env"))):
+            for credential in find_credentials(str(env.get("value", ""))):
+                yield Violation(
+                    workload.resource,
+                    f"container {container_name(container)} env {env.get('name')} holds "
+                    f"an {credential.kind}",
+                )
+
+
+RULES = (secret_data, env_credentials)

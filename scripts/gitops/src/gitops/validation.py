@@ -1,0 +1,126 @@
+"""`gitops validate`: render, check schemas, run the policies, apply suppressions."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops import schemas, suppressions
+from gitops.config import Config
+from gitops.policy import Finding, Severity, evaluate
+from gitops.policy.catalogue import RENDER, SCHEMA_BROKEN, SCHEMA_INVALID, SCHEMA_MISSING
+from gitops.policy.model import RuleInfo
+from gitops.render import Rendered, default_jobs, render_all
+from gitops.targets import Target
+
+
+@dataclass(frozen=True)
+class Report:
+    targets: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    unused_suppressions: tuple[str, ...] = ()
+
+    @property
+    def failing(self) -> list[Finding]:
+        return [f for f in self.findings if f.suppressed is None and f.severity is Severity.ERROR]
+
+    @property
+    def clean(self) -> bool:
+        return not self.failing
+
+
+def _finding(info: RuleInfo, target: str, resource: str, message: str) -> Finding:
+    return Finding(info.id, info.severity, target, resource, message, info.fix)
+
+
+def _schema_findings(
+    problems: list[schemas.SchemaProblem], files: dict[str, Rendered]
+) -> list[Finding]:
+    findings = []
+    for problem in problems:
+        source = files.get(problem.filename)
+        target = source.target.name if source else problem.filename
+        namespace = next(
+            (
+                r.namespace
+                for r in (source.resources if source else ())
+                if r.kind == problem.kind and r.name == problem.name
+            ),
+            "",
+        )
+        where = f"{namespace}/{problem.name}" if namespace else problem.name
+        resource = f"{problem.kind} {where}"
+        if problem.missing:
+            findings.append(
+                _finding(
+                    SCHEMA_MISSING,
+                    target,
+                    resource,
+                    f"no schema for {problem.api_version} {problem.kind}",
+                )
+            )
+        else:
+            findings.append(_finding(SCHEMA_INVALID, target, resource, problem.message))
+    return findings
+
+
+def validate(
+    config: Config,
+    targets: Sequence[Target],
+    *,
+    kustomize: str,
+    kubeconform: str,
+    jobs: int | None = None,
+) -> Report:
+    """Everything `gitops validate` reports about `targets`."""
+    workers = jobs or default_jobs()
+    kubernetes_dir = schemas.kubernetes_schemas(config.kubernetes_version)
+    crd_dir = config.root / config.crd_schemas
+    rendered = render_all(targets, kustomize, workers)
+    findings: list[Finding] = []
+    with tempfile.TemporaryDirectory(prefix="gitops-validate-") as scratch:
+        files: dict[str, Rendered] = {}
+        for index, item in enumerate(rendered):
+            if item.error is None and item.resources:
+                path = Path(scratch) / f"{index:05d}.yaml"
+                path.write_text(item.text, encoding="utf-8")
+                files[str(path)] = item
+        checker = None
+        if files:
+            command = schemas.kubeconform_command(
+                kubeconform,
+                schemas.schema_locations(kubernetes_dir, crd_dir),
+                [Path(p) for p in files],
+                workers,
+            )
+            checker = schemas.Kubeconform(command)
+        # The policies run while kubeconform works in its own process.
+        for item in rendered:
+            if item.error is not None:
+                findings.append(_finding(RENDER, item.target.name, item.target.name, item.error))
+                continue
+            findings.extend(
+                evaluate(
+                    item.target.name,
+                    item.resources,
+                    config.policy,
+                    is_environment=item.target.is_environment,
+                    whole_render=not item.target.is_file,
+                )
+            )
+        if checker is not None:
+            findings.extend(_schema_findings(checker.problems(), files))
+    for broken in schemas.check_crd_schemas(crd_dir):
+        relative = broken.path.relative_to(config.root)
+        findings.append(_finding(SCHEMA_BROKEN, "schemas", str(relative), broken.message))
+    order = {name: index for index, name in enumerate(t.name for t in targets)}
+    findings.sort(key=lambda f: (order.get(f.target, len(order)), f.resource, f.rule))
+    applied = suppressions.apply(findings, config.suppressions)
+    stale = suppressions.unused(applied, config.suppressions)
+    return Report(
+        targets=tuple(t.name for t in targets),
+        findings=tuple(applied),
+        unused_suppressions=tuple(f"{s.rule} {s.target} {s.resource}" for s in stale),
+    )
