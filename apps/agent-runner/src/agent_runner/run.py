@@ -47,7 +47,24 @@ class _Progress:
     baseline: str | None = None
     toolbox: Toolbox | None = None
     cancel_requested: bool = False
+    work: asyncio.Task[Finish] | None = None
     notes: list[str] = field(default_factory=list)
+
+    def request_cancel(self) -> None:
+        self.cancel_requested = True
+        if self.toolbox is not None:
+            self.toolbox.bash.kill_all()
+        if self.work is not None:
+            self.work.cancel()
+
+
+def own_deadline(timeout_seconds: float) -> float:
+    """The runner's own time limit: a little under the executor's hard one.
+
+    Stopping first leaves time to save the workspace and report `timed_out` before the
+    executor ends the sandbox.
+    """
+    return timeout_seconds - min(10.0, max(1.5, timeout_seconds / 10))
 
 
 def tool_environment(env: Mapping[str, str], workspace: str) -> dict[str, str]:
@@ -78,7 +95,7 @@ async def _work(
     )
     agent = progress.agent = Agent(claude, assignment, toolbox, reporter)
     try:
-        async with asyncio.timeout(assignment.limits.timeout_seconds):
+        async with asyncio.timeout(own_deadline(assignment.limits.timeout_seconds)):
             return await agent.run()
     except TimeoutError:
         return Finish(
@@ -126,6 +143,11 @@ async def _upload(
 
 
 async def execute(config: RunnerConfig, env: Mapping[str, str]) -> int:
+    progress = _Progress()
+    loop = asyncio.get_running_loop()
+    # From the first moment, SIGTERM means "cancel the run and report it", never "die now":
+    # the ending (upload, RESULT, flush) must still happen.
+    loop.add_signal_handler(signal.SIGTERM, progress.request_cancel)
     platform = PlatformClient(config)
     try:
         try:
@@ -136,9 +158,10 @@ async def execute(config: RunnerConfig, env: Mapping[str, str]) -> int:
         reporter = Reporter(platform.post_events)
         reporter.start()
         reporter.emit(EventType.STATUS, {"status": "running"})
-        finish = await _supervise(config, assignment, platform, reporter, env)
-        return await _finish(reporter, finish)
+        finish = await _supervise(config, assignment, platform, reporter, env, progress)
+        return await _finish(reporter, finish, progress)
     finally:
+        loop.remove_signal_handler(signal.SIGTERM)
         await platform.aclose()
 
 
@@ -148,18 +171,13 @@ async def _supervise(
     platform: PlatformClient,
     reporter: Reporter,
     env: Mapping[str, str],
-) -> tuple[Finish, _Progress]:
-    progress = _Progress()
-    work = asyncio.create_task(_work(config, assignment, platform, reporter, progress, env))
-
-    def on_sigterm() -> None:
-        progress.cancel_requested = True
-        if progress.toolbox is not None:
-            progress.toolbox.bash.kill_all()
+    progress: _Progress,
+) -> Finish:
+    work = progress.work = asyncio.create_task(
+        _work(config, assignment, platform, reporter, progress, env)
+    )
+    if progress.cancel_requested:
         work.cancel()
-
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     try:
         finish = await work
     except asyncio.CancelledError:
@@ -169,15 +187,12 @@ async def _supervise(
     except Exception as exc:  # every failure must end as an ERROR event, never a silent exit
         finish = _failure(exc)
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
         if progress.toolbox is not None:
             progress.toolbox.bash.kill_all()
-    finish = await _upload(config, platform, progress, finish)
-    return finish, progress
+    return await _upload(config, platform, progress, finish)
 
 
-async def _finish(reporter: Reporter, supervised: tuple[Finish, _Progress]) -> int:
-    finish, progress = supervised
+async def _finish(reporter: Reporter, finish: Finish, progress: _Progress) -> int:
     agent = progress.agent
     if finish.outcome is not Outcome.SUCCEEDED:
         message = "; ".join([finish.error or finish.outcome.value, *progress.notes])

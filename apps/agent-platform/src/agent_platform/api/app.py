@@ -15,19 +15,28 @@ from agent_platform.api import agents, events, health, runner, runs, session
 from agent_platform.api.body_limit import BodyLimit
 from agent_platform.api.errors import install_error_handlers
 from agent_platform.api.request_metrics import RequestMetrics
+from agent_platform.gateway import Gateway
 from agent_platform.metrics import Metrics
 from agent_platform.services import Services, open_services
 from agent_platform.settings import Settings
+from agent_platform.workspaces import WorkspaceEndpoints, open_blob_store
 
 
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
+    gateway = Gateway.from_settings(settings)
+    workspaces = WorkspaceEndpoints(
+        open_blob_store(settings), max_bytes=settings.workspace_max_bytes
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, metrics) as services:
             app.state.services = services
-            yield
+            try:
+                yield
+            finally:
+                await gateway.aclose()
 
     app = FastAPI(
         title="AI Agent Platform",
@@ -38,6 +47,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (health, session, agents, runs, events, runner):
         app.include_router(module.router)
+    app.include_router(gateway.router)
+    app.include_router(workspaces.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

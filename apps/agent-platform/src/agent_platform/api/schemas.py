@@ -12,8 +12,9 @@ from agent_platform.domain import Agent, ApiToken, Run, RunStatus, StoredEvent, 
 
 Name = Field(min_length=1, max_length=100, pattern=r"\S")
 Tool = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
-# The tools an agent gets when its creator does not choose.
-DEFAULT_TOOLS = ["bash", "read_file", "write_file", "list_files"]
+# The tools an agent gets when its creator does not choose: the runner's shell and text editor,
+# by the names Anthropic documents.
+DEFAULT_TOOLS = ["bash", "str_replace_based_edit_tool"]
 
 
 # Documented answers other than the route's success, for the OpenAPI spec.

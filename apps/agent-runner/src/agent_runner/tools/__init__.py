@@ -16,7 +16,6 @@ __all__ = ["BashTool", "EditorTool", "ToolError", "ToolOutput", "Toolbox"]
 _ALIASES = {
     "bash": "bash",
     "editor": "str_replace_based_edit_tool",
-    "text_editor": "str_replace_based_edit_tool",
     "str_replace_based_edit_tool": "str_replace_based_edit_tool",
 }
 
