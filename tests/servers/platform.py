@@ -1,27 +1,41 @@
-"""The real platform as a subprocess on a free loopback port, with its own data directory.
+"""The real platform for tests: a subprocess, or served on the test's own event loop.
+
+As a subprocess, on a free loopback port with its own data directory:
 
     with running_platform(tmp_path, env={"AGENT_PLATFORM_ANTHROPIC_BASE_URL": url}) as p:
         httpx.get(f"{p.base_url}/api/agents", headers=p.headers)
 
 or, in a conftest, `from servers.platform import platform_server` and use the fixture (extra
-environment through an `platform_env` fixture returning a dict, {} by default).
+environment through a `platform_env` fixture returning a dict, {} by default).
+
+In the test's loop (tests/agent_platform's `served` fixture): `serving_in_loop`, `Served`,
+`Caller`, and the steps below (`create_agent`, `start_run`, `wait_for_status`, ...).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from agent_platform.auth import ensure_user, hash_secret, issue_token, new_secret
+from agent_platform.domain import Run, RunStatus, RunTransition, TokenKind, User, new_id, utcnow
+from agent_platform.services import Services
+from agent_platform.settings import Settings
+from starlette.types import ASGIApp
 
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 15.0
@@ -168,3 +182,133 @@ def platform_env() -> dict[str, str]:
 def platform_server(tmp_path: Path, platform_env: dict[str, str]) -> Iterator[RunningPlatform]:
     with running_platform(tmp_path / "platform", platform_env) as platform:
         yield platform
+
+
+@asynccontextmanager
+async def serving_in_loop(make_app: Callable[[int], ASGIApp]) -> AsyncIterator[str]:
+    """Serve `make_app(port)` with uvicorn on the running event loop; yield its base URL.
+
+    The port is chosen first, so that the app can know its own URL.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    config = uvicorn.Config(
+        make_app(port), lifespan="on", log_config=None, access_log=False, ws_ping_interval=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the server stopped while starting")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not start in {STARTUP_SECONDS}s")
+        await asyncio.sleep(0.01)  # polling a condition with a deadline
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, STOP_SECONDS)
+        sock.close()
+
+
+@dataclass
+class Caller:
+    """A user of the served platform, with an httpx client carrying their API token."""
+
+    user: User
+    token: str
+    http: httpx.AsyncClient
+
+
+@dataclass
+class Served:
+    base_url: str
+    settings: Settings
+    services: Services
+
+    async def caller(self, name: str) -> Caller:
+        user = await ensure_user(self.services.store, name)
+        issued = await issue_token(self.services.store, user, kind=TokenKind.API, name="test")
+        http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {issued.secret}"},
+            timeout=30,
+        )
+        return Caller(user, issued.secret, http)
+
+
+# Steps tests take against a served platform.
+WAIT_SECONDS = 20.0
+
+
+async def create_agent(caller: Caller, **fields: Any) -> dict[str, Any]:
+    answer = await caller.http.post("/api/agents", json={"name": "helper", **fields})
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def start_run(caller: Caller, agent_id: str, task: str, **headers: str) -> dict[str, Any]:
+    answer = await caller.http.post(
+        f"/api/agents/{agent_id}/runs", json={"task": task}, headers=headers
+    )
+    assert answer.status_code in (200, 201), answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def wait_for_status(
+    caller: Caller, run_id: str, statuses: set[str], seconds: float = WAIT_SECONDS
+) -> dict[str, Any]:
+    """Poll the run until its status is one of `statuses`, failing after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        body: dict[str, Any] = (await caller.http.get(f"/api/runs/{run_id}")).json()
+        if body["status"] in statuses:
+            return body
+        assert time.monotonic() < deadline, f"run stayed {body['status']}: {body}"
+        await asyncio.sleep(0.05)  # polling a condition with a deadline
+
+
+async def running_run(
+    served: Served, caller: Caller, agent_id: str, task: str = "t"
+) -> tuple[str, str]:
+    """A run the test drives as its runner: running, with a run token the test holds.
+
+    It is stored as running from the start, so the scheduler never launches a sandbox for it.
+    """
+    run = Run(
+        id=new_id("run"),
+        agent_id=agent_id,
+        owner_id=caller.user.id,
+        task=task,
+        status=RunStatus.RUNNING,
+        created_at=utcnow(),
+    )
+    await served.services.store.create_run(run)
+    token = new_secret("run")
+    running = frozenset({RunStatus.RUNNING})
+    changed = await served.services.store.transition_run(
+        RunTransition(
+            run.id, running, RunStatus.RUNNING, utcnow(), run_token_hash=hash_secret(token)
+        )
+    )
+    assert changed is not None
+    return run.id, token
+
+
+def event(seq: int, kind: str = "text_delta", **data: Any) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "type": kind,
+        "data": data or {"text": str(seq)},
+        "time": datetime.now(UTC).isoformat(),
+    }
+
+
+def result_event(seq: int, outcome: str = "succeeded", **fields: Any) -> dict[str, Any]:
+    return event(seq, "result", outcome=outcome, **fields)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from agent_runner.protocol import Limits, Usage
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent_platform.domain import Agent, ApiToken, Run, RunStatus, StoredEvent, User
 
 Name = Field(min_length=1, max_length=100, pattern=r"\S")
-Tool = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+Tool = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 # The tools an agent gets when its creator does not choose: the runner's shell and text editor,
 # by the names Anthropic documents.
 DEFAULT_TOOLS = ["bash", "str_replace_based_edit_tool"]
@@ -30,7 +30,7 @@ class AgentCreate(Body):
     description: str = Field(default="", max_length=2000)
     system_prompt: str = Field(default="", max_length=100_000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
-    allowed_tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOLS), max_length=50)
+    allowed_tools: list[Tool] = Field(default_factory=lambda: list(DEFAULT_TOOLS), max_length=50)
     limits: Limits = Field(default_factory=Limits)
 
 
@@ -39,7 +39,7 @@ class AgentUpdate(Body):
     description: str | None = Field(default=None, max_length=2000)
     system_prompt: str | None = Field(default=None, max_length=100_000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
-    allowed_tools: list[str] | None = Field(default=None, max_length=50)
+    allowed_tools: list[Tool] | None = Field(default=None, max_length=50)
     limits: Limits | None = None
 
 

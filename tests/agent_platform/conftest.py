@@ -1,0 +1,82 @@
+"""Fixtures of the platform tests: stores of every backend, and the platform served in-loop.
+
+To run the store contract suite against another backend, add its factory to STORE_BACKENDS.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_platform.api import create_app
+from agent_platform.settings import Settings
+from agent_platform.store import Store
+from agent_platform.store.sqlite import SqliteStore
+from servers.platform import Caller, Served, serving_in_loop
+
+SCRIPTED_RUNNER = Path(__file__).with_name("scripted_runner.py")
+
+
+async def sqlite_store(tmp_path: Path) -> Store:
+    return await SqliteStore.open(tmp_path / "contract.db")
+
+
+StoreFactory = Callable[[Path], Awaitable[Store]]
+STORE_BACKENDS: dict[str, StoreFactory] = {"sqlite": sqlite_store}
+
+
+@pytest.fixture(params=sorted(STORE_BACKENDS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await STORE_BACKENDS[request.param](tmp_path)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+@pytest.fixture
+def platform_settings(tmp_path: Path) -> dict[str, Any]:
+    """Settings of the served platform; override in a module to change them."""
+    return {}
+
+
+@pytest.fixture
+async def served(tmp_path: Path, platform_settings: dict[str, Any]) -> AsyncIterator[Served]:
+    settings: Settings | None = None
+    apps: list[Any] = []
+
+    def make_app(port: int) -> Any:
+        nonlocal settings
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            data_dir=tmp_path / "data",
+            port=port,
+            runner_command=[sys.executable, str(SCRIPTED_RUNNER)],
+            cancel_grace_seconds=2,
+            print_login_url=False,
+            **platform_settings,
+        )
+        app = create_app(settings)
+        apps.append(app)
+        return app
+
+    async with serving_in_loop(make_app) as base_url:
+        assert settings is not None
+        yield Served(base_url, settings, apps[0].state.services)
+
+
+@pytest.fixture
+async def alice(served: Served) -> AsyncIterator[Caller]:
+    caller = await served.caller("alice")
+    async with caller.http:
+        yield caller
+
+
+@pytest.fixture
+async def bob(served: Served) -> AsyncIterator[Caller]:
+    caller = await served.caller("bob")
+    async with caller.http:
+        yield caller
