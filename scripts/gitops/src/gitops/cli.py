@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gitops import diffing, kustomization_images, secret_scan, snapshot
+from gitops import diffing, kustomization_images, pipeline_commands, secret_scan, snapshot
 from gitops.config import Config, ConfigError, find_root, load_config
 from gitops.imagerefs import ImageReferenceError
 from gitops.kustomization_images import KustomizationError
@@ -273,6 +273,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     add_set_image,
     add_promote,
     add_scan_secrets,
+    *pipeline_commands.COMMANDS,
 ]
 
 

@@ -1,0 +1,3 @@
+ARG BASE=python:latest
+FROM ${BASE}
+USER 10001
