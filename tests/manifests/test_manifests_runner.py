@@ -50,6 +50,8 @@ def test_runner_pod_template_is_sandboxed(environment: Rendering) -> None:
         "effect": "NoSchedule",
     } in pod["tolerations"]
     assert pod["restartPolicy"] == "Never"
+    # A ceiling above the longest run the wire format allows; each Job sets its own deadline.
+    assert 86_400 < pod["activeDeadlineSeconds"] <= 90_000
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     for key in ("hostNetwork", "hostPID", "hostIPC"):
