@@ -212,7 +212,8 @@ class Gateway:
         if answer.is_success:
             try:
                 usage = _usage_of(json.loads(content).get("usage"), Usage())
-                self._record(store, run.id, usage)
+                # Recorded before answering, so the run's next call sees it in the budget.
+                await _add_usage(store, run.id, usage)
             except (ValueError, AttributeError):
                 log.warning("upstream answer without readable usage", extra={"run_id": run.id})
         return Response(content, status_code=answer.status_code, headers=headers)

@@ -1,0 +1,187 @@
+"""The LLM gateway, served by the real platform, called with the real SDK, in front of the
+scripted Messages API server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+from agent_platform.auth import hash_secret, new_secret
+from agent_platform.domain import RunStatus, RunTransition, utcnow
+from agent_runner.protocol import GATEWAY_PREFIX, Limits
+from servers.messages_api import HttpFailure, MessagesApiServer, Reply, Text, ToolUse
+from servers.platform import Caller, Served, create_agent, start_run, wait_for_status
+
+UPSTREAM_KEY = "sk-upstream-test-key"
+
+
+@pytest.fixture(scope="module")
+def messages_api() -> Iterator[MessagesApiServer]:
+    server = MessagesApiServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def platform_settings(messages_api: MessagesApiServer) -> dict[str, Any]:
+    return {"anthropic_base_url": messages_api.base_url, "anthropic_api_key": UPSTREAM_KEY}
+
+
+async def _live_run_token(served: Served, caller: Caller, limits: Limits) -> tuple[str, str]:
+    """A running run of a new agent, and a run token for it that this test holds."""
+    agent = await create_agent(caller, limits=limits.model_dump())
+    run_id = (await start_run(caller, agent["id"], "hang"))["id"]
+    await wait_for_status(caller, run_id, {RunStatus.RUNNING.value})
+    token = new_secret("run")
+    changed = await served.services.store.transition_run(
+        RunTransition(
+            run_id=run_id,
+            expected=frozenset({RunStatus.RUNNING}),
+            status=RunStatus.RUNNING,
+            at=utcnow(),
+            run_token_hash=hash_secret(token),
+        )
+    )
+    assert changed is not None
+    return run_id, token
+
+
+def _claude(served: Served, token: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=2
+    )
+
+
+async def test_a_streamed_reply_is_relayed_with_the_real_key_and_usage_recorded(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    run_id, token = await _live_run_token(served, alice, Limits())
+    marker = messages_api.add_script(
+        [
+            Reply(
+                [Text("hello there", chunks=4), ToolUse("bash", {"command": "ls"})],
+                usage={"input_tokens": 120, "output_tokens": 30, "cache_read_input_tokens": 7},
+            )
+        ]
+    )
+    async with _claude(served, token).messages.stream(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
+    ) as stream:
+        text = "".join([t async for t in stream.text_stream])
+        message = await stream.get_final_message()
+    assert text == "hello there"
+    assert message.content[1].type == "tool_use"
+    (upstream,) = messages_api.requests(marker)
+    assert upstream.headers["x-api-key"] == UPSTREAM_KEY
+    assert token not in str(upstream.headers)
+    assert "authorization" not in upstream.headers
+    run = (await alice.http.get(f"/api/runs/{run_id}")).json()
+    assert run["usage"] == {
+        "input_tokens": 120,
+        "output_tokens": 30,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 7,
+    }
+
+
+async def test_a_non_streamed_reply_is_relayed_and_counted(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    run_id, token = await _live_run_token(served, alice, Limits())
+    marker = messages_api.add_script(
+        [Reply([Text("plain")], usage={"input_tokens": 11, "output_tokens": 5})]
+    )
+    reply = await _claude(served, token).messages.create(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
+    )
+    assert reply.content[0].type == "text"
+    assert reply.content[0].text == "plain"
+    run = (await alice.http.get(f"/api/runs/{run_id}")).json()
+    assert run["usage"]["input_tokens"] == 11
+    assert run["usage"]["output_tokens"] == 5
+
+
+async def test_events_are_relayed_as_they_arrive_not_buffered(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    _, token = await _live_run_token(served, alice, Limits())
+    marker = messages_api.add_script([Reply([Text("a b c d e f", chunks=6)], event_interval=0.15)])
+    arrivals: list[float] = []
+    async with _claude(served, token).messages.stream(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
+    ) as stream:
+        async for _ in stream.text_stream:
+            arrivals.append(time.monotonic())
+    # Six deltas paced 0.15 s apart upstream arrive spread out, not all at the end.
+    assert len(arrivals) == 6
+    assert arrivals[-1] - arrivals[0] > 0.5
+
+
+async def test_an_unknown_token_is_refused_and_nothing_goes_upstream(
+    served: Served, messages_api: MessagesApiServer
+) -> None:
+    marker = messages_api.add_script([Reply([Text("never")])])
+    with pytest.raises(anthropic.AuthenticationError, match="live run"):
+        await _claude(served, "run_not-a-real-token").messages.create(
+            model="claude-test", max_tokens=10, messages=[{"role": "user", "content": marker}]
+        )
+    assert messages_api.requests(marker) == []
+
+
+async def test_the_token_of_a_finished_run_is_refused(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    run_id, token = await _live_run_token(served, alice, Limits())
+    await alice.http.post(f"/api/runs/{run_id}/cancel")
+    await wait_for_status(alice, run_id, {RunStatus.CANCELLED.value})
+    marker = messages_api.add_script([Reply([Text("never")])])
+    with pytest.raises(anthropic.AuthenticationError):
+        await _claude(served, token).messages.create(
+            model="claude-test", max_tokens=10, messages=[{"role": "user", "content": marker}]
+        )
+
+
+async def test_the_budget_caps_a_reply_and_refuses_calls_once_spent(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    _, token = await _live_run_token(served, alice, Limits(max_tokens=1_500))
+    marker = messages_api.add_script(
+        [
+            Reply([Text("expensive")], usage={"input_tokens": 1_400, "output_tokens": 200}),
+            Reply([Text("never")]),
+        ]
+    )
+    claude = _claude(served, token)
+    await claude.messages.create(
+        model="claude-test", max_tokens=8_192, messages=[{"role": "user", "content": marker}]
+    )
+    (first,) = messages_api.requests(marker)
+    assert first.body["max_tokens"] == 1_500
+    with pytest.raises(anthropic.PermissionDeniedError, match="budget of 1500 is exhausted"):
+        await claude.messages.create(
+            model="claude-test",
+            max_tokens=100,
+            messages=[
+                {"role": "user", "content": marker},
+                {"role": "assistant", "content": "expensive"},
+                {"role": "user", "content": "more"},
+            ],
+        )
+    assert len(messages_api.requests(marker)) == 1
+
+
+async def test_upstream_rate_limits_reach_the_sdk_which_retries(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    _, token = await _live_run_token(served, alice, Limits())
+    marker = messages_api.add_script(
+        [HttpFailure(429, "rate_limit_error", retry_after=0.05, then=Reply([Text("later")]))]
+    )
+    reply = await _claude(served, token).messages.create(
+        model="claude-test", max_tokens=10, messages=[{"role": "user", "content": marker}]
+    )
+    assert reply.content[0].type == "text"
+    assert len(messages_api.requests(marker)) == 2
