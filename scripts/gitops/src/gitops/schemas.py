@@ -20,6 +20,8 @@ import jsonschema
 # kubeconform's template for the CRD layout this repository keeps.
 CRD_LAYOUT = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
 _CRD_FILE = re.compile(r"^[a-z0-9]+_v[0-9]+(?:(?:alpha|beta)[0-9]+)?\.json$")
+# kubeconform's wrapper around the validator's message, which names the schema file.
+_PREAMBLE = re.compile(r"^.*?jsonschema validation failed with '[^']*' - ")
 _CACHE_FORMAT = "1"  # bump when the rewriting below changes
 
 
@@ -116,9 +118,9 @@ def parse_kubeconform(output: str) -> list[SchemaProblem]:
         status = item.get("status")
         if status not in {"statusInvalid", "statusError"}:
             continue
-        message = str(item.get("msg", ""))
-        details = item.get("validationErrors") or []
-        if details:
+        message = _PREAMBLE.sub("", str(item.get("msg", "")))
+        if not message:
+            details = item.get("validationErrors") or []
             message = "; ".join(f"{d.get('path') or '/'}: {d.get('msg')}" for d in details)
         problems.append(
             SchemaProblem(

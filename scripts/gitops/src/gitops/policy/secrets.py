@@ -32,12 +32,13 @@ def secret_data(ctx: Context) -> Iterator[Violation]:
     "no credentials in plain env values",
     reads=("spec.containers[].env[].value",),
     fix="move the value to Secret Manager and read it from a mounted file; rotate the key now",
-    doc="A key in a pod spec is in git, in Argo CD's UI and in every `kubectl get -o yaml`.",
+    doc="A key in a pod spec is in git, in Argo CD's UI and in every `kubectl get -o yaml`; "
+    "even a placeholder there shows the key is meant to be pasted in.",
 )
 def env_credentials(ctx: Context) -> Iterator[Violation]:
     for workload, container in each_container(ctx):
         for env in (mapping(e) for e in sequence(container.get("env"))):
-            for credential in find_credentials(str(env.get("value", ""))):
+            for credential in find_credentials(str(env.get("value", "")), include_fakes=True):
                 yield Violation(
                     workload.resource,
                     f"container {container_name(container)} env {env.get('name')} holds "

@@ -1,0 +1,69 @@
+"""Every policy rule breaks on its failing fixture and stays quiet on its passing one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from gitops.manifests import parse
+from gitops.policy import CATALOGUE, POLICIES, Settings, evaluate
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RULE_IDS = [rule.id for rule in POLICIES]
+
+
+def _rules_found(path: Path) -> set[str]:
+    resources = parse(path.read_text(), str(path))
+    findings = evaluate("fixture", resources, Settings(), is_environment=True)
+    return {finding.rule for finding in findings}
+
+
+@pytest.mark.parametrize("rule_id", RULE_IDS)
+def test_failing_fixture_breaks_the_rule(rule_id: str) -> None:
+    assert rule_id in _rules_found(FIXTURES / rule_id / "fail.yaml")
+
+
+@pytest.mark.parametrize("rule_id", RULE_IDS)
+def test_passing_fixture_satisfies_the_rule(rule_id: str) -> None:
+    assert rule_id not in _rules_found(FIXTURES / rule_id / "pass.yaml")
+
+
+def test_every_fixture_directory_names_a_rule_in_the_catalogue() -> None:
+    directories = {path.name for path in FIXTURES.iterdir() if path.is_dir()}
+    assert directories == set(RULE_IDS)
+
+
+def test_every_rule_has_a_unique_id_a_fix_and_a_doc_line() -> None:
+    ids = [info.id for info in CATALOGUE]
+    assert len(ids) == len(set(ids))
+    for info in CATALOGUE:
+        assert re.fullmatch(r"[A-Z]+[0-9]{3}", info.id)
+        assert info.fix, info.id
+        assert info.doc, info.id
+        assert info.reads, info.id
+        assert info.title, info.id
+        assert "\n" not in info.doc
+
+
+def test_a_lone_manifest_file_is_not_checked_for_references_to_other_objects() -> None:
+    resources = parse((FIXTURES / "REF006" / "fail.yaml").read_text(), "file")
+    whole = {f.rule for f in evaluate("file", resources, Settings())}
+    alone = {f.rule for f in evaluate("file", resources, Settings(), whole_render=False)}
+    assert "REF006" in whole
+    assert "REF006" not in alone
+    assert "PSS001" in alone
+
+
+def test_digests_are_required_only_in_the_environments_the_settings_name() -> None:
+    resources = parse((FIXTURES / "IMG003" / "fail.yaml").read_text(), "file")
+    relaxed = Settings(digest_environments=frozenset({"staging"}))
+    assert "IMG003" not in {f.rule for f in evaluate("prod", resources, relaxed)}
+
+
+def test_a_finding_names_the_resource_and_says_how_to_fix_it() -> None:
+    resources = parse((FIXTURES / "AP001" / "fail.yaml").read_text(), "file")
+    finding = next(f for f in evaluate("dev", resources, Settings()) if f.rule == "AP001")
+    assert finding.resource == "Pod agent-platform/builder"
+    assert "container docker is privileged" in finding.message
+    assert "privileged: true" in finding.fix
