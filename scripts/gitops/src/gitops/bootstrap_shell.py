@@ -66,7 +66,13 @@ def is_present(check: Sequence[str], cwd: Path) -> bool:
     """A resource exists when its check succeeds and prints something."""
     try:
         result = subprocess.run(
-            check, cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+            check,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,  # stdin may carry a secret's value: checks never see it
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
     except FileNotFoundError as error:
         raise BootstrapError(
