@@ -71,6 +71,7 @@ def scratch_repo(tmp_path: Path, kustomize: str) -> WriteFiles:
     root = tmp_path / "repo"
     root.mkdir()
     (root / "gitops.yaml").write_text(GITOPS_YAML)
+    (root / ".gitignore").write_text("bin/\n")
     (root / "bin").mkdir()
     for tool in ("kustomize", "kubeconform"):
         (root / "bin" / tool).symlink_to(REPO_ROOT / "bin" / tool)

@@ -27,6 +27,14 @@ def resolve(root: Path, ref: str) -> str:
     return done.stdout.strip()
 
 
+def _inside_tree(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+    """tarfile's safe "data" filter, skipping (not failing on) links that leave the tree."""
+    try:
+        return tarfile.data_filter(member, path)
+    except tarfile.FilterError:
+        return None
+
+
 def extract(root: Path, ref: str, destination: Path) -> str:
     """Write the tree of `ref` into `destination`; returns the commit id."""
     commit = resolve(root, ref)
@@ -36,7 +44,7 @@ def extract(root: Path, ref: str, destination: Path) -> str:
     if done.returncode != 0:
         raise GitError(f"git archive {commit} failed: {done.stderr.decode(errors='replace')}")
     with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
-        archive.extractall(destination, filter="data")
+        archive.extractall(destination, filter=_inside_tree)  # noqa: S202 - filtered above
     return commit
 
 

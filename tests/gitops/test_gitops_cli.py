@@ -1,0 +1,98 @@
+"""The command line: missing tools, the rule catalogue, rendering and checking single files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gitops.cli import main
+from gitops.policy import CATALOGUE
+
+WriteFiles = Callable[[dict[str, str]], Path]
+
+KUSTOMIZATION = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: agent-platform
+resources: [cm.yaml]
+"""
+CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {A: b}\n"
+
+
+def test_a_missing_tool_names_the_make_target_that_installs_it(scratch_repo: WriteFiles) -> None:
+    root = scratch_repo({"overlays/dev/kustomization.yaml": KUSTOMIZATION})
+    (root / "bin" / "kustomize").unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "gitops", "--root", str(root), "render"],
+        env={"PATH": str(root / "empty")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "kustomize is not installed" in done.stderr
+    assert "run `make tools`" in done.stderr
+
+
+def test_rules_prints_every_rule_with_its_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    for info in CATALOGUE:
+        assert f"{info.id:<10} {info.severity.value}" in out
+    assert main(["--root", ".", "validate", "--list-rules"]) == 0
+    assert capsys.readouterr().out == out
+
+
+def test_render_writes_one_file_per_environment(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    root = scratch_repo(
+        {
+            "overlays/dev/kustomization.yaml": KUSTOMIZATION,
+            "overlays/dev/cm.yaml": CONFIG_MAP,
+            "overlays/prod/kustomization.yaml": KUSTOMIZATION,
+            "overlays/prod/cm.yaml": CONFIG_MAP,
+            "overlays/notes/README.md": "not an environment\n",
+        }
+    )
+    out = tmp_path / "rendered"
+    assert main(["--root", str(root), "render", "--output-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["dev.yaml", "prod.yaml"]
+    assert "namespace: agent-platform" in (out / "dev.yaml").read_text()
+
+
+def test_validate_checks_a_single_file_before_it_is_committed(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: agent-platform}\n"
+        "spec:\n  hostPID: true\n  containers: [{name: c, image: 'app:1'}]\n"
+    )
+    root = scratch_repo({"pod.yaml": pod})
+    code = main(["--root", str(root), "validate", str(root / "pod.yaml")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith("pod.yaml: ")
+    assert "AP002: hostPID is true" in out
+
+
+def test_a_path_that_is_neither_a_kustomization_nor_a_file_is_a_usage_error(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = scratch_repo({"docs/README.md": "x\n"})
+    assert main(["--root", str(root), "validate", str(root / "docs")]) == 2
+    assert (
+        "neither a directory with a kustomization.yaml nor a manifest file"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_manifest_that_is_not_yaml_is_a_render_finding(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = scratch_repo({"bad.yaml": "kind: [unclosed\n"})
+    assert main(["--root", str(root), "validate", str(root / "bad.yaml")]) == 1
+    assert "RENDER001: bad.yaml: not valid YAML" in capsys.readouterr().out
