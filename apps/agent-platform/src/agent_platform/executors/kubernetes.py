@@ -335,13 +335,24 @@ class _Tracked:
     unschedulable_timer: asyncio.Task[None] | None = None
 
 
+@dataclass(frozen=True)
+class _Cluster:
+    api: client.ApiClient
+    core: client.CoreV1Api
+    batch: client.BatchV1Api
+
+
 class KubernetesExecutor:
-    """One Job per run in the runs namespace, watched until it ends."""
+    """One Job per run in the runs namespace, watched until it ends.
+
+    The connection is opened on first use: loading a kubeconfig is asynchronous, and the platform
+    builds its executor before its event loop serves anything.
+    """
 
     def __init__(
         self,
-        api: client.ApiClient,
         *,
+        kubeconfig: Path | None,
         namespace: str,
         template_name: str,
         on_exit: OnExit,
@@ -349,35 +360,52 @@ class KubernetesExecutor:
         deadline_margin_seconds: int = 30,
         unschedulable_timeout_seconds: float = 600.0,
     ) -> None:
-        self._api = api
-        self._core = client.CoreV1Api(api)
-        self._batch = client.BatchV1Api(api)
+        self._kubeconfig = kubeconfig
         self._namespace = namespace
         self._template_name = template_name
         self._on_exit = on_exit
         self._ttl = ttl_seconds_after_finished
         self._margin = deadline_margin_seconds
         self._unschedulable_timeout = unschedulable_timeout_seconds
+        self._cluster: _Cluster | None = None
+        self._connecting = asyncio.Lock()
         self._runs: dict[str, _Tracked] = {}
         self._watches: list[asyncio.Task[None]] = []
 
-    @classmethod
-    async def connect(
-        cls,
-        *,
-        kubeconfig: Path | None,
-        namespace: str,
-        template_name: str,
-        on_exit: OnExit,
-        **options: Any,
-    ) -> KubernetesExecutor:
-        api = await load_api_client(kubeconfig)
-        return cls(
-            api, namespace=namespace, template_name=template_name, on_exit=on_exit, **options
-        )
+    async def _connect(self) -> _Cluster:
+        async with self._connecting:
+            if self._cluster is None:
+                api = await load_api_client(self._kubeconfig)
+                self._cluster = _Cluster(api, client.CoreV1Api(api), client.BatchV1Api(api))
+                self._watches = [
+                    asyncio.create_task(
+                        self._watch(self._cluster.batch.list_namespaced_job, self._on_job)
+                    ),
+                    asyncio.create_task(
+                        self._watch(self._cluster.core.list_namespaced_pod, self._on_pod)
+                    ),
+                ]
+            return self._cluster
+
+    @property
+    def _api(self) -> client.ApiClient:
+        return self._require().api
+
+    @property
+    def _core(self) -> client.CoreV1Api:
+        return self._require().core
+
+    @property
+    def _batch(self) -> client.BatchV1Api:
+        return self._require().batch
+
+    def _require(self) -> _Cluster:
+        if self._cluster is None:
+            raise ExecutorError("the Kubernetes executor is not connected yet")
+        return self._cluster
 
     async def start(self, launch: Launch) -> None:
-        self._ensure_watching()
+        await self._connect()
         name = job_name(launch.run_id)
         try:
             template = await self._core.read_namespaced_pod_template(
@@ -431,6 +459,7 @@ class KubernetesExecutor:
         return job
 
     async def cancel(self, run_id: str) -> None:
+        await self._connect()
         tracked = self._runs.setdefault(run_id, _Tracked())
         already_reported = tracked.reported
         tracked.reported = True
@@ -439,7 +468,7 @@ class KubernetesExecutor:
             await self._on_exit(SandboxExit(run_id, Outcome.CANCELLED, "cancelled"))
 
     async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
-        self._ensure_watching()
+        await self._connect()
         try:
             listed = await self._batch.list_namespaced_job(self._namespace, label_selector=SELECTOR)
         except ApiException as error:
@@ -469,7 +498,9 @@ class KubernetesExecutor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._watches.clear()
-        await self._api.close()
+        if self._cluster is not None:
+            await self._cluster.api.close()
+            self._cluster = None
 
     async def _delete_job(self, name: str) -> None:
         try:
@@ -479,13 +510,6 @@ class KubernetesExecutor:
         except ApiException as error:
             if error.status != 404:
                 raise _api_error(f"deleting Job {name}", error) from error
-
-    def _ensure_watching(self) -> None:
-        if not self._watches:
-            self._watches = [
-                asyncio.create_task(self._watch(self._batch.list_namespaced_job, self._on_job)),
-                asyncio.create_task(self._watch(self._core.list_namespaced_pod, self._on_pod)),
-            ]
 
     async def _watch(self, list_call: Any, handle: Any) -> None:
         """List, then watch from the list's version; start over whenever the watch ends."""
