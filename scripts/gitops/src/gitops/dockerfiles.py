@@ -76,7 +76,7 @@ def _instructions(text: str) -> Iterator[Instruction]:
         if not pending:
             start = number
         if stripped.endswith("\\"):
-            pending.append(stripped[:-1])
+            pending.append(stripped[:-1].rstrip())
             continue
         pending.append(stripped)
         logical = " ".join(part for part in pending if part)
