@@ -45,7 +45,8 @@ def test_the_kubernetes_schemas_never_point_at_the_network() -> None:
     directory = kubernetes_schemas("1.34")
     text = (directory / "deployment-apps-v1.json").read_text()
     assert "kubernetes.io/api" not in text
-    assert '"_definitions.json#' in text
+    assert "_definitions.json" not in text
+    assert '"#/$defs/io.k8s.api.core.v1.PodSpec"' in text
 
 
 def test_a_misspelt_field_is_a_schema_finding(

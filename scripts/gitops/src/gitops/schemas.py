@@ -22,7 +22,7 @@ CRD_LAYOUT = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
 _CRD_FILE = re.compile(r"^[a-z0-9]+_v[0-9]+(?:(?:alpha|beta)[0-9]+)?\.json$")
 # kubeconform's wrapper around the validator's message, which names the schema file.
 _PREAMBLE = re.compile(r"^.*?jsonschema validation failed with '[^']*' - ")
-_CACHE_FORMAT = "1"  # bump when the rewriting below changes
+_CACHE_FORMAT = "2"  # bump when the rewriting below changes
 
 
 class SchemaSetupError(Exception):
@@ -45,28 +45,56 @@ def _cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitops"
 
 
-def kubernetes_schemas(kubernetes_version: str) -> Path:
-    """kubeconform-ready copies of the package's strict schemas, made once per version.
+# A reference into the package's shared definitions file, or within it.
+_DEFINITION_REF = re.compile(r'"\$ref": "(?:/api/_definitions\.json)?#/\$defs/([^"]+)"')
 
-    The package's schemas carry an `$id` on kubernetes.io and refer to `/api/_definitions.json`,
-    which kubeconform would fetch over the network; the copies drop the `$id` and refer to the
-    definitions file next to them, so validation never leaves the machine.
+
+def _standalone(
+    schema: dict[str, Any], definitions: dict[str, Any], needs: dict[str, set[str]]
+) -> str:
+    """`schema` with the definitions it reaches copied in, and no reference leaving the file."""
+    schema.pop("$id", None)
+    pending = set(_DEFINITION_REF.findall(json.dumps(schema)))
+    reached: set[str] = set()
+    while pending:
+        name = pending.pop()
+        reached.add(name)
+        pending |= needs[name] - reached
+    schema["$defs"] = {name: definitions[name] for name in sorted(reached)}
+    return json.dumps(schema).replace('"/api/_definitions.json#/$defs/', '"#/$defs/')
+
+
+def kubernetes_schemas(kubernetes_version: str) -> Path:
+    """Standalone copies of the package's strict schemas, made once per version and cached.
+
+    The package's schemas carry an `$id` on kubernetes.io and refer to one shared
+    `/api/_definitions.json`, which kubeconform would try to fetch over the network, and which
+    is 1.5 MB to parse for every kind. Each copy instead holds just the definitions it needs, so
+    validation never leaves the machine and compiles a kind's schema in milliseconds.
     """
     source = _package_schemas(kubernetes_version)
     target = (
         _cache_home()
         / f"k8s-{kubernetes_version}-kv{version('kubernetes-validate')}-f{_CACHE_FORMAT}"
     )
-    if (target / "_definitions.json").is_file():
+    if (target / "pod-v1.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     try:
+        definitions = json.loads((source / "_definitions.json").read_text(encoding="utf-8"))[
+            "$defs"
+        ]
+        needs = {
+            name: set(_DEFINITION_REF.findall(json.dumps(d))) for name, d in definitions.items()
+        }
         for path in source.glob("*.json"):
+            if path.name == "_definitions.json":
+                continue
             schema = json.loads(path.read_text(encoding="utf-8"))
-            schema.pop("$id", None)
-            text = json.dumps(schema).replace('"/api/_definitions.json#', '"_definitions.json#')
-            (staging / path.name).write_text(text, encoding="utf-8")
+            (staging / path.name).write_text(
+                _standalone(schema, definitions, needs), encoding="utf-8"
+            )
         try:
             staging.rename(target)
         except OSError:  # another process made it first
