@@ -7,15 +7,16 @@ the run still reports what it did.
 
 from __future__ import annotations
 
-from typing import Any
-
-from anthropic import AsyncAnthropic
+from typing import TYPE_CHECKING, Any
 
 from agent_runner import conversation
 from agent_runner.conversation import Finish, ToolCall, ToolResult
 from agent_runner.protocol import Assignment, EventType, Usage
 from agent_runner.reporter import Reporter
 from agent_runner.tools import Toolbox
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
 
 
 def _usage(raw: Any) -> Usage:

@@ -8,13 +8,13 @@ an ERROR event when it did not succeed, the terminal RESULT, and every event flu
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
-
-import anthropic
 
 from agent_runner import conversation, protocol, workspace_archive
 from agent_runner.agent import Agent
@@ -58,13 +58,25 @@ class _Progress:
             self.work.cancel()
 
 
-def own_deadline(timeout_seconds: float) -> float:
-    """The runner's own time limit: a little under the executor's hard one.
+def own_deadline(timeout_seconds: float, age_seconds: float) -> float:
+    """How long the agent loop may still take: a little under the executor's hard limit.
 
-    Stopping first leaves time to save the workspace and report `timed_out` before the
-    executor ends the sandbox.
+    The executor counts from the moment it started this process; stopping first leaves time to
+    save the workspace and report `timed_out` before the executor ends the sandbox.
     """
-    return timeout_seconds - min(10.0, max(1.5, timeout_seconds / 10))
+    margin = min(10.0, max(2.0, timeout_seconds / 10))
+    return max(0.0, timeout_seconds - margin - age_seconds)
+
+
+def process_age() -> float:
+    """Seconds since this process started, 0 where /proc cannot tell."""
+    try:
+        # Field 22 of /proc/self/stat, counted after the parenthesised command name.
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, float(Path("/proc/uptime").read_text().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def tool_environment(env: Mapping[str, str], workspace: str) -> dict[str, str]:
@@ -88,6 +100,9 @@ async def _work(
     if archive is not None:
         workspace_archive.unpack(archive, config.workspace)
     progress.baseline = workspace_archive.digest(workspace_archive.pack(config.workspace))
+    # Imported here: __main__ starts loading the SDK in the background at process start.
+    import anthropic
+
     claude = anthropic.AsyncAnthropic(
         base_url=config.platform_url + protocol.GATEWAY_PREFIX,
         api_key=config.run_token,
@@ -95,7 +110,8 @@ async def _work(
     )
     agent = progress.agent = Agent(claude, assignment, toolbox, reporter)
     try:
-        async with asyncio.timeout(own_deadline(assignment.limits.timeout_seconds)):
+        limit = own_deadline(assignment.limits.timeout_seconds, process_age())
+        async with asyncio.timeout(limit):
             return await agent.run()
     except TimeoutError:
         return Finish(
@@ -109,6 +125,8 @@ async def _work(
 
 
 def _failure(exc: BaseException) -> Finish:
+    import anthropic
+
     if isinstance(exc, anthropic.APIStatusError):
         return conversation.describe_api_error(exc.status_code, exc.body, str(exc))
     if isinstance(exc, anthropic.APIConnectionError):

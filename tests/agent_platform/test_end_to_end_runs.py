@@ -1,0 +1,299 @@
+"""Whole runs: API → scheduler → local executor → the real runner → gateway → scripted Claude.
+
+The platform is the real one, as a subprocess; the runner is the real `agent_runner` it spawns;
+only Claude is played by the scripted Messages API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from agent_platform.workspaces import read_file
+from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse
+from servers.platform import RunningPlatform, running_platform
+
+UPSTREAM_KEY = "sk-upstream-e2e-key"
+EDITOR = "str_replace_based_edit_tool"
+WAIT_SECONDS = 30.0
+Event = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def messages_api() -> Iterator[MessagesApiServer]:
+    server = MessagesApiServer().start()
+    yield server
+    server.stop()
+
+
+def _claude_env(messages_api: MessagesApiServer) -> dict[str, str]:
+    return {
+        "AGENT_PLATFORM_ANTHROPIC_BASE_URL": messages_api.base_url,
+        "AGENT_PLATFORM_ANTHROPIC_API_KEY": UPSTREAM_KEY,
+        "AGENT_PLATFORM_MAX_CONCURRENT_RUNS": "8",
+    }
+
+
+@pytest.fixture(scope="module")
+def platform(
+    messages_api: MessagesApiServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
+    with running_platform(tmp_path_factory.mktemp("e2e"), _claude_env(messages_api)) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(platform: RunningPlatform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=platform.base_url, headers=platform.headers, timeout=WAIT_SECONDS
+    ) as client:
+        yield client
+
+
+async def _agent(http: httpx.AsyncClient, **fields: Any) -> str:
+    answer = await http.post("/api/agents", json={"name": "coder", **fields})
+    assert answer.status_code == 201, answer.text
+    agent_id: str = answer.json()["id"]
+    return agent_id
+
+
+async def _run(http: httpx.AsyncClient, agent_id: str, task: str) -> str:
+    answer = await http.post(f"/api/agents/{agent_id}/runs", json={"task": task})
+    assert answer.status_code == 201, answer.text
+    run_id: str = answer.json()["id"]
+    return run_id
+
+
+async def _events(
+    http: httpx.AsyncClient, run_id: str, *, after: int = 0, until: Callable[[Event], bool]
+) -> list[Event]:
+    """Subscribe to the run's SSE stream (resuming after `after`) until an event matches."""
+    headers = {"Last-Event-ID": str(after)} if after else {}
+    seen: list[Event] = []
+    async with http.stream(
+        "GET", f"/api/runs/{run_id}/events/stream", headers=headers, timeout=WAIT_SECONDS
+    ) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                seen.append(json.loads(line[5:]))
+                if until(seen[-1]):
+                    return seen
+    raise AssertionError(f"the stream ended before the awaited event: {seen}")
+
+
+def _is_result(event: Event) -> bool:
+    return event["type"] == "result"
+
+
+async def _finished(http: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    """The run once its stream has ended with the RESULT and its status is terminal."""
+    await _events(http, run_id, until=_is_result)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        run: dict[str, Any] = (await http.get(f"/api/runs/{run_id}")).json()
+        if run["status"] not in ("queued", "running"):
+            return run
+        assert time.monotonic() < deadline, f"run stayed {run['status']}"
+        await asyncio.sleep(0.02)  # polling a condition with a deadline
+
+
+async def _all_events(http: httpx.AsyncClient, run_id: str) -> list[Event]:
+    items: list[Event] = (await http.get(f"/api/runs/{run_id}/events")).json()["items"]
+    return items
+
+
+def _of(events: list[Event], kind: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in events if e["type"] == kind]
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)  # polling a condition with a deadline
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _workspace_of(platform: RunningPlatform, run_id: str) -> Path:
+    return platform.data_dir / "sandboxes" / run_id / "workspace"
+
+
+async def test_a_run_uses_tools_keeps_its_files_and_the_next_run_continues(
+    platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    first = messages_api.add_script(
+        [
+            Reply(
+                [
+                    Text("I'll write the note."),
+                    ToolUse(
+                        EDITOR, {"command": "create", "path": "notes.txt", "file_text": "42\n"}
+                    ),
+                ]
+            ),
+            Reply([ToolUse("bash", {"command": "cat notes.txt"})]),
+            Reply([Text("Done.")], usage={"input_tokens": 50, "output_tokens": 3}),
+        ]
+    )
+    agent_id = await _agent(http, system_prompt="Be brief.")
+    run_id = await _run(http, agent_id, f"{first} write a note")
+
+    # A subscriber that leaves after the first tool call and resumes from what it saw.
+    head = await _events(http, run_id, until=lambda e: e["type"] == "tool_call")
+    tail = await _events(http, run_id, after=head[-1]["seq"], until=_is_result)
+    events = head + tail
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [c["name"] for c in _of(events, "tool_call")] == [EDITOR, "bash"]
+    assert _of(events, "tool_result")[1]["output"] == "42\n"
+    assert "".join(d["text"] for d in _of(events, "text_delta")) == "I'll write the note.Done."
+    assert _of(events, "result")[0]["outcome"] == "succeeded"
+
+    run = (await http.get(f"/api/runs/{run_id}")).json()
+    assert run["status"] == "succeeded"
+    assert run["usage"]["input_tokens"] >= 50
+    assert run["usage"]["output_tokens"] >= 3
+    archive = (platform.data_dir / "workspaces" / f"{agent_id}.tar.gz").read_bytes()
+    assert read_file(archive, "notes.txt") == b"42\n"
+
+    second = messages_api.add_script(
+        [Reply([ToolUse("bash", {"command": "cat notes.txt"})]), Reply([Text("It says 42.")])]
+    )
+    next_run = await _run(http, agent_id, f"{second} what does the note say?")
+    assert (await _finished(http, next_run))["status"] == "succeeded"
+    assert _of(await _all_events(http, next_run), "tool_result")[0]["output"] == "42\n"
+
+    opening = messages_api.requests(second)[0]
+    assert opening.headers["x-api-key"] == UPSTREAM_KEY
+    assert "authorization" not in opening.headers
+    texts = json.dumps(opening.body["messages"])
+    assert first in texts  # the second run continues the first one's conversation
+    assert opening.body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert opening.body["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert texts.count("cache_control") == 2
+
+
+async def test_the_sandbox_holds_neither_the_key_nor_store_settings(
+    platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    command = (
+        "tr '\\0' '\\n' < /proc/$PPID/environ; echo ---; tr '\\0' ' ' < /proc/$PPID/cmdline; "
+        "echo; echo ---; env"
+    )
+    script = messages_api.add_script(
+        [Reply([ToolUse("bash", {"command": command})]), Reply([Text("ok")])]
+    )
+    run_id = await _run(http, await _agent(http), f"{script} inspect yourself")
+    assert (await _finished(http, run_id))["status"] == "succeeded"
+    output = _of(await _all_events(http, run_id), "tool_result")[0]["output"]
+    runner_env, argv, tool_env = output.split("---\n")
+    names = {line.split("=", 1)[0] for line in runner_env.splitlines() if "=" in line}
+    assert names <= {
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "HOME",
+        "TMPDIR",
+        "PYTHONUNBUFFERED",
+        "AGENT_RUN_ID",
+        "AGENT_PLATFORM_URL",
+        "AGENT_RUN_TOKEN",
+        "AGENT_WORKSPACE",
+    }
+    assert "agent_runner" in argv
+    for secret in (UPSTREAM_KEY, "platform.db", "ANTHROPIC"):
+        assert secret not in output
+    assert "AGENT_RUN_TOKEN" not in tool_env
+
+
+async def test_cancel_mid_tool_kills_the_tools_processes_within_two_seconds(
+    platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    script = messages_api.add_script(
+        [Reply([ToolUse("bash", {"command": "sleep 300 & echo $! > sleeper.pid; wait"})])]
+    )
+    run_id = await _run(http, await _agent(http), f"{script} wait a long time")
+    await _events(http, run_id, until=lambda e: e["type"] == "tool_call")
+    pid_file = _workspace_of(platform, run_id) / "sleeper.pid"
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", "the tool")
+    sleeper = int(pid_file.read_text())
+    assert _alive(sleeper)
+
+    cancelled_at = time.monotonic()
+    assert (await http.post(f"/api/runs/{run_id}/cancel")).status_code == 202
+    _wait_for(lambda: not _alive(sleeper), "the tool's child to die", seconds=2.0)
+    assert time.monotonic() - cancelled_at < 2.0
+
+    run = await _finished(http, run_id)
+    assert run["status"] == "cancelled"
+    assert _of(await _all_events(http, run_id), "result")[0]["outcome"] == "cancelled"
+
+
+async def test_a_run_past_its_wall_clock_limit_ends_timed_out(
+    http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    script = messages_api.add_script([Reply([ToolUse("bash", {"command": "sleep 300"})])])
+    agent_id = await _agent(http, limits={"timeout_seconds": 5})
+    run_id = await _run(http, agent_id, f"{script} take forever")
+    run = await _finished(http, run_id)
+    assert run["status"] == "timed_out"
+    errors = _of(await _all_events(http, run_id), "error")
+    assert errors[0]["kind"] == "timeout"
+
+
+async def test_without_an_anthropic_key_a_run_fails_at_once_saying_how_to_set_one(
+    messages_api: MessagesApiServer, tmp_path: Path
+) -> None:
+    env = {"AGENT_PLATFORM_ANTHROPIC_BASE_URL": messages_api.base_url}
+    script = messages_api.add_script([Reply([Text("never")])])
+    with running_platform(tmp_path / "keyless", env) as keyless:
+        async with httpx.AsyncClient(
+            base_url=keyless.base_url, headers=keyless.headers, timeout=WAIT_SECONDS
+        ) as client:
+            run_id = await _run(client, await _agent(client), f"{script} hello")
+            run = await _finished(client, run_id)
+            errors = _of(await _all_events(client, run_id), "error")
+    assert run["status"] == "failed"
+    assert "AGENT_PLATFORM_ANTHROPIC_API_KEY" in errors[0]["message"]
+    assert messages_api.requests(script) == []
+
+
+async def test_a_platform_killed_mid_run_ends_the_run_honestly_without_losing_events(
+    messages_api: MessagesApiServer, tmp_path: Path
+) -> None:
+    wait_for_release = "while [ ! -e release ]; do sleep 0.02; done; echo released"
+    script = messages_api.add_script(
+        [Reply([Text("Waiting."), ToolUse("bash", {"command": wait_for_release})])]
+    )
+    with running_platform(tmp_path / "crashy", _claude_env(messages_api)) as crashy:
+        async with httpx.AsyncClient(
+            base_url=crashy.base_url, headers=crashy.headers, timeout=WAIT_SECONDS
+        ) as client:
+            run_id = await _run(client, await _agent(client), f"{script} wait for release")
+            before = await _events(client, run_id, until=lambda e: e["type"] == "tool_call")
+            crashy.kill()
+            crashy.start()
+            run = await _finished(client, run_id)
+            events = await _all_events(client, run_id)
+    # A local sandbox does not outlive its platform: the restarted platform finds the run
+    # without one and finishes it, keeping every event the runner had reported, once.
+    assert run["status"] == "failed"
+    assert "lost" in run["error"]
+    assert events[: len(before)] == before
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["type"] for e in events].count("result") == 1
+    assert events[-1]["type"] == "result"
