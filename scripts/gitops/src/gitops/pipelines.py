@@ -44,6 +44,10 @@ BUILT_IN_SUBSTITUTIONS = frozenset(
     }
 )
 
+PULL_REQUEST_SUBSTITUTIONS = frozenset(
+    {"_HEAD_BRANCH", "_BASE_BRANCH", "_HEAD_REPO_URL", "_PR_NUMBER"}
+)
+
 # The script that commits image pins back to git: a push trigger running it must ignore the
 # paths it writes, or its own commit starts the next build.
 PIN_SCRIPT = "pipelines/scripts/pin-dev.sh"
@@ -340,6 +344,15 @@ def _names_platform(command: list[str]) -> bool:
 def _trigger_substitution_findings(
     trigger: Mapping[str, Any], build: Mapping[str, Any], path: str
 ) -> Iterator[Finding]:
+    used = {name for text in _strings(build) for name in _references(text)}
+    pull_request_only = sorted(used & PULL_REQUEST_SUBSTITUTIONS)
+    if pull_request_only and not (trigger.get("github") or {}).get("pullRequest"):
+        yield Finding(
+            "trigger-build-file",
+            path,
+            f"the build uses {', '.join(pull_request_only)}, which only pull-request triggers "
+            "set: run it from a `github.pullRequest` trigger",
+        )
     defined = build.get("substitutions") or {}
     loose = (build.get("options") or {}).get("substitutionOption") == "ALLOW_LOOSE"
     for key in sorted(trigger.get("substitutions") or {}):
