@@ -51,7 +51,7 @@ def hash_secret(secret: str) -> str:
 
 
 def bearer_of(connection: HTTPConnection) -> str | None:
-    scheme, _, credential = connection.headers.get("authorization", "").partition(" ")
+    scheme, _, credential = connection.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         return None
     return credential.strip()
