@@ -211,3 +211,18 @@ def test_apply_stops_at_the_first_failing_command(tmp_path: Path) -> None:
     assert [a[-1] for a in _applied(calls)] == [
         "https://raw.githubusercontent.com/argoproj/argo-cd/v3.2.0/manifests/install.yaml"
     ]
+
+
+def test_without_the_cloud_sdk_the_bootstrap_says_what_to_install(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gitops", "--root", str(ROOT), "bootstrap",
+         "--project", SEED.project, "--region", SEED.region],
+        env={**os.environ, "PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert "install the Google Cloud SDK" in done.stdout

@@ -7,6 +7,7 @@ it never reaches an argument list, the plan or the output.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,11 @@ def is_present(check: Sequence[str], cwd: Path) -> bool:
         raise BootstrapError(
             f"{check[0]} is not installed: install the Google Cloud SDK (gcloud, kubectl)"
         ) from error
+    except subprocess.TimeoutExpired as error:
+        raise BootstrapError(
+            f"`{shlex.join(check)}` did not answer within {error.timeout:.0f}s: check the "
+            "network and `gcloud auth list`, then run again"
+        ) from error
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
@@ -131,10 +137,10 @@ def run(options: Options, stdin: BinaryIO, out: TextIO) -> int:
             return 0
         needed = {s for p in planned if p.action is Action.CREATE for s in p.step.secrets}
         values = read_secrets(needed, options.secret_files, stdin)
+        return _apply(planned, values, options.root, out)
     except BootstrapError as error:
         print(f"error: {error}", file=out)
         return 2
-    return _apply(planned, values, options.root, out)
 
 
 def _apply(
