@@ -1,7 +1,8 @@
 """A run's events as one ordered stream: the stored ones after a seq, then the live ones.
 
 Each event is delivered exactly once and in seq order, whether it comes from the store or the
-bus; the stream ends after the terminal RESULT event.
+bus; the stream ends after the terminal RESULT event. Events come in lists, as they were
+stored together, so that a busy stream costs one write per batch rather than per event.
 """
 
 from __future__ import annotations
@@ -17,39 +18,46 @@ from agent_platform.store import Store
 PAGE = 500
 
 
+def _through_result(events: list[StoredEvent]) -> tuple[list[StoredEvent], bool]:
+    """The events up to and including the terminal one, and whether it was there."""
+    for position, event in enumerate(events):
+        if event.type == EventType.RESULT:
+            return events[: position + 1], True
+    return events, False
+
+
 async def follow(
     store: Store, bus: EventBus, run_id: str, *, after: int = 0, poll_seconds: float = 1.0
-) -> AsyncGenerator[StoredEvent, None]:
+) -> AsyncGenerator[list[StoredEvent], None]:
     # Subscribe before reading the store, so nothing stored in between is missed.
     with bus.subscribe(run_id) as subscription:
         last = after
         while True:
             page = await store.list_events(run_id, after=last, limit=PAGE)
-            for event in page:
-                yield event
-                last = event.seq
-                if event.type == EventType.RESULT:
+            if page:
+                events, ended = _through_result(page)
+                yield events
+                last = events[-1].seq
+                if ended:
                     return
-            if len(page) == PAGE:
-                continue
-            if not page:
+                if len(page) == PAGE:
+                    continue
+            else:
                 run = await store.get_run_unscoped(run_id)
                 if run is None or (run.status.is_terminal and await _drained(store, run_id, last)):
                     return
             while live := await subscription.next(poll_seconds):
-                in_order = True
-                for event in live:
-                    if event.seq <= last:
-                        continue
-                    if event.seq != last + 1:
-                        in_order = False
-                        break
-                    yield event
-                    last = event.seq
-                    if event.type == EventType.RESULT:
-                        return
+                fresh = [event for event in live if event.seq > last]
+                if not fresh:
+                    continue
+                in_order = [e.seq for e in fresh] == list(range(last + 1, last + 1 + len(fresh)))
                 if not in_order:
-                    break
+                    break  # a gap: what is missing is in the store
+                events, ended = _through_result(fresh)
+                yield events
+                last = events[-1].seq
+                if ended:
+                    return
 
 
 async def _drained(store: Store, run_id: str, last: int) -> bool:

@@ -62,26 +62,26 @@ async def stream_events(
 
     async def frames() -> AsyncIterator[str]:
         services.metrics.subscribers.inc()
-        events = follow(services.store, services.bus, run_id, after=after)
-        pending: asyncio.Task[StoredEvent] | None = None
+        batches = follow(services.store, services.bus, run_id, after=after)
+        pending: asyncio.Task[list[StoredEvent]] | None = None
         try:
             while True:
-                pending = pending or asyncio.ensure_future(anext(events))
+                pending = pending or asyncio.ensure_future(anext(batches))
                 done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
                 if not done:
                     yield ": keepalive\n\n"
                     continue
                 try:
-                    event = pending.result()
+                    events = pending.result()
                 except StopAsyncIteration:
                     return
                 pending = None
-                yield f"id: {event.seq}\nevent: {event.type}\ndata: {_json(event)}\n\n"
+                yield "".join(f"id: {e.seq}\nevent: {e.type}\ndata: {_json(e)}\n\n" for e in events)
         finally:
             services.metrics.subscribers.dec()
             if pending is not None:
                 pending.cancel()
-            await events.aclose()
+            await batches.aclose()
 
     return StreamingResponse(
         frames(),
@@ -110,13 +110,14 @@ async def events_websocket(websocket: WebSocket, run_id: str, after: After = 0) 
         await websocket.close(4404, f"you have no run {run_id}")
         return
     services.metrics.subscribers.inc()
-    events = follow(services.store, services.bus, run_id, after=after)
+    batches = follow(services.store, services.bus, run_id, after=after)
     try:
-        async for event in events:
-            await websocket.send_text(_json(event))
+        async for events in batches:
+            for event in events:
+                await websocket.send_text(_json(event))
         await websocket.close(1000, "the run has finished")
     except WebSocketDisconnect:
         pass
     finally:
         services.metrics.subscribers.dec()
-        await events.aclose()
+        await batches.aclose()
