@@ -14,23 +14,30 @@ import pytest
 from agent_platform.api import create_app
 from agent_platform.settings import Settings
 from agent_platform.store import Store
+from agent_platform.store.firestore import FirestoreStore
 from agent_platform.store.sqlite import SqliteStore
+from servers.firestore_emulator import FirestoreEmulator, firestore_emulator
 from servers.platform import Caller, Served, serving_in_loop
 
 SCRIPTED_RUNNER = Path(__file__).with_name("scripted_runner.py")
 
 
-async def sqlite_store(tmp_path: Path) -> Store:
+async def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     return await SqliteStore.open(tmp_path / "contract.db")
 
 
-StoreFactory = Callable[[Path], Awaitable[Store]]
-STORE_BACKENDS: dict[str, StoreFactory] = {"sqlite": sqlite_store}
+async def firestore_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    emulator: FirestoreEmulator = request.getfixturevalue(firestore_emulator.__name__)
+    return FirestoreStore.open(emulator.new_project())
+
+
+StoreFactory = Callable[[pytest.FixtureRequest, Path], Awaitable[Store]]
+STORE_BACKENDS: dict[str, StoreFactory] = {"sqlite": sqlite_store, "firestore": firestore_store}
 
 
 @pytest.fixture(params=sorted(STORE_BACKENDS))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await STORE_BACKENDS[request.param](tmp_path)
+    opened = await STORE_BACKENDS[request.param](request, tmp_path)
     try:
         yield opened
     finally:

@@ -80,6 +80,20 @@ def status_of(outcome: Outcome) -> RunStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """Which replica looks after a running run, and until when unless it renews the lease.
+
+    A run whose lease ran out lost its replica; another replica finishes it.
+    """
+
+    holder: str
+    until: datetime
+
+    def expired(self, now: datetime) -> bool:
+        return self.until <= now
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     id: str
     agent_id: str
@@ -92,6 +106,7 @@ class Run:
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
     idempotency_key: str | None = None
+    lease: Lease | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +129,11 @@ class RunTransition:
     usage: Usage | None = None
     # Set when a run ends: messages appended to the agent's conversation.
     new_messages: tuple[Message, ...] = ()
+    # Set to hand the run to a replica, which renews the lease while it looks after the run.
+    lease: Lease | None = None
+    # Set to apply the transition only if the run has no lease or it ran out by this time: how
+    # a surviving replica finishes a run whose replica died, and never one that is alive.
+    lease_expired_by: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,10 @@
 The queue is the store: every replica takes queued runs oldest first, and a compare-and-set on
 the status decides which one starts a run. Every terminal run gets a terminal RESULT event, so
 that streams end, whether the runner reported it or the platform had to.
+
+The replica that starts a run holds a lease on it and renews it while it lives; when a replica
+dies, another one finds its runs' leases run out and finishes them, so that no run stays
+`running` forever.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from agent_runner.protocol import EventType, Outcome, RunResult
 
@@ -19,6 +23,7 @@ from agent_platform.auth import hash_secret, new_secret
 from agent_platform.bus import EventBus
 from agent_platform.domain import (
     ACTIVE,
+    Lease,
     Run,
     RunStatus,
     RunTransition,
@@ -46,6 +51,8 @@ class Scheduler:
         executor_factory: Callable[[OnExit], Executor],
         max_concurrent_runs: int,
         public_url: str,
+        replica_id: str,
+        lease_seconds: float,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -55,12 +62,20 @@ class Scheduler:
         self.executor = executor_factory(self.sandbox_exited)
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
+        self.replica_id = replica_id
+        self._lease = timedelta(seconds=lease_seconds)
 
     async def start(self) -> None:
         """Reconcile with the executor after a restart, then start taking queued runs."""
         running = await self._store.list_runs_in({RunStatus.RUNNING})
         found = await self.executor.reconcile([run.id for run in running])
+        now = utcnow()
+        leases = {run.id: run.lease for run in running}
         for run_id in found.lost:
+            lease = leases.get(run_id)
+            if lease is not None and lease.holder != self.replica_id and not lease.expired(now):
+                continue  # another replica, alive, looks after it
             await self.finish(
                 run_id,
                 Outcome.FAILED,
@@ -69,6 +84,7 @@ class Scheduler:
         if found.orphans_removed:
             log.info("removed orphan sandboxes", extra={"runs": list(found.orphans_removed)})
         self._loop_task = asyncio.create_task(self._loop())
+        self._lease_task = asyncio.create_task(self._keep_leases())
         self.wake()
 
     @property
@@ -76,10 +92,11 @@ class Scheduler:
         return self._loop_task is not None and not self._loop_task.done()
 
     async def aclose(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for task in (self._loop_task, self._lease_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.executor.aclose()
 
     def wake(self) -> None:
@@ -95,6 +112,37 @@ class Scheduler:
             except Exception:
                 log.exception("scheduling failed; retrying")
 
+    async def _keep_leases(self) -> None:
+        # Renewing three times per lease period survives two missed renewals.
+        period = self._lease.total_seconds() / 3
+        while True:
+            try:
+                await self._store.renew_leases(self.replica_id, utcnow() + self._lease)
+                await self._finish_abandoned()
+            except Exception:
+                log.exception("keeping run leases failed; retrying")
+            await asyncio.sleep(period)  # a period, not a wait for another task
+
+    async def _finish_abandoned(self) -> None:
+        """Finish the runs of replicas that stopped renewing their leases."""
+        now = utcnow()
+        for run in await self._store.list_expired_leases(now):
+            finished = await self.finish(
+                run.id,
+                Outcome.FAILED,
+                "the platform replica running it stopped; start the task again",
+                frozenset({RunStatus.RUNNING}),
+                lease_expired_by=now,
+            )
+            if finished is not None:
+                holder = None if run.lease is None else run.lease.holder
+                log.warning(
+                    "finished the run of a lost replica",
+                    extra={"run_id": run.id, "replica": holder},
+                )
+                # A sandbox that outlived its replica (a cluster Job) must not go on.
+                await self.executor.cancel(run.id)
+
     async def _fill(self) -> None:
         free = self._limit - await self._store.count_runs_in({RunStatus.RUNNING})
         if free <= 0:
@@ -108,13 +156,15 @@ class Scheduler:
             await self.finish(run.id, Outcome.FAILED, "the run's agent no longer exists")
             return
         token = new_secret("run")
+        now = utcnow()
         started = await self._store.transition_run(
             RunTransition(
                 run_id=run.id,
                 expected=frozenset({RunStatus.QUEUED}),
                 status=RunStatus.RUNNING,
-                at=utcnow(),
+                at=now,
                 run_token_hash=hash_secret(token),
+                lease=Lease(self.replica_id, now + self._lease),
             )
         )
         if started is None:
@@ -173,12 +223,19 @@ class Scheduler:
         outcome: Outcome,
         reason: str,
         expected: frozenset[RunStatus] = ACTIVE,
+        *,
+        lease_expired_by: datetime | None = None,
     ) -> Run | None:
         """Finish a run the runner could not report on; a no-op if it is finished already."""
         now = utcnow()
         finished = await self._store.transition_run(
             RunTransition(
-                run_id=run_id, expected=expected, status=status_of(outcome), at=now, error=reason
+                run_id=run_id,
+                expected=expected,
+                status=status_of(outcome),
+                at=now,
+                error=reason,
+                lease_expired_by=lease_expired_by,
             )
         )
         if finished is None:

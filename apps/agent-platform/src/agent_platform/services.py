@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ class Services:
     identity_sources: tuple[IdentitySource, ...]
 
 
+def replica_id(settings: Settings) -> str:
+    """Who holds run leases: a pod by its name; on a laptop, a restart is the same replica."""
+    return f"{socket.gethostname()}:{settings.data_dir.resolve()}"
+
+
 @asynccontextmanager
 async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
     store = await open_store(settings)
@@ -37,6 +43,8 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
             executor_factory=lambda on_exit: make_executor(settings, on_exit),
             max_concurrent_runs=settings.max_concurrent_runs,
             public_url=settings.public_url,
+            replica_id=replica_id(settings),
+            lease_seconds=settings.run_lease_seconds,
         )
         await scheduler.start()
         try:

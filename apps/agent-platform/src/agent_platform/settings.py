@@ -35,7 +35,12 @@ class Settings(BaseSettings):
     cancel_grace_seconds: float = Field(default=10.0, gt=0)
     runs_namespace: str = "agent-runs"
     runner_template: str = "agent-runner"
+    # The kubernetes executor's cluster: this kubeconfig file if set, else in-cluster config.
+    kubeconfig: Path | None = None
     max_concurrent_runs: int = Field(default=4, ge=1)
+    # A replica renews the lease of its running runs every third of this; a run whose lease
+    # ran out lost its replica, and another replica finishes it.
+    run_lease_seconds: float = Field(default=30.0, gt=0)
 
     blob_store: Literal["local", "gcs"] = "local"
     gcs_bucket: str | None = None

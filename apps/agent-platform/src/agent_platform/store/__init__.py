@@ -15,6 +15,10 @@ async def open_store(settings: Settings) -> Store:
         from agent_platform.store.sqlite import SqliteStore
 
         return await SqliteStore.open(settings.sqlite_path)
+    if settings.store == "firestore":
+        from agent_platform.store.firestore import FirestoreStore
+
+        return FirestoreStore.open(settings.gcp_project)
     raise BackendNotAvailable(
         f"AGENT_PLATFORM_STORE={settings.store} is not available in this build; "
         "use AGENT_PLATFORM_STORE=sqlite"

@@ -7,6 +7,7 @@ that take an `owner_id` never return another owner's objects: to them, those do 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from agent_runner.protocol import Usage
@@ -104,6 +105,12 @@ class Store(Protocol):
         """Apply the transition if the run's status is in `change.expected`; None otherwise."""
 
     async def find_run_by_token(self, token_hash: str) -> Run | None: ...
+
+    async def renew_leases(self, holder: str, until: datetime) -> list[str]:
+        """Extend to `until` the lease of every running run `holder` holds; their ids."""
+
+    async def list_expired_leases(self, now: datetime, *, limit: int = 100) -> list[Run]:
+        """Running runs whose lease ran out by `now`, oldest lease first."""
 
     async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
         """Add token usage to a run (the gateway's record); None if there is no such run."""

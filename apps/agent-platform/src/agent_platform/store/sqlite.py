@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from agent_platform.domain import (
     TERMINAL,
     Agent,
     ApiToken,
+    Lease,
     Message,
     Run,
     RunStatus,
@@ -32,6 +33,9 @@ from agent_platform.domain import (
     User,
 )
 from agent_platform.store.base import StoreError
+
+# Columns added after the first release, for files created before them.
+ADDED_COLUMNS = {"runs": ("lease_holder TEXT", "lease_until TEXT")}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -75,11 +79,14 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     usage TEXT NOT NULL,
     idempotency_key TEXT,
-    run_token_hash TEXT UNIQUE
+    run_token_hash TEXT UNIQUE,
+    lease_holder TEXT,
+    lease_until TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (agent_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_lease ON runs (status, lease_until);
 CREATE UNIQUE INDEX IF NOT EXISTS runs_by_idempotency_key
     ON runs (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
@@ -105,6 +112,11 @@ def _time(value: str | None) -> datetime | None:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _instant(value: datetime) -> str:
+    """A time as text that sorts like the time: UTC, always with microseconds."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -156,6 +168,9 @@ def _run(row: sqlite3.Row) -> Run:
         error=row["error"],
         usage=Usage.model_validate_json(row["usage"]),
         idempotency_key=row["idempotency_key"],
+        lease=None
+        if row["lease_holder"] is None
+        else Lease(row["lease_holder"], datetime.fromisoformat(row["lease_until"])),
     )
 
 
@@ -197,9 +212,21 @@ class SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await cls._connect(path)
         await writer.execute("PRAGMA journal_mode=WAL")
+        await cls._add_columns(writer)
         await writer.executescript(SCHEMA)
         reader = await cls._connect(path)
         return cls(writer, reader)
+
+    @staticmethod
+    async def _add_columns(db: aiosqlite.Connection) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            async with db.execute(f"PRAGMA table_info({table})") as cursor:
+                existing = {row["name"] for row in await cursor.fetchall()}
+            if not existing:
+                continue  # a new file: SCHEMA creates the table whole
+            for column in columns:
+                if column.split()[0] not in existing:
+                    await db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     @staticmethod
     async def _connect(path: Path) -> aiosqlite.Connection:
@@ -459,12 +486,18 @@ class SqliteStore:
             if row is None or RunStatus(row["status"]) not in change.expected:
                 return None
             run = _run(row)
+            if change.lease_expired_by is not None and not (
+                run.lease is None or run.lease.expired(change.lease_expired_by)
+            ):
+                return None
+            lease = run.lease if change.lease is None else change.lease
             started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
             finished_at = change.at if change.status in TERMINAL else run.finished_at
             usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
             await db.execute(
                 "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, error = ?,"
-                " usage = ?, run_token_hash = coalesce(?, run_token_hash) WHERE id = ?",
+                " usage = ?, run_token_hash = coalesce(?, run_token_hash), lease_holder = ?,"
+                " lease_until = ? WHERE id = ?",
                 (
                     change.status.value,
                     _iso(started_at),
@@ -472,6 +505,8 @@ class SqliteStore:
                     change.error,
                     usage.model_dump_json(),
                     change.run_token_hash,
+                    None if lease is None else lease.holder,
+                    None if lease is None else _instant(lease.until),
                     change.run_id,
                 ),
             )
@@ -484,11 +519,30 @@ class SqliteStore:
                 finished_at=finished_at,
                 error=change.error,
                 usage=usage,
+                lease=lease,
             )
 
     async def find_run_by_token(self, token_hash: str) -> Run | None:
         row = await self._one("SELECT * FROM runs WHERE run_token_hash = ?", (token_hash,))
         return None if row is None else _run(row)
+
+    async def renew_leases(self, holder: str, until: datetime) -> list[str]:
+        async with (
+            self._transaction() as db,
+            db.execute(
+                "UPDATE runs SET lease_until = ? WHERE lease_holder = ? AND status = ?"
+                " RETURNING id",
+                (_instant(until), holder, RunStatus.RUNNING.value),
+            ) as cursor,
+        ):
+            return sorted(row["id"] for row in await cursor.fetchall())
+
+    async def list_expired_leases(self, now: datetime, *, limit: int = 100) -> list[Run]:
+        rows = await self._all(
+            "SELECT * FROM runs WHERE status = ? AND lease_until <= ? ORDER BY lease_until LIMIT ?",
+            (RunStatus.RUNNING.value, _instant(now), limit),
+        )
+        return [_run(r) for r in rows]
 
     async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
         async with self._transaction() as db:
