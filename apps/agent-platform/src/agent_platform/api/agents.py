@@ -50,7 +50,12 @@ async def create_agent(body: AgentCreate, user: UserDep, services: ServicesDep) 
 
 @router.get("")
 async def list_agents(user: UserDep, services: ServicesDep) -> AgentList:
-    return AgentList(items=[AgentOut.of(a) for a in await services.store.list_agents(user.id)])
+    """Your agents, each with its newest run."""
+    items = []
+    for agent in await services.store.list_agents(user.id):
+        newest = await services.store.list_runs(user.id, agent_id=agent.id, limit=1)
+        items.append(AgentOut.of(agent, newest[0] if newest else None))
+    return AgentList(items=items)
 
 
 @router.get("/{agent_id}", responses=NOT_FOUND)

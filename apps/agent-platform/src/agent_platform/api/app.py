@@ -15,6 +15,7 @@ from agent_platform.api import agents, events, health, runner, runs, session
 from agent_platform.api.body_limit import BodyLimit
 from agent_platform.api.errors import install_error_handlers
 from agent_platform.api.request_metrics import RequestMetrics
+from agent_platform.dashboard import WorkspaceFiles, mount_dashboard
 from agent_platform.gateway import Gateway
 from agent_platform.metrics import Metrics
 from agent_platform.services import Services, open_services
@@ -25,9 +26,9 @@ from agent_platform.workspaces import WorkspaceEndpoints, open_blob_store
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     gateway = Gateway.from_settings(settings)
-    workspaces = WorkspaceEndpoints(
-        open_blob_store(settings), max_bytes=settings.workspace_max_bytes
-    )
+    blobs = open_blob_store(settings)
+    workspaces = WorkspaceEndpoints(blobs, max_bytes=settings.workspace_max_bytes)
+    workspace_files = WorkspaceFiles(blobs, max_bytes=settings.workspace_max_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(gateway.router)
     app.include_router(workspaces.router)
+    app.include_router(workspace_files.router)
+    mount_dashboard(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

@@ -53,10 +53,13 @@ class AgentOut(BaseModel):
     limits: Limits
     created_at: datetime
     updated_at: datetime
+    # The newest run of the agent, where the answer lists agents: what the dashboard shows.
+    latest_run: RunOut | None = None
 
     @classmethod
-    def of(cls, agent: Agent) -> AgentOut:
+    def of(cls, agent: Agent, latest_run: Run | None = None) -> AgentOut:
         return cls(
+            latest_run=None if latest_run is None else RunOut.of(latest_run),
             id=agent.id,
             name=agent.name,
             description=agent.description,

@@ -13,12 +13,14 @@ from agent_platform.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
     Unauthenticated,
+    bearer_of,
     hash_secret,
     issue_token,
     new_secret,
     redeem_login_code,
 )
-from agent_platform.domain import TokenKind
+from agent_platform.domain import TokenKind, User
+from agent_platform.services import Services
 
 router = APIRouter(tags=["auth"])
 
@@ -38,11 +40,32 @@ async def login(
             "this login link was used already or has expired; ask for a new one "
             "with `agent-platform login-url`",
         ) from None
+    return await _open_session(request, services, user, RedirectResponse("/", status_code=303))
+
+
+@router.post("/api/auth/session", status_code=204)
+async def session_from_token(request: Request, user: UserDep, services: ServicesDep) -> Response:
+    """Open a browser session for the user of the API token in `Authorization: Bearer`.
+
+    The dashboard's sign-in with a token: the token itself is never kept by the browser.
+    """
+    if bearer_of(request) is None:
+        raise HTTPException(
+            401,
+            "send the API token as `Authorization: Bearer <token>` to open a session with it",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return await _open_session(request, services, user, Response(status_code=204))
+
+
+async def _open_session(
+    request: Request, services: Services, user: User, response: Response
+) -> Response:
+    """Issue a session for `user` and set its cookies on `response`."""
     ttl = timedelta(seconds=services.settings.session_ttl_seconds)
     issued = await issue_token(
         services.store, user, kind=TokenKind.SESSION, name="browser session", ttl=ttl
     )
-    response = RedirectResponse("/", status_code=303)
     secure = request.url.scheme == "https"
     max_age = services.settings.session_ttl_seconds
     response.set_cookie(
