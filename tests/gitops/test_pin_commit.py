@@ -34,7 +34,7 @@ def remote(tmp_path: Path) -> Path:
     return path
 
 
-def _pin(remote: Path, *images: str) -> subprocess.CompletedProcess[str]:
+def _pin(remote: Path, *images: str, source: str = "1a2b3c4") -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -42,7 +42,7 @@ def _pin(remote: Path, *images: str) -> subprocess.CompletedProcess[str]:
         "HOME": str(remote.parent),  # no user git config takes part
     }
     return subprocess.run(
-        ["bash", str(SCRIPT), f"file://{remote}", "main", "1a2b3c4", *images],
+        ["bash", str(SCRIPT), f"file://{remote}", "main", source, *images],
         env=env,
         capture_output=True,
         text=True,
@@ -79,6 +79,23 @@ def test_pinning_what_is_already_pinned_pushes_nothing(remote: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "nothing to commit" in again.stdout
     assert _git("rev-parse", "main", cwd=remote) == pinned
+
+
+def test_a_build_of_an_older_commit_finishing_last_does_not_take_dev_back(remote: Path) -> None:
+    newer = _git("rev-parse", "main", cwd=remote)
+    older = _git("rev-parse", "main^", cwd=remote)
+    assert _pin(remote, *IMAGES, source=newer).returncode == 0
+    pinned = _git("rev-parse", "main", cwd=remote)
+
+    late = _pin(remote, f"agent-platform={REGISTRY}/agent-platform@sha256:{'e' * 64}", source=older)
+
+    assert late.returncode == 0, late.stderr
+    assert "not pinning" in late.stdout
+    assert _git("rev-parse", "main", cwd=remote) == pinned
+    assert (
+        _git("log", "-1", "--format=%(trailers:key=Built-from,valueonly)", "main", cwd=remote)
+        == newer
+    )
 
 
 def test_a_refused_push_is_pinned_again_on_the_new_tip(remote: Path) -> None:
