@@ -275,7 +275,7 @@ class FirestoreStore:
 
     async def ping(self) -> None:
         try:
-            await self._db.collection("users").limit(1).get()
+            await self._query("users", limit=1).get()
         except GoogleAPICallError as error:
             raise StoreError(f"Firestore did not answer: {error.message}") from error
 
