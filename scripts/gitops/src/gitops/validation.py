@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from gitops.config import Config
 from gitops.policy import Finding, Severity, evaluate
 from gitops.policy.catalogue import RENDER, SCHEMA_BROKEN, SCHEMA_INVALID, SCHEMA_MISSING
 from gitops.policy.model import RuleInfo
-from gitops.render import Rendered, default_jobs, render_all
+from gitops.render import Rendered, default_jobs, render_one
 from gitops.targets import Target
+
+# Rendered targets per kubeconform process: small enough to start checking while rendering.
+CHUNK = 40
 
 
 @dataclass(frozen=True)
@@ -74,33 +78,40 @@ def validate(
     kubeconform: str,
     jobs: int | None = None,
 ) -> Report:
-    """Everything `gitops validate` reports about `targets`."""
+    """Everything `gitops validate` reports about `targets`.
+
+    Renders run in parallel; every CHUNK rendered targets go to a kubeconform process at once,
+    and the policies run on each render as it arrives, so the three stages overlap.
+    """
     workers = jobs or default_jobs()
     kubernetes_dir = schemas.kubernetes_schemas(config.kubernetes_version)
-    crd_dir = config.root / config.crd_schemas
-    rendered = render_all(targets, kustomize, workers)
+    locations = schemas.schema_locations(kubernetes_dir, config.root / config.crd_schemas)
     findings: list[Finding] = []
-    with tempfile.TemporaryDirectory(prefix="gitops-validate-") as scratch:
-        files: dict[str, Rendered] = {}
-        for index, item in enumerate(rendered):
-            if item.error is None and item.resources:
-                path = Path(scratch) / f"{index:05d}.yaml"
-                path.write_text(item.text, encoding="utf-8")
-                files[str(path)] = item
-        checker = None
-        if files:
-            command = schemas.kubeconform_command(
-                kubeconform,
-                schemas.schema_locations(kubernetes_dir, crd_dir),
-                [Path(p) for p in files],
-                workers,
-            )
-            checker = schemas.Kubeconform(command)
-        # The policies run while kubeconform works in its own process.
-        for item in rendered:
+    checkers: list[tuple[schemas.Kubeconform, dict[str, Rendered]]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="gitops-validate-") as scratch,
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        pending = [pool.submit(render_one, target, kustomize) for target in targets]
+        batch: dict[str, Rendered] = {}
+
+        def check(files: dict[str, Rendered]) -> None:
+            paths = [Path(p) for p in files]
+            command = schemas.kubeconform_command(kubeconform, locations, paths, workers)
+            checkers.append((schemas.Kubeconform(command), files))
+
+        for index, future in enumerate(pending):
+            item = future.result()
             if item.error is not None:
                 findings.append(_finding(RENDER, item.target.name, item.target.name, item.error))
                 continue
+            if item.resources:
+                path = Path(scratch) / f"{index:05d}.yaml"
+                path.write_text(item.text, encoding="utf-8")
+                batch[str(path)] = item
+                if len(batch) >= CHUNK:
+                    check(batch)
+                    batch = {}
             findings.extend(
                 evaluate(
                     item.target.name,
@@ -110,9 +121,11 @@ def validate(
                     whole_render=not item.target.is_file,
                 )
             )
-        if checker is not None:
+        if batch:
+            check(batch)
+        for checker, files in checkers:
             findings.extend(_schema_findings(checker.problems(), files))
-    for broken in schemas.check_crd_schemas(crd_dir):
+    for broken in schemas.check_crd_schemas(config.root / config.crd_schemas):
         relative = broken.path.relative_to(config.root)
         findings.append(_finding(SCHEMA_BROKEN, "schemas", str(relative), broken.message))
     order = {name: index for index, name in enumerate(t.name for t in targets)}
