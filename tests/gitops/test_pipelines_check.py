@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,19 @@ def test_an_unreadable_file_is_a_usage_error_not_a_finding(tmp_path: Path) -> No
 
     assert status == 2
     assert "broken.yaml" in out.getvalue()
+
+
+def test_the_command_exits_1_and_names_the_rule_for_a_failing_file() -> None:
+    fixture = FIXTURES / "cloudbuild-wait-for.yaml"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gitops", "--root", str(ROOT), "pipelines", "check", str(fixture)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert "[cloudbuild-wait-for]" in done.stdout
+    assert "`biuld`" in done.stdout
