@@ -27,6 +27,15 @@ def make_executor(settings: Settings, on_exit: OnExit) -> Executor:
             on_exit=on_exit,
             grace_seconds=settings.cancel_grace_seconds,
         )
+    if settings.executor == "kubernetes":
+        from agent_platform.executors.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor(
+            kubeconfig=settings.kubeconfig,
+            namespace=settings.runs_namespace,
+            template_name=settings.runner_template,
+            on_exit=on_exit,
+        )
     raise ExecutorNotAvailable(
         f"AGENT_PLATFORM_EXECUTOR={settings.executor} is not available in this build; "
         "use AGENT_PLATFORM_EXECUTOR=local"
