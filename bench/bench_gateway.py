@@ -1,0 +1,137 @@
+"""The LLM gateway's overhead on a streamed reply.
+
+The same streamed reply (a modelled Claude: 300 ms to the first event, then 100 text deltas
+10 ms apart) is fetched alternately straight from the scripted Messages API server and through
+the real platform's gateway (a subprocess, with a live run token), with plain httpx streaming.
+Time to first byte and total time are compared as median ratios, gateway / direct.
+Target: both ratios at most 1.05.
+
+Run: `python -m bench.bench_gateway [--rounds N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from agent_runner import protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from servers.messages_api import MessagesApiServer, Reply, Text  # noqa: E402
+from servers.platform import RunningPlatform, running_platform  # noqa: E402
+
+TARGET_RATIO = 1.05
+# A runner that only holds its run open, so that this benchmark can use the run's gateway.
+HOLDING_RUNNER = ROOT / "tests" / "agent_platform" / "scripted_runner.py"
+# Claude streams a few tokens per delta, tens of deltas a second.
+REPLY = Reply([Text("some tokens " * 100, chunks=100)], first_event_delay=0.3, event_interval=0.01)
+
+
+def _timed_stream(
+    http: httpx.Client, url: str, headers: dict[str, str], body: bytes
+) -> tuple[float, float]:
+    started = time.perf_counter()
+    first = 0.0
+    with http.stream("POST", url, headers=headers, content=body) as answer:
+        answer.raise_for_status()
+        for _ in answer.iter_raw():
+            first = first or time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+async def _run_token(platform: RunningPlatform) -> str:
+    """Start a held run and read its run token."""
+    async with httpx.AsyncClient(base_url=platform.base_url, headers=platform.headers) as http:
+        limits = {"max_tokens": 10_000_000, "timeout_seconds": 3600}
+        agent = (await http.post("/api/agents", json={"name": "gw", "limits": limits})).json()
+        run = (await http.post(f"/api/agents/{agent['id']}/runs", json={"task": "hang"})).json()
+        deadline = time.monotonic() + 60
+        while (await http.get(f"/api/runs/{run['id']}")).json()["status"] != "running":
+            if time.monotonic() > deadline:
+                raise TimeoutError("the held run did not start")
+            await asyncio.sleep(0.05)  # polling a condition with a deadline
+    # The held runner was handed its token in its environment, as every sandbox is.
+    pid = (platform.data_dir / "executor" / "local" / f"{run['id']}.pid").read_text()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    prefix = f"{protocol.ENV_RUN_TOKEN}=".encode()
+    return next(v[len(prefix) :].decode() for v in environ if v.startswith(prefix))
+
+
+def run(rounds: int = 15) -> dict[str, Any]:
+    api = MessagesApiServer().start()
+    try:
+        marker = api.add_script([REPLY])
+        body = json.dumps(
+            {
+                "model": "claude-bench",
+                "max_tokens": 1024,
+                "stream": True,
+                "messages": [{"role": "user", "content": f"{marker} stream"}],
+            }
+        ).encode()
+        env = {
+            "AGENT_PLATFORM_ANTHROPIC_BASE_URL": api.base_url,
+            "AGENT_PLATFORM_ANTHROPIC_API_KEY": "sk-bench-upstream",
+            "AGENT_PLATFORM_RUNNER_COMMAND": json.dumps([sys.executable, str(HOLDING_RUNNER)]),
+            "AGENT_PLATFORM_LOG_LEVEL": "WARNING",
+        }
+        with tempfile.TemporaryDirectory() as data, running_platform(Path(data), env) as platform:
+            token = asyncio.run(_run_token(platform))
+            common = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+            direct = (f"{api.base_url}/v1/messages", {**common, "x-api-key": "sk-bench-upstream"})
+            gateway = (
+                f"{platform.base_url}/llm/v1/messages",
+                {**common, "authorization": f"Bearer {token}"},
+            )
+            timings: dict[str, list[tuple[float, float]]] = {"direct": [], "gateway": []}
+            with httpx.Client(timeout=60) as http:
+                _timed_stream(http, *gateway, body)  # warm both connections up
+                _timed_stream(http, *direct, body)
+                for _ in range(rounds):
+                    timings["direct"].append(_timed_stream(http, *direct, body))
+                    timings["gateway"].append(_timed_stream(http, *gateway, body))
+    finally:
+        api.stop()
+    medians = {
+        path: {
+            "ttfb_ms": round(statistics.median(t[0] for t in samples) * 1000, 2),
+            "total_ms": round(statistics.median(t[1] for t in samples) * 1000, 2),
+        }
+        for path, samples in timings.items()
+    }
+    ttfb_ratio = medians["gateway"]["ttfb_ms"] / medians["direct"]["ttfb_ms"]
+    total_ratio = medians["gateway"]["total_ms"] / medians["direct"]["total_ms"]
+    return {
+        "rounds": rounds,
+        **medians,
+        "ttfb_ratio": round(ttfb_ratio, 3),
+        "total_ratio": round(total_ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "met": ttfb_ratio <= TARGET_RATIO and total_ratio <= TARGET_RATIO,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args(argv)
+    results = run(args.rounds)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gateway.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

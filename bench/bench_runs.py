@@ -1,0 +1,180 @@
+"""Runs through the real platform: start latency, and 50 runs at once.
+
+The platform runs as a subprocess with the local executor, each run a real `agent_runner`
+subprocess reaching the scripted Messages API server through the gateway.
+
+- Start latency: POST a run, then subscribe to its event stream; the time until the first
+  runner event arrives, p50 and p99 over 50 runs one after another. Target: p50 < 250 ms.
+- Concurrency: 50 runs started together (each a bash call, then an answer) must all succeed;
+  the peak RSS (VmHWM) of every runner process is sampled and reported.
+
+Run: `python -m bench.bench_runs [--runs N] [--concurrent N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse  # noqa: E402
+from servers.platform import RunningPlatform, running_platform  # noqa: E402
+
+TARGET_P50_MS = 250.0
+WAIT_SECONDS = 300.0
+
+
+def _first_event_ms(http: httpx.Client, agent_id: str, task: str) -> tuple[str, float]:
+    started = time.perf_counter()
+    run_id: str = http.post(f"/api/agents/{agent_id}/runs", json={"task": task}).json()["id"]
+    with http.stream("GET", f"/api/runs/{run_id}/events/stream") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                return run_id, (time.perf_counter() - started) * 1000
+    raise RuntimeError(f"run {run_id} ended without an event")
+
+
+def _wait_finished(http: httpx.Client, run_ids: list[str]) -> dict[str, str]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    statuses: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        runs = http.get("/api/runs", params={"limit": 500}).json()["items"]
+        statuses = {r["id"]: r["status"] for r in runs if r["id"] in run_ids}
+        if len(statuses) == len(run_ids) and all(
+            s not in ("queued", "running") for s in statuses.values()
+        ):
+            return statuses
+        time.sleep(0.1)  # polling a condition with a deadline
+    raise TimeoutError(f"runs did not finish in {WAIT_SECONDS}s: {statuses}")
+
+
+class RunnerMemory:
+    """Samples the peak RSS of every agent_runner process while it lives."""
+
+    def __init__(self) -> None:
+        self.peaks_kib: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> RunnerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    if b"agent_runner" not in (proc / "cmdline").read_bytes():
+                        continue
+                    status = (proc / "status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        kib = int(line.split()[1])
+                        pid = int(proc.name)
+                        self.peaks_kib[pid] = max(kib, self.peaks_kib.get(pid, 0))
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def _start_latency(platform: RunningPlatform, api: MessagesApiServer, runs: int) -> dict[str, Any]:
+    with httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=60) as http:
+        agent = http.post("/api/agents", json={"name": "latency"}).json()["id"]
+        marker = api.add_script([Reply([Text("ok")])])
+        latencies: list[float] = []
+        for _ in range(runs):
+            run_id, ms = _first_event_ms(http, agent, f"{marker} say ok")
+            latencies.append(ms)
+            _wait_finished(http, [run_id])
+    return {
+        "runs": runs,
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(_percentile(latencies, 0.99), 1),
+        "target_p50_ms": TARGET_P50_MS,
+    }
+
+
+def _concurrent(platform: RunningPlatform, api: MessagesApiServer, runs: int) -> dict[str, Any]:
+    marker = api.add_script(
+        [Reply([ToolUse("bash", {"command": "echo hi > hi.txt"})]), Reply([Text("done")])]
+    )
+    with httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=60) as http:
+        agents = [
+            http.post("/api/agents", json={"name": f"c{i}"}).json()["id"] for i in range(runs)
+        ]
+        with RunnerMemory() as memory:
+            started = time.perf_counter()
+            run_ids = [
+                http.post(f"/api/agents/{a}/runs", json={"task": f"{marker} go"}).json()["id"]
+                for a in agents
+            ]
+            statuses = _wait_finished(http, run_ids)
+            elapsed = time.perf_counter() - started
+    peaks_mib = [kib / 1024 for kib in memory.peaks_kib.values()]
+    return {
+        "runs": runs,
+        "succeeded": sum(1 for s in statuses.values() if s == "succeeded"),
+        "seconds": round(elapsed, 2),
+        "runner_processes_sampled": len(peaks_mib),
+        "runner_peak_rss_mib_max": round(max(peaks_mib), 1) if peaks_mib else None,
+        "runner_peak_rss_mib_median": round(statistics.median(peaks_mib), 1) if peaks_mib else None,
+    }
+
+
+def run(runs: int = 50, concurrent: int = 50) -> dict[str, Any]:
+    api = MessagesApiServer().start()
+    try:
+        env = {
+            "AGENT_PLATFORM_ANTHROPIC_BASE_URL": api.base_url,
+            "AGENT_PLATFORM_ANTHROPIC_API_KEY": "sk-bench-upstream",
+            "AGENT_PLATFORM_MAX_CONCURRENT_RUNS": str(max(concurrent, 1)),
+            "AGENT_PLATFORM_LOG_LEVEL": "WARNING",
+        }
+        with tempfile.TemporaryDirectory() as data, running_platform(Path(data), env) as platform:
+            latency = _start_latency(platform, api, runs)
+            together = _concurrent(platform, api, concurrent)
+    finally:
+        api.stop()
+    return {
+        "start_latency": latency,
+        "concurrent": together,
+        "met": latency["p50_ms"] < TARGET_P50_MS and together["succeeded"] == concurrent,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--concurrent", type=int, default=50)
+    args = parser.parse_args(argv)
+    results = run(args.runs, args.concurrent)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "runs.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
