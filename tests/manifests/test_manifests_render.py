@@ -87,7 +87,13 @@ def test_kustomization_lists_are_sorted() -> None:
 
 
 def test_each_manifest_file_holds_one_object() -> None:
-    for root in ("apps/agent-platform", "apps/agent-runner", "apps/argocd", "overlays"):
+    for root in (
+        "apps/agent-platform/base",
+        "apps/agent-platform/environment",
+        "apps/agent-runner/base",
+        "apps/argocd",
+        "overlays",
+    ):
         for path in (ROOT / root).rglob("*.yaml"):
             if path.name == "kustomization.yaml":
                 continue
