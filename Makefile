@@ -38,13 +38,14 @@ lint: sync ## ruff and mypy --strict
 	$(UV) run mypy apps/agent-platform/src apps/agent-runner/src scripts/gitops/src
 
 .PHONY: validate
-validate: sync tools ## Render every overlay and check schemas, policies and pipelines
-	$(UV) run gitops validate
+validate: sync $(BIN)/kustomize $(BIN)/kubeconform ## Render every overlay and check schemas, policies and pipelines
+	@mkdir -p test-output
+	$(UV) run gitops validate --report junit=test-output/gitops-validate.xml
 	$(UV) run gitops pipelines check
 
 BASE ?= origin/main
 .PHONY: diff
-diff: sync tools ## Show what changes in each environment against BASE (default origin/main)
+diff: sync $(BIN)/kustomize $(BIN)/kubeconform ## Show what changes in each environment against BASE (default origin/main)
 	$(UV) run gitops diff --base $(BASE)
 
 .PHONY: bench
