@@ -4,14 +4,14 @@ the gVisor RuntimeClass GKE Sandbox provides, and a sandbox node (kwok) to sched
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from servers.control_plane import BIN, ROOT, ControlPlane, running_control_plane, wait_for
+from cluster.cluster_objects import kustomize_build
+from servers.control_plane import ROOT, ControlPlane, running_control_plane, wait_for
 
 RUNS_NAMESPACE = "agent-runs"
 PLATFORM_NAMESPACE = "agent-platform"
@@ -32,17 +32,6 @@ scheduling:
       value: gvisor
       effect: NoSchedule
 """
-
-
-def kustomize_build(path: Path) -> list[dict[str, Any]]:
-    rendered = subprocess.run(
-        [str(BIN / "kustomize"), "build", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(rendered) if doc]
 
 
 def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:

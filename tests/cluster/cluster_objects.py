@@ -1,0 +1,126 @@
+"""Objects the cluster tests put on the control plane: rendered Kustomize targets, and CRDs made
+from the repository's kubeconform schemas (schemas/crds/<group>/<kind>_<version>.json)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+from servers.control_plane import BIN
+
+# What a CRD's structural schema may say; validation beyond it is kubeconform's job.
+_KEPT = frozenset(
+    {
+        "type", "description", "enum", "minimum", "maximum", "minLength", "maxLength",
+        "pattern", "minItems", "maxItems", "multipleOf", "minProperties", "maxProperties",
+        "nullable", "title",
+    }
+)  # fmt: skip
+_FORMATS = frozenset({"int32", "int64", "float", "double", "byte", "date", "date-time", "uri"})
+
+
+def kustomize_build(path: Path) -> list[dict[str, Any]]:
+    rendered = subprocess.run(
+        [str(BIN / "kustomize"), "build", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+
+def structural(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema node as a CRD's structural OpenAPI v3 schema."""
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if "type" not in schema and branches:
+        types = {b.get("type") for b in branches}
+        if types <= {"integer", "string"}:
+            return {"x-kubernetes-int-or-string": True}
+        return {"x-kubernetes-preserve-unknown-fields": True}
+    out = {k: v for k, v in schema.items() if k in _KEPT}
+    if isinstance(out.get("type"), list):
+        kinds = [t for t in out["type"] if t != "null"]
+        out["type"] = kinds[0]
+        out["nullable"] = len(kinds) < len(schema["type"])
+    if "const" in schema:
+        out["enum"] = [schema["const"]]
+    if schema.get("format") in _FORMATS:
+        out["format"] = schema["format"]
+    if "properties" in schema:
+        out["type"] = "object"
+        out["properties"] = {k: structural(v) for k, v in schema["properties"].items()}
+        if schema.get("required"):
+            out["required"] = list(schema["required"])
+    elif isinstance(schema.get("additionalProperties"), dict):
+        out["type"] = "object"
+        out["additionalProperties"] = structural(schema["additionalProperties"])
+    elif out.get("type") == "object":
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if "items" in schema:
+        out["type"] = "array"
+        out["items"] = structural(schema["items"])
+    if "type" not in out:
+        return {"x-kubernetes-preserve-unknown-fields": True}
+    return out
+
+
+def _plural(kind: str) -> str:
+    lower = kind.lower()
+    if lower.endswith(("s", "x", "ch", "sh")):
+        return f"{lower}es"
+    if lower.endswith("y") and lower[-2:-1] not in "aeiou":
+        return f"{lower[:-1]}ies"
+    return f"{lower}s"
+
+
+def crd_manifests(schemas: Path) -> list[dict[str, Any]]:
+    """One CustomResourceDefinition per group and kind, with a version per schema file."""
+    versions: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted(schemas.glob("*/*.json")):
+        schema = yaml.safe_load(path.read_text())
+        group = path.parent.name
+        version = path.stem.rpartition("_")[2]
+        kinds = ((schema.get("properties") or {}).get("kind") or {}).get("enum") or []
+        kind = kinds[0] if kinds else path.stem.rpartition("_")[0]
+        body = {
+            k: v
+            for k, v in schema.items()
+            if k not in ("apiVersion", "kind", "metadata", "$schema")
+        }
+        properties = {
+            k: v
+            for k, v in (schema.get("properties") or {}).items()
+            if k not in ("apiVersion", "kind", "metadata")
+        }
+        body["properties"] = properties
+        body["required"] = [r for r in schema.get("required") or [] if r in properties]
+        versions[(group, kind)].append(
+            {
+                "name": version,
+                "served": True,
+                "storage": False,
+                "schema": {"openAPIV3Schema": structural(body)},
+            }
+        )
+    crds = []
+    for (group, kind), served in sorted(versions.items()):
+        served[0]["storage"] = True
+        plural = _plural(kind)
+        crds.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.{group}"},
+                "spec": {
+                    "group": group,
+                    "scope": "Namespaced",
+                    "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+                    "versions": served,
+                },
+            }
+        )
+    return crds
