@@ -113,7 +113,7 @@ def markdown(report: Report) -> str:
     for target, findings in _by_target(report):
         if not findings:
             lines.append(f"- **{target}**: no findings")
-    findings = [f for f in report.findings]
+    findings = list(report.findings)
     if findings:
         lines += ["", "| target | resource | rule | finding | fix |", "|---|---|---|---|---|"]
         for f in findings:

@@ -79,7 +79,13 @@ def kubernetes_schemas(kubernetes_version: str) -> Path:
     )
     if (target / "pod-v1.json").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home, as in some CI sandboxes
+        target = Path(tempfile.gettempdir()) / "gitops-cache" / target.name
+        if (target / "pod-v1.json").is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     try:
         definitions = json.loads((source / "_definitions.json").read_text(encoding="utf-8"))[
