@@ -15,7 +15,7 @@ if [ $# -lt 4 ]; then
 fi
 remote=$1 branch=$2 source_commit=$3
 shift 3
-attempts=${PIN_ATTEMPTS:-3}
+attempts=3
 
 export GIT_ASKPASS
 GIT_ASKPASS="$(cd "$(dirname "$0")" && pwd)/git-askpass.sh"
