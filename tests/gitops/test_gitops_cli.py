@@ -96,3 +96,42 @@ def test_a_manifest_that_is_not_yaml_is_a_render_finding(
     root = scratch_repo({"bad.yaml": "kind: [unclosed\n"})
     assert main(["--root", str(root), "validate", str(root / "bad.yaml")]) == 1
     assert "RENDER001: bad.yaml: not valid YAML" in capsys.readouterr().out
+
+
+APP_PROJECT = """\
+apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata: {name: platform, namespace: argocd}
+spec:
+  sourceRepos: ["*"]
+  destinations: [{name: dev, namespace: agent-platform}]
+  namespaceResourceWhitelist: [{group: apps, kind: Deployment}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: dev, namespace: argocd}
+spec:
+  project: platform
+  source: {repoURL: https://github.com/example/platform.git, path: overlays/dev}
+  destination: {name: dev}
+"""
+
+
+def test_an_application_is_checked_against_what_its_overlay_renders(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = scratch_repo(
+        {
+            "overlays/dev/kustomization.yaml": KUSTOMIZATION,
+            "overlays/dev/cm.yaml": CONFIG_MAP,
+            "apps/argocd/kustomization.yaml": "resources: [argocd.yaml]\n",
+            "apps/argocd/argocd.yaml": APP_PROJECT,
+            "schemas/crds/argoproj.io/application_v1alpha1.json": "{}",
+            "schemas/crds/argoproj.io/appproject_v1alpha1.json": "{}",
+        }
+    )
+    main(["--root", str(root), "validate", "--format", "json"])
+    out = capsys.readouterr().out
+    assert (
+        "ConfigMap agent-platform/settings from overlays/dev: kind not permitted by project platform"
+    ) in out

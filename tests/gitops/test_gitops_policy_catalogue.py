@@ -14,8 +14,13 @@ RULE_IDS = [rule.id for rule in POLICIES]
 
 
 def _rules_found(path: Path) -> set[str]:
+    """Rule ids found in a fixture; `renders/<env>.yaml` next to it is what overlays/<env> renders."""
     resources = parse(path.read_text(), str(path))
-    findings = evaluate("fixture", resources, Settings(), is_environment=True)
+    renders = {
+        f"overlays/{other.stem}": parse(other.read_text(), str(other))
+        for other in sorted((path.parent / "renders").glob("*.yaml"))
+    }
+    findings = evaluate("fixture", resources, Settings(), is_environment=True, renders=renders)
     return {finding.rule for finding in findings}
 
 

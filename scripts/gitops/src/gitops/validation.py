@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gitops import schemas, suppressions
 from gitops.config import Config
+from gitops.manifests import Resource
 from gitops.policy import Finding, Severity, evaluate
 from gitops.policy.catalogue import RENDER, SCHEMA_BROKEN, SCHEMA_INVALID, SCHEMA_MISSING
 from gitops.policy.model import RuleInfo
@@ -33,6 +34,13 @@ class Report:
     @property
     def clean(self) -> bool:
         return not self.failing
+
+
+def _repository_path(config: Config, target: Target) -> str:
+    try:
+        return target.path.resolve().relative_to(config.root.resolve()).as_posix()
+    except ValueError:
+        return str(target.path)
 
 
 def _finding(info: RuleInfo, target: str, resource: str, message: str) -> Finding:
@@ -94,6 +102,8 @@ def validate(
     ):
         pending = [pool.submit(render_one, target, kustomize) for target in targets]
         batch: dict[str, Rendered] = {}
+        # Environments render before components, so apps/argocd sees what it will sync.
+        renders: dict[str, tuple[Resource, ...]] = {}
 
         def check(files: dict[str, Rendered]) -> None:
             paths = [Path(p) for p in files]
@@ -105,6 +115,7 @@ def validate(
             if item.error is not None:
                 findings.append(_finding(RENDER, item.target.name, item.target.name, item.error))
                 continue
+            renders[_repository_path(config, item.target)] = item.resources
             if item.resources:
                 path = Path(scratch) / f"{index:05d}.yaml"
                 path.write_text(item.text, encoding="utf-8")
@@ -119,6 +130,7 @@ def validate(
                     config.policy,
                     is_environment=item.target.is_environment,
                     whole_render=not item.target.is_file,
+                    renders=renders,
                 )
             )
         if batch:

@@ -141,4 +141,93 @@ def argocd_namespace(ctx: Context) -> Iterator[Violation]:
                 yield Violation(resource, f"is in namespace {resource.namespace or '(none)'}")
 
 
-RULES = (project_exists, sources_allowed, destinations_allowed, argocd_namespace)
+# Kinds without a namespace: Argo CD checks them against clusterResourceWhitelist.
+CLUSTER_SCOPED = frozenset(
+    {
+        ("", "Namespace"),
+        ("", "PersistentVolume"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+        ("cloud.google.com", "ComputeClass"),
+        ("networking.k8s.io", "IngressClass"),
+        ("node.k8s.io", "RuntimeClass"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("scheduling.k8s.io", "PriorityClass"),
+        ("storage.k8s.io", "StorageClass"),
+    }
+)
+
+
+def _listed(entries: object, group: str, kind: str) -> bool:
+    return any(
+        fnmatchcase(group, str(mapping(e).get("group", "")))
+        and fnmatchcase(kind, str(mapping(e).get("kind", "")))
+        for e in sequence(entries)
+    )
+
+
+def _kind_permitted(project: Mapping[str, Any], group: str, kind: str) -> bool:
+    if (group, kind) in CLUSTER_SCOPED:
+        allowed, denied = "clusterResourceWhitelist", "clusterResourceBlacklist"
+        # Argo CD denies every cluster-scoped kind unless the project lists it.
+        listed = _listed(project.get(allowed), group, kind)
+    else:
+        allowed, denied = "namespaceResourceWhitelist", "namespaceResourceBlacklist"
+        listed = allowed not in project or _listed(project.get(allowed), group, kind)
+    return listed and not _listed(project.get(denied), group, kind)
+
+
+@rule(
+    "ARGO005",
+    Severity.ERROR,
+    "Applications sync only what their AppProject permits",
+    reads=(
+        "Application.spec.source.path",
+        "AppProject.spec.*ResourceWhitelist",
+        "AppProject.spec.destinations",
+    ),
+    fix="add the kind to the AppProject's namespaceResourceWhitelist/clusterResourceWhitelist, "
+    "or the namespace to its destinations, or drop the object from the overlay",
+    doc="Argo CD refuses the whole sync when one rendered object's kind or namespace is not "
+    "permitted by the project.",
+    whole_render=True,
+)
+def synced_objects_permitted(ctx: Context) -> Iterator[Violation]:
+    for resource, spec in _applications(ctx):
+        project = _project(ctx, resource, spec)
+        if project is None:
+            continue
+        permits = mapping(project.body.get("spec"))
+        destination = mapping(spec.get("destination"))
+        allowed = [mapping(d) for d in sequence(permits.get("destinations"))]
+        for source in _sources(spec):
+            objects = ctx.renders.get(str(source.get("path", "")).strip("/"))
+            for item in objects or ():
+                if not _kind_permitted(permits, item.group, item.kind):
+                    yield Violation(
+                        resource,
+                        f"{item.ref} from {source.get('path')}: kind not permitted by "
+                        f"project {project.name}",
+                    )
+                elif (item.group, item.kind) not in CLUSTER_SCOPED:
+                    where = {
+                        **destination,
+                        "namespace": item.namespace or destination.get("namespace", ""),
+                    }
+                    if not _destination_allowed(where, allowed):
+                        yield Violation(
+                            resource,
+                            f"{item.ref} from {source.get('path')}: namespace not in "
+                            f"project {project.name}'s destinations",
+                        )
+
+
+RULES = (
+    project_exists,
+    sources_allowed,
+    destinations_allowed,
+    argocd_namespace,
+    synced_objects_permitted,
+)

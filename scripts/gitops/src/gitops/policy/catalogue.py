@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from gitops.manifests import Resource
 from gitops.policy import (
@@ -76,13 +76,14 @@ def evaluate(
     *,
     is_environment: bool = False,
     whole_render: bool = True,
+    renders: Mapping[str, Sequence[Resource]] | None = None,
     rules: Iterable[Rule] = POLICIES,
 ) -> list[Finding]:
     """Every finding of `rules` over one rendered target, in catalogue order.
 
     A lone manifest file is not a whole render: rules that look across objects skip it.
     """
-    ctx = Context.build(target, resources, settings, is_environment=is_environment)
+    ctx = Context.build(target, resources, settings, is_environment=is_environment, renders=renders)
     return [
         Finding(
             rule=rule.id,

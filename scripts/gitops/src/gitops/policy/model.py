@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -80,6 +80,8 @@ class Context:
     by_name: Mapping[tuple[str, str, str], Resource]
     workloads: tuple[Workload, ...]
     pods_by_namespace: Mapping[str, tuple[Workload, ...]] = field(default_factory=dict)
+    # Other targets rendered in the same run, by repository path (e.g. "overlays/dev").
+    renders: Mapping[str, Sequence[Resource]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -89,6 +91,7 @@ class Context:
         settings: Settings,
         *,
         is_environment: bool = False,
+        renders: Mapping[str, Sequence[Resource]] | None = None,
     ) -> Context:
         items = tuple(resources)
         by_kind: defaultdict[str, list[Resource]] = defaultdict(list)
@@ -117,6 +120,7 @@ class Context:
             by_name=by_name,
             workloads=tuple(workloads),
             pods_by_namespace={ns: tuple(found) for ns, found in by_namespace.items()},
+            renders=renders or {},
         )
 
     @property
