@@ -460,12 +460,9 @@ class KubernetesExecutor:
 
     async def cancel(self, run_id: str) -> None:
         await self._connect()
-        tracked = self._runs.setdefault(run_id, _Tracked())
-        already_reported = tracked.reported
-        tracked.reported = True
         await self._delete_job(job_name(run_id))
-        if not already_reported:
-            await self._on_exit(SandboxExit(run_id, Outcome.CANCELLED, "cancelled"))
+        # Deleting a Job does not fail it, so the watch cannot report another end meanwhile.
+        await self._report(run_id, Outcome.CANCELLED, "cancelled")
 
     async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
         await self._connect()
