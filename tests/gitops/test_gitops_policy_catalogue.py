@@ -14,7 +14,7 @@ RULE_IDS = [rule.id for rule in POLICIES]
 
 
 def _rules_found(path: Path) -> set[str]:
-    """Rule ids found in a fixture; `renders/<env>.yaml` next to it is what overlays/<env> renders."""
+    """Rule ids in a fixture; `renders/<env>.yaml` beside it is what overlays/<env> renders."""
     resources = parse(path.read_text(), str(path))
     renders = {
         f"overlays/{other.stem}": parse(other.read_text(), str(other))
