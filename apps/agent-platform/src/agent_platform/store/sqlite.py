@@ -248,14 +248,15 @@ class SqliteStore:
                 raise
             await self._writer.execute("COMMIT")
 
+    # A read runs, fetches and closes its statement in one call on the reader's thread: a
+    # statement left open across calls would hold a read transaction, and with it an old
+    # snapshot, for every read that overlaps it.
     async def _one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
-        async with self._reader.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def ping(self) -> None:
         await self._one("SELECT 1", ())
@@ -559,17 +560,24 @@ class SqliteStore:
 
     # Events.
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
-        stored = []
+        if not events:
+            return []
+        seqs = [event.seq for event in events]
         async with self._transaction() as db:
+            async with db.execute(
+                "SELECT seq FROM events WHERE run_id = ? AND seq BETWEEN ? AND ?",
+                (run_id, min(seqs), max(seqs)),
+            ) as cursor:
+                present = {row[0] for row in await cursor.fetchall()}
+            fresh: dict[int, StoredEvent] = {}
             for event in events:
-                cursor = await db.execute(
-                    "INSERT OR IGNORE INTO events (run_id, seq, type, data, time)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (run_id, event.seq, event.type, json.dumps(event.data), _iso(event.time)),
-                )
-                if cursor.rowcount > 0:
-                    stored.append(event)
-        return sorted(stored, key=lambda e: e.seq)
+                if event.seq not in present:
+                    fresh.setdefault(event.seq, event)
+            await db.executemany(
+                "INSERT INTO events (run_id, seq, type, data, time) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, e.seq, e.type, json.dumps(e.data), _iso(e.time)) for e in fresh.values()],
+            )
+        return sorted(fresh.values(), key=lambda e: e.seq)
 
     async def list_events(
         self, run_id: str, *, after: int = 0, limit: int = 1000
