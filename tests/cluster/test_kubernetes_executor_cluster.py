@@ -16,7 +16,7 @@ import pytest
 from agent_platform.executors.base import Launch, SandboxExit
 from agent_platform.executors.kubernetes import RUN_LABEL, KubernetesExecutor, job_name
 from agent_runner.protocol import Outcome
-from servers.control_plane import ControlPlane
+from servers.control_plane import IMAGE_PULL_ANNOTATION, ControlPlane
 
 RUNS_NAMESPACE = "agent-runs"
 
@@ -325,3 +325,33 @@ async def test_run_unschedulable_for_too_long_fails_and_its_job_goes(
         await eventually(lambda: gone(control_plane, run.run_id), "the stuck Job to go")
     finally:
         await patient.aclose()
+
+
+@pytest.fixture
+def missing_image_template(control_plane: ControlPlane) -> Iterator[None]:
+    """The runner template names an image the registry does not have, then is restored."""
+    original = control_plane.get_json("podtemplate", TEMPLATE, "-n", RUNS_NAMESPACE)
+    broken = json.loads(json.dumps(original))
+    broken["template"]["metadata"].setdefault("annotations", {})[IMAGE_PULL_ANNOTATION] = "true"
+    broken["template"]["spec"]["containers"][0]["image"] = "registry.invalid/agent-runner:gone"
+    control_plane.kubectl("replace", "-f", "-", stdin=json.dumps(broken))
+    yield
+    restored = control_plane.get_json("podtemplate", TEMPLATE, "-n", RUNS_NAMESPACE)
+    restored["template"] = original["template"]
+    control_plane.kubectl("replace", "-f", "-", stdin=json.dumps(restored))
+
+
+async def test_image_pull_error_fails_the_run_and_its_job_goes(
+    control_plane: ControlPlane,
+    executor: KubernetesExecutor,
+    exits: Exits,
+    missing_image_template: None,
+) -> None:
+    run = new_launch()
+    await executor.start(run)
+
+    ended = await exits.wait_for(run.run_id)
+    assert ended.outcome is Outcome.FAILED
+    assert ended.reason.startswith("image pull error:")
+    assert "registry.invalid/agent-runner:gone" in ended.reason
+    await eventually(lambda: gone(control_plane, run.run_id), "the stuck Job to go")

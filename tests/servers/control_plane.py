@@ -6,7 +6,8 @@ fresh etcd and free ports in a temporary directory, so nothing is shared with an
 
 kwok gives pods a lifecycle: a scheduled pod becomes Running and stays so until a test plays the
 container's end by annotating the pod (see `end_pod_container`), the way a kubelet would report an
-exit, an OOM kill or an eviction.
+exit, an OOM kill or an eviction. A pod created with IMAGE_PULL_ANNOTATION never starts: its
+container waits in ErrImagePull.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ START_TIMEOUT = 90.0
 EXIT_CODE_ANNOTATION = "test.agent-platform.dev/exit-code"
 EXIT_REASON_ANNOTATION = "test.agent-platform.dev/exit-reason"
 POD_REASON_ANNOTATION = "test.agent-platform.dev/pod-reason"
+# A pod carrying this annotation (from its template) fails to pull its image, as the kubelet says.
+IMAGE_PULL_ANNOTATION = "test.agent-platform.dev/image-pull-fails"
 
 _KWOK_STAGES = f"""\
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -56,6 +59,8 @@ spec:
     - key: '.metadata.deletionTimestamp'
       operator: 'DoesNotExist'
     - key: '.status.podIP'
+      operator: 'DoesNotExist'
+    - key: '.metadata.annotations["{IMAGE_PULL_ANNOTATION}"]'
       operator: 'DoesNotExist'
   next:
     statusTemplate: |
@@ -135,6 +140,37 @@ spec:
       message: {{{{ printf "The node was low on resource: memory. %s" $podReason | Quote }}}}
       {{{{ end }}}}
       phase: {{{{ if eq $code "0" }}}}Succeeded{{{{ else }}}}Failed{{{{ end }}}}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-image-pull-failed
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.containerStatuses'
+      operator: 'DoesNotExist'
+    - key: '.metadata.annotations["{IMAGE_PULL_ANNOTATION}"]'
+      operator: 'Exists'
+  next:
+    statusTemplate: |
+      containerStatuses:
+      {{{{ range .spec.containers }}}}
+      - image: {{{{ .image | Quote }}}}
+        name: {{{{ .name | Quote }}}}
+        ready: false
+        restartCount: 0
+        state:
+          waiting:
+            reason: ErrImagePull
+            message: {{{{ printf "failed to pull image %s: not found" .image | Quote }}}}
+      {{{{ end }}}}
+      phase: Pending
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
