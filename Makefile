@@ -82,6 +82,7 @@ cluster-tools: $(CLUSTER_STAMP) ## Build the local Kubernetes control plane into
 
 $(CLUSTER_STAMP): tools/cluster/go.mod tools/cluster/go.sum tools/cluster/etcd/main.go
 	rm -f $(BIN)/.cluster-tools-*
+	mkdir -p $(BIN)
 	cd tools/cluster && nice go build -buildvcs=false -trimpath -ldflags "$(CLUSTER_LDFLAGS)" -o $(BIN)/ \
 		./etcd \
 		k8s.io/kubernetes/cmd/kube-apiserver \
