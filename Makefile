@@ -13,6 +13,8 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 # Pinned tools, installed into ./bin with `go install`.
 KUSTOMIZE_VERSION := v5.7.1
 KUBECONFORM_VERSION := v0.7.0
+# The Cloud Storage API on loopback for the workspace tests.
+FAKE_GCS_SERVER_VERSION := v1.56.1
 
 .PHONY: help
 help: ## List the targets
@@ -53,13 +55,16 @@ bench: sync tools ## Run the benchmarks and compare with bench/baselines
 	$(UV) run python -m bench
 
 .PHONY: tools
-tools: $(BIN)/kustomize $(BIN)/kubeconform browser cluster-tools ## Install the pinned tools into ./bin
+tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server browser cluster-tools ## Install the pinned tools into ./bin
 
 $(BIN)/kustomize:
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 $(BIN)/kubeconform:
 	GOBIN=$(BIN) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+$(BIN)/fake-gcs-server:
+	GOBIN=$(BIN) nice go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_SERVER_VERSION)
 
 # The Kubernetes control plane the cluster tests start on loopback: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler and kubectl from the release pinned in

@@ -24,6 +24,19 @@ def open_blob_store(settings: Settings) -> BlobStore:
         return LocalBlobStore(
             settings.data_dir / "workspaces", max_bytes=settings.workspace_max_bytes
         )
+    if settings.blob_store == "gcs":
+        if not settings.gcs_bucket:
+            raise BlobStoreNotAvailable(
+                "AGENT_PLATFORM_BLOB_STORE=gcs needs AGENT_PLATFORM_GCS_BUCKET, the bucket "
+                "that keeps the workspaces"
+            )
+        from agent_platform.workspaces.gcs import GcsBlobStore
+
+        return GcsBlobStore.open(
+            settings.gcs_bucket,
+            project=settings.gcp_project,
+            max_bytes=settings.workspace_max_bytes,
+        )
     raise BlobStoreNotAvailable(
         f"AGENT_PLATFORM_BLOB_STORE={settings.blob_store} is not available in this build; "
         "use AGENT_PLATFORM_BLOB_STORE=local"
