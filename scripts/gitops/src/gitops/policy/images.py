@@ -32,6 +32,8 @@ def well_formed(ctx: Context) -> Iterator[Violation]:
     reads=("spec.containers[].image",),
     fix="pin a version tag or a digest with `gitops set-image`",
     doc="`latest` makes a rollout unrepeatable and hides what changed.",
+    # A base names placeholder images that the overlay pins: only the render tells.
+    whole_render=True,
 )
 def no_latest(ctx: Context) -> Iterator[Violation]:
     for workload, container in each_container(ctx):
@@ -54,6 +56,8 @@ def no_latest(ctx: Context) -> Iterator[Violation]:
     fix="pin the image by digest in the overlay's images: (`gitops promote dev prod` copies "
     "dev's digests)",
     doc="A tag can be moved; only a digest says exactly what production runs.",
+    # A base names placeholder images that the overlay pins: only the render tells.
+    whole_render=True,
 )
 def digests(ctx: Context) -> Iterator[Violation]:
     if ctx.environment not in ctx.settings.digest_environments:
