@@ -9,19 +9,22 @@ import sys
 import threading
 
 from agent_runner import config
-from agent_runner.run import EXIT_CANNOT_START, execute
+from agent_runner.announce import announce
 
 
 def main() -> int:
-    # The SDK takes most of a second to import; load it while the assignment and workspace
-    # are fetched, so the run's first event does not wait for it.
-    threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
     try:
         runner_config = config.load(os.environ)
     except config.ConfigError as exc:
         print(f"agent-runner: ERROR: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_START
-    return asyncio.run(execute(runner_config, dict(os.environ)))
+        return config.EXIT_CANNOT_START
+    delivered = announce(runner_config)
+    # The SDK takes most of a second to import; load it while the assignment and workspace
+    # are fetched, so that the run does not wait for it twice.
+    threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
+    from agent_runner.run import execute  # after the announcement: it loads httpx and pydantic
+
+    return asyncio.run(execute(runner_config, dict(os.environ), delivered=delivered))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
-from agent_runner import protocol
+from agent_runner import wire_names as protocol
+
+# The exit code of a runner that could not even start its run (no config, a refused token).
+EXIT_CANNOT_START: Final = 2
 
 
 class ConfigError(Exception):

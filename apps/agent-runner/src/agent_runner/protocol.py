@@ -14,36 +14,48 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Environment variables a runner is started with. The token may instead come from a file (a
-# mounted Kubernetes Secret), so that it never appears in a pod spec.
-ENV_RUN_ID: Final = "AGENT_RUN_ID"
-ENV_PLATFORM_URL: Final = "AGENT_PLATFORM_URL"
-ENV_RUN_TOKEN: Final = "AGENT_RUN_TOKEN"  # noqa: S105 - a variable name
-ENV_RUN_TOKEN_FILE: Final = "AGENT_RUN_TOKEN_FILE"  # noqa: S105 - a variable name
-ENV_WORKSPACE: Final = "AGENT_WORKSPACE"
+# The names (environment, paths, event types) are defined without pydantic; shared from here.
+from agent_runner.wire_names import (
+    ASSIGNMENT_PATH,
+    ENV_PLATFORM_URL,
+    ENV_RUN_ID,
+    ENV_RUN_TOKEN,
+    ENV_RUN_TOKEN_FILE,
+    ENV_WORKSPACE,
+    EVENTS_PATH,
+    GATEWAY_PREFIX,
+    WORKSPACE_PATH,
+    EventType,
+)
 
-# Paths on the platform, relative to its base URL.
-ASSIGNMENT_PATH: Final = "/api/runner/runs/{run_id}"
-EVENTS_PATH: Final = "/api/runner/runs/{run_id}/events"
-WORKSPACE_PATH: Final = "/api/runner/runs/{run_id}/workspace"
-# The gateway speaks the Anthropic Messages API under this prefix: the SDK's base_url.
-GATEWAY_PREFIX: Final = "/llm"
+__all__ = [
+    "ASSIGNMENT_PATH",
+    "ENV_PLATFORM_URL",
+    "ENV_RUN_ID",
+    "ENV_RUN_TOKEN",
+    "ENV_RUN_TOKEN_FILE",
+    "ENV_WORKSPACE",
+    "EVENTS_PATH",
+    "GATEWAY_PREFIX",
+    "MAX_EVENTS_PER_BATCH",
+    "WORKSPACE_PATH",
+    "Assignment",
+    "BatchAck",
+    "Event",
+    "EventBatch",
+    "EventType",
+    "Limits",
+    "Outcome",
+    "RunResult",
+    "Usage",
+    "Wire",
+]
 
 MAX_EVENTS_PER_BATCH: Final = 500
 
 
 class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EventType(StrEnum):
-    STATUS = "status"  # data: {"status": "running"}
-    TEXT_DELTA = "text_delta"  # data: {"text": "..."}
-    TOOL_CALL = "tool_call"  # data: {"id", "name", "input"}
-    TOOL_RESULT = "tool_result"  # data: {"id", "output", "is_error", "truncated"}
-    USAGE = "usage"  # data: Usage fields, cumulative for the run
-    RESULT = "result"  # terminal; data: RunResult
-    ERROR = "error"  # data: {"message", "kind"}; a terminal RESULT follows
 
 
 class Outcome(StrEnum):

@@ -26,10 +26,11 @@ _MAX_BACKOFF: Final = 2.0
 
 
 class Reporter:
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, *, delivered: int = 0) -> None:
+        """`delivered`: events already acknowledged (the announcement), numbered from 1."""
         self._send = send
         self._pending: list[Event] = []
-        self._seq = 0
+        self._seq = delivered
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()

@@ -18,7 +18,7 @@ from typing import Final
 
 from agent_runner import conversation, protocol, workspace_archive
 from agent_runner.agent import Agent
-from agent_runner.config import RunnerConfig
+from agent_runner.config import EXIT_CANNOT_START, RunnerConfig
 from agent_runner.conversation import Finish
 from agent_runner.platform_client import PlatformClient, PlatformError, PlatformUnreachable
 from agent_runner.protocol import EventType, Outcome, RunResult
@@ -31,7 +31,6 @@ EXIT_CODES: Final = {
     Outcome.TIMED_OUT: 124,
     Outcome.CANCELLED: 143,
 }
-EXIT_CANNOT_START: Final = 2
 # Claude's API can be briefly unavailable and so can the gateway (a platform restart); the SDK
 # retries with backoff, honouring retry-after.
 CLAUDE_RETRIES: Final = 8
@@ -160,7 +159,8 @@ async def _upload(
     return finish
 
 
-async def execute(config: RunnerConfig, env: Mapping[str, str]) -> int:
+async def execute(config: RunnerConfig, env: Mapping[str, str], *, delivered: int = 0) -> int:
+    """Run to the end; `delivered` events were already reported (the announcement)."""
     progress = _Progress()
     loop = asyncio.get_running_loop()
     # From the first moment, SIGTERM means "cancel the run and report it", never "die now":
@@ -173,7 +173,7 @@ async def execute(config: RunnerConfig, env: Mapping[str, str]) -> int:
         except (PlatformError, PlatformUnreachable) as exc:
             print(f"agent-runner: ERROR: {exc}", file=sys.stderr)
             return EXIT_CANNOT_START
-        reporter = Reporter(platform.post_events)
+        reporter = Reporter(platform.post_events, delivered=delivered)
         reporter.start()
         reporter.emit(EventType.STATUS, {"status": "running"})
         finish = await _supervise(config, assignment, platform, reporter, env, progress)

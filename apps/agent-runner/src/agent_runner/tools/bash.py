@@ -47,18 +47,31 @@ class BashTool:
             raise ToolError("the bash tool needs a non-empty `command` string")
         return await self._run(command)
 
-    async def _run(self, command: str) -> ToolOutput:
-        process = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            command,
-            cwd=self._workspace,
-            env=self._env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+    async def _spawn(self, command: str) -> asyncio.subprocess.Process:
+        creating = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
+                "bash",
+                "-c",
+                command,
+                cwd=self._workspace,
+                env=self._env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
         )
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The command may already be running: finish creating it, so it can be killed.
+            process = await creating
+            self._kill(process.pid)
+            await process.wait()
+            raise
+
+    async def _run(self, command: str) -> ToolOutput:
+        process = await self._spawn(command)
         self._groups.add(process.pid)
         collected = bytearray()
         total = 0

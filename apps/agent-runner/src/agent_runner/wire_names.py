@@ -1,0 +1,35 @@
+"""The names of the wire format (environment, paths, event types), free of heavy imports.
+
+`protocol` re-exports all of them; they live here so that a runner can announce itself with
+the standard library alone, before pydantic, httpx and the SDK have loaded.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+# Environment variables a runner is started with. The token may instead come from a file (a
+# mounted Kubernetes Secret), so that it never appears in a pod spec.
+ENV_RUN_ID: Final = "AGENT_RUN_ID"
+ENV_PLATFORM_URL: Final = "AGENT_PLATFORM_URL"
+ENV_RUN_TOKEN: Final = "AGENT_RUN_TOKEN"  # noqa: S105 - a variable name
+ENV_RUN_TOKEN_FILE: Final = "AGENT_RUN_TOKEN_FILE"  # noqa: S105 - a variable name
+ENV_WORKSPACE: Final = "AGENT_WORKSPACE"
+
+# Paths on the platform, relative to its base URL.
+ASSIGNMENT_PATH: Final = "/api/runner/runs/{run_id}"
+EVENTS_PATH: Final = "/api/runner/runs/{run_id}/events"
+WORKSPACE_PATH: Final = "/api/runner/runs/{run_id}/workspace"
+# The gateway speaks the Anthropic Messages API under this prefix: the SDK's base_url.
+GATEWAY_PREFIX: Final = "/llm"
+
+
+class EventType(StrEnum):
+    STATUS = "status"  # data: {"status": "starting" | "running"}
+    TEXT_DELTA = "text_delta"  # data: {"text": "..."}
+    TOOL_CALL = "tool_call"  # data: {"id", "name", "input"}
+    TOOL_RESULT = "tool_result"  # data: {"id", "output", "is_error", "truncated"}
+    USAGE = "usage"  # data: Usage fields, cumulative for the run
+    RESULT = "result"  # terminal; data: RunResult
+    ERROR = "error"  # data: {"message", "kind"}; a terminal RESULT follows
