@@ -156,6 +156,7 @@ async def test_a_run_uses_tools_keeps_its_files_and_the_next_run_continues(
     tail = await _events(http, run_id, after=head[-1]["seq"], until=_is_result)
     events = head + tail
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [s["status"] for s in _of(events, "status")] == ["starting", "running"]
     assert [c["name"] for c in _of(events, "tool_call")] == [EDITOR, "bash"]
     assert _of(events, "tool_result")[1]["output"] == "42\n"
     assert "".join(d["text"] for d in _of(events, "text_delta")) == "I'll write the note.Done."

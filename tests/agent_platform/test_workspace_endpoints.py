@@ -1,0 +1,126 @@
+"""The runner's workspace endpoints and the local blob store behind them."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from agent_platform.workspaces import (
+    LocalBlobStore,
+    WorkspaceFile,
+    WorkspaceFileNotFound,
+    WorkspaceTooLarge,
+    list_files,
+    read_file,
+)
+from agent_runner import protocol, workspace_archive
+from servers.platform import Caller, Served, create_agent, running_run
+
+MAX_BYTES = 4096
+
+
+@pytest.fixture
+def platform_settings() -> dict[str, Any]:
+    return {"workspace_max_bytes": MAX_BYTES}
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb") as zipped,
+        tarfile.open(fileobj=zipped, mode="w") as tar,
+    ):
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _runner(served: Served, token: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=served.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+async def test_an_uploaded_workspace_is_what_the_next_run_downloads(
+    served: Served, alice: Caller, tmp_path: Path
+) -> None:
+    agent = await create_agent(alice)
+    first, token = await running_run(served, alice, agent["id"])
+    workspace = tmp_path / "workspace"
+    (workspace / "src").mkdir(parents=True)
+    (workspace / "src" / "main.py").write_text("print('hi')\n")
+    async with _runner(served, token) as runner:
+        path = protocol.WORKSPACE_PATH.format(run_id=first)
+        assert (await runner.get(path)).status_code == 204  # a new agent has none yet
+        answer = await runner.put(path, content=workspace_archive.pack(workspace))
+        assert answer.status_code == 204, answer.text
+    second, token = await running_run(served, alice, agent["id"])
+    async with _runner(served, token) as runner:
+        answer = await runner.get(protocol.WORKSPACE_PATH.format(run_id=second))
+    assert answer.headers["content-type"] == "application/gzip"
+    assert read_file(answer.content, "src/main.py") == b"print('hi')\n"
+
+
+async def test_an_oversized_upload_is_refused_and_the_old_workspace_kept(
+    served: Served, alice: Caller
+) -> None:
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    path = protocol.WORKSPACE_PATH.format(run_id=run_id)
+    async with _runner(served, token) as runner:
+        assert (await runner.put(path, content=_archive({"a.txt": b"old"}))).status_code == 204
+        huge = _archive({"noise.bin": os.urandom(2 * MAX_BYTES)})
+        assert len(huge) > MAX_BYTES
+        refused = await runner.put(path, content=huge)
+        assert refused.status_code == 413
+        assert "AGENT_PLATFORM_WORKSPACE_MAX_BYTES" in refused.json()["detail"]
+        kept = await runner.get(path)
+    assert read_file(kept.content, "a.txt") == b"old"
+
+
+async def test_an_upload_that_is_not_an_archive_is_refused(served: Served, alice: Caller) -> None:
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    async with _runner(served, token) as runner:
+        answer = await runner.put(
+            protocol.WORKSPACE_PATH.format(run_id=run_id), content=b"just some bytes"
+        )
+    assert answer.status_code == 400
+    assert "gzipped tar" in answer.json()["detail"]
+
+
+async def test_a_token_of_another_run_gets_no_workspace(served: Served, alice: Caller) -> None:
+    agent = await create_agent(alice)
+    run_id, _ = await running_run(served, alice, agent["id"])
+    _, other_token = await running_run(served, alice, agent["id"])
+    async with _runner(served, other_token) as runner:
+        answer = await runner.get(protocol.WORKSPACE_PATH.format(run_id=run_id))
+    assert answer.status_code == 401
+
+
+async def test_the_local_store_keeps_one_archive_per_agent(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, max_bytes=MAX_BYTES)
+    assert await store.get("agt_1") is None
+    await store.put("agt_1", _archive({"d/f.txt": b"x"}))
+    archive = await store.get("agt_1")
+    assert archive is not None
+    assert list_files(archive) == [WorkspaceFile("d/f.txt", 1, is_dir=False)]
+    with pytest.raises(WorkspaceFileNotFound):
+        read_file(archive, "missing.txt")
+    with pytest.raises(WorkspaceTooLarge):
+        await store.put("agt_1", b"x" * (MAX_BYTES + 1))
+    await store.delete("agt_1")
+    assert await store.get("agt_1") is None
+
+
+async def test_the_local_store_refuses_ids_that_are_paths(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an agent id"):
+        await LocalBlobStore(tmp_path / "ws").put("../escape", b"x")
