@@ -4,17 +4,19 @@ the verdicts it draws from Job and pod status. The cluster behaviour is in tests
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from agent_platform.executors.base import ExecutorError, Launch
+from agent_platform.executors.base import ExecutorError, Launch, SandboxExit
 from agent_platform.executors.kubernetes import (
     OWNER_LABEL,
     RUN_ANNOTATION,
     RUN_LABEL,
+    KubernetesExecutor,
     build_job,
     build_token_secret,
     job_name,
@@ -204,3 +206,52 @@ def test_unschedulable_pod_reports_since_when() -> None:
     assert abs((found - since).total_seconds()) < 1
     scheduled = {"status": {"phase": "Running", "conditions": [condition]}}
     assert unschedulable_since(scheduled) is None
+
+
+async def ignore_exit(_: SandboxExit) -> None:
+    return None
+
+
+def executor_for(kubeconfig: Path) -> KubernetesExecutor:
+    return KubernetesExecutor(
+        kubeconfig=kubeconfig,
+        namespace="agent-runs",
+        template_name="agent-runner",
+        on_exit=ignore_exit,
+    )
+
+
+async def test_missing_kubeconfig_is_a_clear_executor_error(tmp_path: Path) -> None:
+    executor = executor_for(tmp_path / "absent.kubeconfig")
+    try:
+        with pytest.raises(ExecutorError, match="AGENT_PLATFORM_KUBECONFIG"):
+            await executor.start(launch())
+    finally:
+        await executor.aclose()
+
+
+async def test_unreachable_api_server_is_a_clear_executor_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before the executor dials it
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    executor = executor_for(kubeconfig)
+    try:
+        with pytest.raises(ExecutorError, match="could not be reached"):
+            await executor.reconcile(["run-1"])
+        with pytest.raises(ExecutorError, match="could not be reached"):
+            await executor.start(launch())
+    finally:
+        await executor.aclose()

@@ -21,7 +21,7 @@ import copy
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,6 +323,21 @@ def _as_body(manifest: dict[str, Any]) -> Any:
     return manifest
 
 
+@contextlib.contextmanager
+def _reaching_the_cluster() -> Iterator[None]:
+    """Failures to reach the cluster at all, as ExecutorErrors that say what to check."""
+    try:
+        yield
+    except (config.ConfigException, FileNotFoundError) as error:
+        raise ExecutorError(
+            f"no usable Kubernetes configuration ({error}); run in a pod with a ServiceAccount "
+            "or set AGENT_PLATFORM_KUBECONFIG"
+        ) from error
+    except (OSError, TimeoutError) as error:
+        # aiohttp's connection errors are OSErrors.
+        raise ExecutorError(f"the Kubernetes API could not be reached: {error}") from error
+
+
 def _api_error(action: str, error: ApiException) -> ExecutorError:
     return ExecutorError(f"{action} failed: {error.status} {error.reason}")
 
@@ -405,6 +420,21 @@ class KubernetesExecutor:
         return self._cluster
 
     async def start(self, launch: Launch) -> None:
+        with _reaching_the_cluster():
+            await self._start(launch)
+
+    async def cancel(self, run_id: str) -> None:
+        with _reaching_the_cluster():
+            await self._connect()
+            await self._delete_job(job_name(run_id))
+        # Deleting a Job does not fail it, so the watch cannot report another end meanwhile.
+        await self._report(run_id, Outcome.CANCELLED, "cancelled")
+
+    async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
+        with _reaching_the_cluster():
+            return await self._reconcile(active_run_ids)
+
+    async def _start(self, launch: Launch) -> None:
         await self._connect()
         name = job_name(launch.run_id)
         try:
@@ -458,13 +488,7 @@ class KubernetesExecutor:
         job: dict[str, Any] = self._api.sanitize_for_serialization(created)
         return job
 
-    async def cancel(self, run_id: str) -> None:
-        await self._connect()
-        await self._delete_job(job_name(run_id))
-        # Deleting a Job does not fail it, so the watch cannot report another end meanwhile.
-        await self._report(run_id, Outcome.CANCELLED, "cancelled")
-
-    async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
+    async def _reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
         await self._connect()
         try:
             listed = await self._batch.list_namespaced_job(self._namespace, label_selector=SELECTOR)
