@@ -130,7 +130,19 @@ def test_an_application_is_checked_against_what_its_overlay_renders(
             "schemas/crds/argoproj.io/appproject_v1alpha1.json": "{}",
         }
     )
+    config = root / "gitops.yaml"
+    config.write_text(config.read_text() + "components: [apps/argocd]\n")
     main(["--root", str(root), "validate", "--format", "json"])
     out = capsys.readouterr().out
     refused = "ConfigMap agent-platform/settings from overlays/dev: kind not permitted by project"
     assert f"{refused} platform" in out
+
+
+def test_a_component_listed_in_the_settings_must_exist(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = scratch_repo({"overlays/dev/kustomization.yaml": KUSTOMIZATION})
+    config = root / "gitops.yaml"
+    config.write_text(config.read_text() + "components: [apps/argo]\n")
+    assert main(["--root", str(root), "render"]) == 2
+    assert "lists component apps/argo" in capsys.readouterr().err

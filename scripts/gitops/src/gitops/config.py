@@ -33,7 +33,7 @@ class Config:
     root: Path
     kubernetes_version: str = "1.34"
     overlays: str = "overlays"
-    components: tuple[str, ...] = ("apps/argocd",)
+    components: tuple[str, ...] = ()
     crd_schemas: str = "schemas/crds"
     policy: Settings = field(default_factory=Settings)
     suppressions: tuple[Suppression, ...] = ()
@@ -60,7 +60,7 @@ def parse_config(root: Path, data: object, origin: str = CONFIG_FILE) -> Config:
         root=root,
         kubernetes_version=data["kubernetesVersion"],
         overlays=data.get("overlays", "overlays"),
-        components=tuple(data.get("components", ("apps/argocd",))),
+        components=tuple(data.get("components", ())),
         crd_schemas=data.get("crdSchemas", "schemas/crds"),
         policy=Settings(
             digest_environments=frozenset(

@@ -41,8 +41,12 @@ def discover(config: Config) -> list[Target]:
     ]
     for component in config.components:
         directory = config.root / component
-        if is_kustomization(directory):
-            found.append(Target(component, directory))
+        if not is_kustomization(directory):
+            raise TargetError(
+                f"gitops.yaml lists component {component}, but {directory} has no "
+                "kustomization.yaml: fix the path or remove it from components"
+            )
+        found.append(Target(component, directory))
     return found
 
 
