@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -16,7 +19,15 @@ from typing import Any
 import httpx
 import pytest
 from agent_platform.workspaces import read_file
-from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse
+from agent_runner import protocol
+from servers.messages_api import (
+    HttpFailure,
+    MessagesApiServer,
+    Reply,
+    StreamFailure,
+    Text,
+    ToolUse,
+)
 from servers.platform import RunningPlatform, running_platform
 
 UPSTREAM_KEY = "sk-upstream-e2e-key"
@@ -298,3 +309,73 @@ async def test_a_platform_killed_mid_run_ends_the_run_honestly_without_losing_ev
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert [e["type"] for e in events].count("result") == 1
     assert events[-1]["type"] == "result"
+
+
+FAILURES = {
+    "overloaded mid-stream": (
+        [StreamFailure(Reply([Text("Half an answ")]))],
+        {},
+        "overloaded",
+        "overloaded",
+    ),
+    "upstream 4xx": (
+        [HttpFailure(400, "invalid_request_error", "prompt is too long")],
+        {},
+        "upstream",
+        "prompt is too long",
+    ),
+    "overloaded beyond the retries": (
+        [HttpFailure(529, "overloaded_error", "Overloaded", retry_after=0.01, times=50)],
+        {},
+        "overloaded",
+        "retries ran out",
+    ),
+    "budget exhausted": (
+        [
+            Reply([ToolUse("bash", {"command": "true"})], usage={"input_tokens": 1_500}),
+            Reply([Text("never asked")]),
+        ],
+        {"limits": {"max_tokens": 1_000}},
+        "budget",
+        "budget of 1000",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+async def test_a_failure_ends_the_run_with_a_clear_error_event(
+    http: httpx.AsyncClient, messages_api: MessagesApiServer, case: str
+) -> None:
+    steps, agent_fields, kind, words = FAILURES[case]
+    script = messages_api.add_script(steps)
+    run_id = await _run(http, await _agent(http, **agent_fields), f"{script} try")
+    run = await _finished(http, run_id)
+    events = await _all_events(http, run_id)
+    (error,) = _of(events, "error")
+    assert run["status"] == "failed"
+    assert error["kind"] == kind
+    assert words in error["message"]
+    assert events[-1]["type"] == "result"
+    assert _of(events, "result")[0]["outcome"] == "failed"
+
+
+def test_a_runner_with_a_refused_token_exits_non_zero_saying_why(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        protocol.ENV_RUN_ID: "run_unknown",
+        protocol.ENV_PLATFORM_URL: platform.base_url,
+        protocol.ENV_RUN_TOKEN: "run_not-a-token",
+        protocol.ENV_WORKSPACE: str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "agent_runner"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "rejected the run token" in done.stderr

@@ -290,7 +290,7 @@ class MessagesApiServer:
         if step is None:
             return _error(400, "invalid_request_error", f"script {located[0]} has no step", {})
         if isinstance(step, HttpFailure):
-            headers = {"x-should-retry": "true"}
+            headers = {}
             if step.retry_after is not None:
                 headers["retry-after"] = str(step.retry_after)
             return _error(step.status, step.error_type, step.message, headers)
