@@ -30,7 +30,12 @@ def get_services(connection: HTTPConnection) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def _services(connection: HTTPConnection) -> Services:
+    # A coroutine, so that FastAPI does not send every request through its thread pool.
+    return get_services(connection)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 async def current_user(connection: HTTPConnection, services: ServicesDep) -> User:
