@@ -163,3 +163,28 @@ def test_a_kustomization_that_does_not_build_is_a_finding_with_kustomizes_messag
     assert render["rule"] == "RENDER001"
     assert "pod.yaml" in render["message"]
     assert code == 1
+
+
+LOPSIDED_POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: lopsided, namespace: agent-platform}
+spec:
+  nodeSelector: {kubernetes.io/arch: amd64}
+  securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: app
+      image: registry.example.com/app:1.0
+      resources: {requests: {cpu: "1", memory: 8Gi}}
+      securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+"""
+
+
+def test_warnings_are_reported_but_do_not_fail(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = scratch_repo({"pod.yaml": LOPSIDED_POD})
+    code, out = _run(root, capsys, str(root / "pod.yaml"))
+    assert "    warning AP011: the pod has 8.00Gi memory per CPU" in out.splitlines()
+    assert out.splitlines()[-1] == "clean: 0 errors, 1 warning, 0 suppressed in 1 targets"
+    assert code == 0

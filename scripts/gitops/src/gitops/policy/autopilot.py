@@ -83,7 +83,8 @@ NODE_LABELS = frozenset(
         "failure-domain.beta.kubernetes.io/zone",
     }
 )
-# General-purpose compute class bounds for a pod's requests, and memory GiB per vCPU.
+# General-purpose compute class bounds for a pod's requests, and memory GiB per vCPU. Autopilot
+# adjusts requests outside them rather than refusing the pod, so these rules warn.
 MIN_CPU, MAX_CPU = 0.05, 30.0
 MIN_MEMORY, MAX_MEMORY = 52 * MIB, 110 * GIB
 MIN_RATIO, MAX_RATIO = 1.0, 6.5
@@ -300,7 +301,7 @@ def _pod_requests(workload: Workload) -> tuple[float, float] | None:
 
 @rule(
     "AP010",
-    Severity.ERROR,
+    Severity.WARNING,
     "pod requests within Autopilot's range",
     reads=("spec.containers[].resources.requests",),
     fix="request between 50m and 30 CPU and between 52Mi and 110Gi memory per pod",
@@ -320,7 +321,7 @@ def request_range(ctx: Context) -> Iterator[Violation]:
 
 @rule(
     "AP011",
-    Severity.ERROR,
+    Severity.WARNING,
     "CPU:memory ratio between 1:1 and 1:6.5",
     reads=("spec.containers[].resources.requests",),
     fix="request between 1Gi and 6.5Gi of memory per CPU (e.g. 500m with 512Mi to 3.25Gi)",
@@ -338,7 +339,7 @@ def request_ratio(ctx: Context) -> Iterator[Violation]:
 
 @rule(
     "AP012",
-    Severity.ERROR,
+    Severity.WARNING,
     "every container requests CPU and memory",
     reads=("spec.containers[].resources.requests",),
     fix="set resources.requests.cpu and resources.requests.memory on every container",
