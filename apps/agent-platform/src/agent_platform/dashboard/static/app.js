@@ -1,0 +1,116 @@
+// The dashboard: who is signed in, which screen the address names, and errors in words.
+
+import { ApiError, SignedOut, getJson, request } from "./api.js";
+import { renderAgents } from "./agents.js";
+import { h, replace } from "./dom.js";
+import { clearNotices, notify } from "./notices.js";
+import { renderSignIn } from "./signin.js";
+import { openWorkspace } from "./workspace.js";
+
+const view = document.getElementById("view");
+const account = document.getElementById("account");
+const WORKSPACE = /^#\/agents\/([^/]+)(?:\/runs\/([^/]+))?$/;
+
+let user = null;
+let workspace = null;
+
+function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function closeWorkspace() {
+  workspace?.close();
+  workspace = null;
+}
+
+function showAccount() {
+  if (!user) {
+    account.replaceChildren();
+    return;
+  }
+  replace(
+    account,
+    h("span", { class: "user-name", title: user.id }, user.name),
+    h("button", { class: "button small", type: "button", onClick: signOut }, "Sign out"),
+  );
+}
+
+async function signOut() {
+  try {
+    await request("POST", "/api/auth/logout");
+  } catch (failure) {
+    if (!(failure instanceof SignedOut)) {
+      notify(failure.message);
+      return;
+    }
+  }
+  showSignIn("You have signed out.");
+}
+
+function showSignIn(reason) {
+  closeWorkspace();
+  user = null;
+  showAccount();
+  renderSignIn(view, {
+    reason,
+    onSignedIn: () => {
+      clearNotices();
+      route();
+    },
+  });
+}
+
+function failed(failure) {
+  if (failure instanceof SignedOut) {
+    showSignIn(user ? "Your session has ended. Sign in again to continue." : null);
+    return;
+  }
+  notify(failure.message);
+}
+
+function showError(failure) {
+  closeWorkspace();
+  replace(
+    view,
+    h(
+      "div",
+      { class: "empty card error-state" },
+      h("h2", {}, failure instanceof ApiError && failure.status === 404 ? "Not found" : "Something went wrong"),
+      h("p", { role: "alert" }, failure.message),
+      h("div", { class: "actions" }, h("a", { class: "button", href: "#/" }, "Back to agents"), h("button", { class: "button primary", type: "button", onClick: () => route() }, "Try again")),
+    ),
+  );
+}
+
+async function route() {
+  try {
+    if (!user) {
+      user = await getJson("/api/me");
+      showAccount();
+    }
+    const match = (location.hash || "#/").match(WORKSPACE);
+    if (match) {
+      const [, agentId, runId] = match;
+      if (workspace?.agentId !== agentId) {
+        closeWorkspace();
+        workspace = await openWorkspace(view, agentId, { navigate, reload, onFailure: failed });
+      }
+      await workspace.show(runId);
+    } else {
+      closeWorkspace();
+      await renderAgents(view, { navigate });
+    }
+  } catch (failure) {
+    if (failure instanceof SignedOut) failed(failure);
+    else showError(failure);
+  }
+}
+
+function reload() {
+  closeWorkspace();
+  route();
+}
+
+window.addEventListener("hashchange", () => route());
+route();
