@@ -1,0 +1,164 @@
+"""Event ingestion and fan-out on each store backend, with the platform_events harness.
+
+The same flow as bench_platform_events at a fifth of the runs (20 runs, each posting a batch of
+50 events every 500 ms, one SSE subscriber per run): on SQLite, on the Firestore emulator
+through one replica, and on the emulator across two replicas (runners post to one, subscribers
+listen on the other, so every event crosses through the store). The emulator is a single JVM
+on this machine, not Firestore: its figures only compare backends and releases with each other.
+Targets: every posted event reaches every subscriber once, on every backend.
+
+Run: `python -m bench store_backends`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from agent_platform.auth import hash_secret, new_secret
+from agent_platform.domain import Run, RunStatus, RunTransition, new_id, utcnow
+from agent_platform.store import Store
+from agent_platform.store.firestore import FirestoreStore
+from agent_platform.store.sqlite import SqliteStore
+from servers.firestore_emulator import HOST_VARIABLE, FirestoreEmulator, running_emulator
+from servers.platform import RunningPlatform, running_platform
+
+from bench.bench_platform_events import _cpu_seconds, _post, _subscribe
+
+RUNS = 20
+
+
+async def _running_runs(store: Store, agent_id: str) -> list[tuple[str, str]]:
+    owner = await store.find_user_by_name("alice")
+    assert owner is not None
+    runs = []
+    for _ in range(RUNS):
+        run = Run(new_id("run"), agent_id, owner.id, "bench", RunStatus.RUNNING, utcnow())
+        await store.create_run(run)
+        token = new_secret("run")
+        running = frozenset({RunStatus.RUNNING})
+        await store.transition_run(
+            RunTransition(
+                run.id, running, RunStatus.RUNNING, utcnow(), run_token_hash=hash_secret(token)
+            )
+        )
+        runs.append((run.id, token))
+    return runs
+
+
+async def _measure(
+    store: Store, ingest: RunningPlatform, deliver: RunningPlatform
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with (
+        httpx.AsyncClient(
+            base_url=ingest.base_url, headers=ingest.headers, timeout=120, limits=limits
+        ) as posting,
+        httpx.AsyncClient(
+            base_url=deliver.base_url, headers=deliver.headers, timeout=120, limits=limits
+        ) as watching,
+    ):
+        agent = (await posting.post("/api/agents", json={"name": "bench"})).json()
+        runs = await _running_runs(store, agent["id"])
+        latencies: list[float] = []
+        connected = [asyncio.Event() for _ in runs]
+        subscribers = [
+            asyncio.create_task(_subscribe(watching, run_id, latencies, ready))
+            for (run_id, _), ready in zip(runs, connected, strict=True)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(c.wait() for c in connected)), 60)
+        started = time.perf_counter()
+        cpu_before = _cpu_seconds(ingest)
+        posted = await asyncio.gather(*(_post(posting, run_id, token) for run_id, token in runs))
+        ingest_seconds = time.perf_counter() - started
+        delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 300)
+        deliver_seconds = time.perf_counter() - started
+        cpu = _cpu_seconds(ingest) - cpu_before
+    ordered = sorted(latencies)
+    # Each subscriber also counts the result event, which carries no latency.
+    delivered_events = sum(delivered) - len(subscribers)
+    return {
+        "events_ingested": sum(posted),
+        "events_delivered": delivered_events,
+        "ingested_per_second": round(sum(posted) / ingest_seconds),
+        "delivered_per_second": round(delivered_events / deliver_seconds),
+        "latency_p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "latency_p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
+        "ingesting_cpu_us_per_event": round(cpu / sum(posted) * 1e6, 1),
+    }
+
+
+@contextlib.contextmanager
+def _emulator() -> Iterator[FirestoreEmulator]:
+    with running_emulator() as emulator:
+        os.environ[HOST_VARIABLE] = emulator.host
+        try:
+            yield emulator
+        finally:
+            os.environ.pop(HOST_VARIABLE, None)
+
+
+def _firestore_env(emulator: FirestoreEmulator) -> dict[str, str]:
+    """A database of its own for each measurement."""
+    return {
+        **emulator.env,
+        "AGENT_PLATFORM_STORE": "firestore",
+        "AGENT_PLATFORM_GCP_PROJECT": emulator.new_project(),
+    }
+
+
+async def _on_sqlite(scratch: Path) -> dict[str, Any]:
+    env = {"AGENT_PLATFORM_LOG_LEVEL": "WARNING"}
+    with running_platform(scratch / "sqlite", env) as platform:
+        store = await SqliteStore.open(platform.data_dir / "platform.db")
+        try:
+            return await _measure(store, platform, platform)
+        finally:
+            await store.aclose()
+
+
+async def _on_firestore(scratch: Path, env: dict[str, str], replicas: int) -> dict[str, Any]:
+    env = {**env, "AGENT_PLATFORM_LOG_LEVEL": "WARNING"}
+    store = FirestoreStore.open(env["AGENT_PLATFORM_GCP_PROJECT"])
+    try:
+        with running_platform(scratch / f"firestore-{replicas}-a", env) as first:
+            if replicas == 1:
+                return await _measure(store, first, first)
+            with running_platform(scratch / f"firestore-{replicas}-b", env) as second:
+                return await _measure(store, second, first)
+    finally:
+        await store.aclose()
+
+
+async def _all(scratch: Path) -> dict[str, Any]:
+    results = {"sqlite": await _on_sqlite(scratch)}
+    with _emulator() as emulator:
+        one = await _on_firestore(scratch, _firestore_env(emulator), 1)
+        two = await _on_firestore(scratch, _firestore_env(emulator), 2)
+    results["firestore_emulator"] = one
+    results["firestore_emulator_two_replicas"] = two
+    return results
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        results: dict[str, Any] = asyncio.run(_all(Path(scratch)))
+    results["targets"] = {
+        f"{backend}: every event delivered once": figures["events_delivered"]
+        == figures["events_ingested"]
+        for backend, figures in results.items()
+    }
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
