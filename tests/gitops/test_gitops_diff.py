@@ -115,3 +115,14 @@ def test_diff_against_an_unknown_revision_is_a_tool_error(
     code = main(["--root", str(changed_repo), "diff", "--base", "no-such-branch"])
     assert code == 2
     assert "'no-such-branch' is not a commit" in capsys.readouterr().err
+
+
+def test_a_head_that_does_not_render_fails_the_diff_with_kustomizes_message(
+    changed_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (changed_repo / "overlays/dev/svc.yaml").unlink()
+    code = main(["--root", str(changed_repo), "diff", "--base", "HEAD"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "== dev: head does not render:" in out
+    assert "svc.yaml" in out

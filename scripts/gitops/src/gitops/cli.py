@@ -161,26 +161,10 @@ def run_diff(args: argparse.Namespace) -> int:
         head_targets = discover(config)
         base_targets = discover(base_config)
         rendered = render_all([*base_targets, *head_targets], kustomize, args.jobs)
-    base = {r.target.name: r for r in rendered[: len(base_targets)]}
-    head = {r.target.name: r for r in rendered[len(base_targets) :]}
-    diffs = []
-    for name in [*head, *(n for n in base if n not in head)]:
-        before, after = base.get(name), head.get(name)
-        broken = [r for r in (before, after) if r is not None and r.error is not None]
-        if broken:
-            side = "base" if broken[0] is before else "head"
-            diffs.append(
-                diffing.TargetDiff(name, (), note=f"{side} does not render: {broken[0].error}")
-            )
-            continue
-        result = diffing.diff_resources(
-            name, before.resources if before else (), after.resources if after else ()
-        )
-        note = "new environment" if before is None else "removed" if after is None else None
-        diffs.append(diffing.TargetDiff(name, result.changes, note))
+    diffs = diffing.diff_targets(rendered[: len(base_targets)], rendered[len(base_targets) :])
     render = diffing.markdown if args.format == "markdown" else diffing.text
     _emit(render(diffs), args.output)
-    return FINDINGS if any(d.note and "render" in d.note for d in diffs) else CLEAN
+    return FINDINGS if any(d.broken for d in diffs) else CLEAN
 
 
 def add_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

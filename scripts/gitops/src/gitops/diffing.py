@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from gitops.manifests import Resource
+from gitops.render import Rendered
 
 REDACTED = "<redacted>"
 REDACTED_CHANGED = "<redacted: changed>"
@@ -34,6 +35,7 @@ class TargetDiff:
     target: str
     changes: tuple[ResourceChange, ...]
     note: str | None = None  # e.g. the target appears or disappears, or did not render
+    broken: bool = False  # base or head did not render
 
 
 def _redacted(body: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -80,6 +82,27 @@ def diff_resources(target: str, base: Sequence[Resource], head: Sequence[Resourc
         )
         changes.append(ResourceChange(ref, kind, "".join(lines)))
     return TargetDiff(target, tuple(changes))
+
+
+def diff_targets(base: Sequence[Rendered], head: Sequence[Rendered]) -> list[TargetDiff]:
+    """Every target of head (then those only in base), each compared with its other render."""
+    old = {r.target.name: r for r in base}
+    new = {r.target.name: r for r in head}
+    diffs = []
+    for name in [*new, *(n for n in old if n not in new)]:
+        before, after = old.get(name), new.get(name)
+        for side, item in (("base", before), ("head", after)):
+            if item is not None and item.error is not None:
+                note = f"{side} does not render: {item.error}"
+                diffs.append(TargetDiff(name, (), note=note, broken=True))
+                break
+        else:
+            changes = diff_resources(
+                name, before.resources if before else (), after.resources if after else ()
+            ).changes
+            appeared = "new environment" if before is None else "removed" if after is None else None
+            diffs.append(TargetDiff(name, changes, appeared))
+    return diffs
 
 
 def text(diffs: Sequence[TargetDiff]) -> str:
