@@ -93,7 +93,7 @@ def _documents(text: str, origin: str) -> Iterator[Resource]:
                 f"{origin}: document {index + 1} is not a Kubernetes object "
                 "(a mapping with apiVersion and kind)"
             )
-        if document.get("kind", "").endswith("List") and "items" in document:
+        if str(document.get("kind", "")).endswith("List") and "items" in document:
             for item in sequence(document.get("items")):
                 yield Resource(mapping(item), origin)
             continue
