@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gitops.quantity import GIB, MIB, QuantityError, parse_quantity
 
 
