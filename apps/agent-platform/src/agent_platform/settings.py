@@ -63,8 +63,6 @@ class Settings(BaseSettings):
     login_code_ttl_seconds: int = Field(default=15 * 60, ge=10)
     # Print a one-time login URL for the local admin at start (the laptop path).
     print_login_url: bool = True
-    # When set, requests must carry a Google IAP JWT for this audience (the cloud path).
-    iap_audience: str | None = None
 
     @model_validator(mode="before")
     @classmethod
