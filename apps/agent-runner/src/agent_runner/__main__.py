@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
@@ -22,7 +21,10 @@ def main() -> int:
     # The SDK takes most of a second to import; load it while the assignment and workspace
     # are fetched, so that the run does not wait for it twice.
     threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
-    from agent_runner.run import execute  # after the announcement: it loads httpx and pydantic
+    # Only after the announcement: these load asyncio, httpx and pydantic.
+    import asyncio
+
+    from agent_runner.run import execute
 
     return asyncio.run(execute(runner_config, dict(os.environ), delivered=delivered))
 
