@@ -25,6 +25,20 @@ async def test_an_agent_is_created_read_updated_and_deleted(alice: Caller) -> No
     assert (await alice.http.get(f"/api/agents/{agent['id']}")).status_code == 404
 
 
+async def test_an_agent_update_changes_only_the_fields_sent(alice: Caller) -> None:
+    agent = await create_agent(alice, system_prompt="be terse")
+    patched = await alice.http.patch(
+        f"/api/agents/{agent['id']}", json={"limits": {"max_turns": 9}}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["limits"]["max_turns"] == 9
+    assert patched.json()["name"] == agent["name"]
+    assert patched.json()["system_prompt"] == "be terse"
+    nulled = await alice.http.patch(f"/api/agents/{agent['id']}", json={"name": None})
+    assert nulled.status_code == 422
+    assert "name" in nulled.json()["message"]
+
+
 async def test_an_agent_without_a_model_gets_the_default_model(
     alice: Caller, served: Served
 ) -> None:

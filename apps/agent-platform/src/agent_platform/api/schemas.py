@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent_platform.domain import Agent, ApiToken, Run, RunStatus, StoredEvent, User
 
-Name = Field(min_length=1, max_length=100, pattern=r"\S")
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
 Tool = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 # The tools an agent gets when its creator does not choose: the runner's shell and text editor,
 # by the names Anthropic documents.
@@ -26,7 +26,7 @@ class Body(BaseModel):
 
 
 class AgentCreate(Body):
-    name: str = Name
+    name: Name
     description: str = Field(default="", max_length=2000)
     system_prompt: str = Field(default="", max_length=100_000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
@@ -35,7 +35,7 @@ class AgentCreate(Body):
 
 
 class AgentUpdate(Body):
-    name: str | None = Name
+    name: Name | None = None
     description: str | None = Field(default=None, max_length=2000)
     system_prompt: str | None = Field(default=None, max_length=100_000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
@@ -140,7 +140,7 @@ class UserOut(BaseModel):
 
 
 class TokenCreate(Body):
-    name: str = Name
+    name: Name
 
 
 class TokenOut(BaseModel):
