@@ -284,7 +284,7 @@ async def test_without_an_anthropic_key_a_run_fails_at_once_saying_how_to_set_on
     assert messages_api.requests(script) == []
 
 
-async def test_a_platform_killed_mid_run_ends_the_run_honestly_without_losing_events(
+async def test_a_platform_killed_mid_run_finishes_it_honestly_keeping_each_event_once(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     wait_for_release = "while [ ! -e release ]; do sleep 0.02; done; echo released"

@@ -1,0 +1,69 @@
+"""The gateway reads usage out of a relayed event stream, however it is cut into chunks."""
+
+from __future__ import annotations
+
+import json
+
+from agent_platform.gateway import SseUsageMeter
+from agent_runner.protocol import Usage
+
+
+def _event(name: str, data: dict[str, object], newline: str = "\n") -> bytes:
+    return f"event: {name}{newline}data: {json.dumps(data)}{newline}{newline}".encode()
+
+
+STREAM = b"".join(
+    [
+        _event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "usage": {
+                        "input_tokens": 900,
+                        "output_tokens": 1,
+                        "cache_creation_input_tokens": 40,
+                        "cache_read_input_tokens": 2000,
+                    }
+                },
+            },
+        ),
+        _event(
+            "content_block_delta",
+            {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "usage"}},
+        ),
+        _event("message_delta", {"type": "message_delta", "usage": {"output_tokens": 57}}),
+        _event("message_stop", {"type": "message_stop"}),
+    ]
+)
+EXPECTED = Usage(
+    input_tokens=900, output_tokens=57, cache_creation_input_tokens=40, cache_read_input_tokens=2000
+)
+
+
+def test_usage_is_read_from_message_start_and_the_final_delta() -> None:
+    meter = SseUsageMeter()
+    meter.feed(STREAM)
+    assert meter.usage == EXPECTED
+
+
+def test_usage_survives_any_chunking_of_the_stream() -> None:
+    for size in (1, 7, 64):
+        meter = SseUsageMeter()
+        for start in range(0, len(STREAM), size):
+            meter.feed(STREAM[start : start + size])
+        assert meter.usage == EXPECTED, size
+
+
+def test_crlf_line_endings_are_understood() -> None:
+    meter = SseUsageMeter()
+    meter.feed(
+        _event("message_delta", {"type": "message_delta", "usage": {"output_tokens": 3}}, "\r\n")
+    )
+    assert meter.usage.output_tokens == 3
+
+
+def test_an_unreadable_event_changes_nothing() -> None:
+    meter = SseUsageMeter()
+    meter.feed(b'event: message_delta\ndata: {"usage": not json\n\n')
+    assert meter.usage == Usage()
