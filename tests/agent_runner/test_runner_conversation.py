@@ -42,6 +42,7 @@ def test_request_caps_output_by_the_remaining_budget() -> None:
         used=Usage(input_tokens=9_000),
     )
     assert params["max_tokens"] == 1_000
+    assert "tools" not in params  # an agent without tools sends none
 
 
 def test_turn_limit_ends_the_run_as_failed_with_advice() -> None:

@@ -84,13 +84,15 @@ def request(
 ) -> dict[str, Any]:
     """The keyword arguments of one Messages API call."""
     remaining = max(1, limits.max_tokens - used.total_tokens)
-    return {
+    params: dict[str, Any] = {
         "model": model,
         "max_tokens": min(MAX_OUTPUT_TOKENS, remaining),
         "system": system_blocks(system_prompt),
-        "tools": tools,
         "messages": with_cache_breakpoints(messages),
     }
+    if tools:  # an agent without tools only talks
+        params["tools"] = tools
+    return params
 
 
 def assistant_message(content: list[dict[str, Any]]) -> dict[str, Any]:
