@@ -190,13 +190,28 @@ def test_a_task_streams_its_text_and_tool_calls_with_usage_and_cost(
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
 
-    tools.nth(0).locator("summary").click()
-    shot = screenshot(page, "workspace")
+    # The run replayed on a fresh load, as a returning user finds it.
+    address = page.url
+    page.goto("about:blank")
+    page.goto(address)
+    expect(run.locator(".run-status")).to_have_text("Succeeded")
+    expect(tools).to_have_count(2)
+    shot = screenshot(page, "workspace", full_page=True)
     README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, README_SCREENSHOT)
     page.emulate_media(color_scheme="dark")
-    screenshot(page, "workspace-dark")
+    screenshot(page, "workspace-dark", full_page=True)
     page.emulate_media(color_scheme="light")
+    # On a phone the side panels go below the run.
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.get_by_role("heading", name="Release scribe", level=1).scroll_into_view_if_needed()
+    run_box, files_box = run.bounding_box(), page.locator("section.files").bounding_box()
+    assert run_box is not None
+    assert files_box is not None
+    assert files_box["y"] > run_box["y"] + run_box["height"]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "workspace-phone")
+    page.set_viewport_size({"width": 1360, "height": 900})
 
     page.goto("/#/")
     card = page.locator(".agent-card", has_text="Release scribe")
@@ -229,6 +244,7 @@ def test_a_running_run_is_cancelled_and_the_history_survives_a_reload(
     run = run_card(page)
     expect(run.locator(".run-status")).to_have_text("Running")
     expect(run.locator(".connection")).to_have_text("Live")
+    expect(page.locator(".history-item").first.locator(".badge")).to_have_text("Running")
     run.get_by_role("button", name="Cancel run").click()
     expect(run.locator(".run-status")).to_have_text("Cancelled")
     expect(run.get_by_role("button", name="Cancel run")).to_be_hidden()

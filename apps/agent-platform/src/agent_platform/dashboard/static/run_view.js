@@ -11,8 +11,9 @@ import { toolCallCard } from "./tool_call.js";
 
 const CONNECTION_WORDS = { live: "Live", reconnecting: "Reconnecting…", ended: "", closed: "" };
 
-export function runView(initialRun, agent, { onFinished, onFailure }) {
+export function runView(initialRun, agent, { onStatus, onFinished, onFailure }) {
   let run = initialRun;
+  let shownStatus = run.status;
   let usage = run.usage;
   let textBlock = null;
   let ticker = null;
@@ -67,6 +68,10 @@ export function runView(initialRun, agent, { onFinished, onFailure }) {
     price.title = amount === null ? `No list price is known for ${agent.model}` : "At Anthropic's list prices";
     cancel.hidden = !isActive(run.status);
     element.dataset.status = run.status;
+    if (run.status !== shownStatus) {
+      shownStatus = run.status;
+      onStatus(run);
+    }
     if (isActive(run.status) && !ticker) ticker = setInterval(draw, 1000);
     if (!isActive(run.status) && ticker) {
       clearInterval(ticker);

@@ -5,7 +5,7 @@ import { h, replace } from "./dom.js";
 import { count, firstLine } from "./format.js";
 
 const PREVIEW_CHARS = 1200;
-const PREVIEW_LINES = 20;
+const PREVIEW_LINES = 12;
 
 function brief(input) {
   if (!input || typeof input !== "object") return "";

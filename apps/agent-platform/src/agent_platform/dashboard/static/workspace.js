@@ -116,6 +116,11 @@ export async function openWorkspace(view, agentId, { navigate, reload, onFailure
     return null;
   }
 
+  function statusChanged(run) {
+    runs = runs.map((known) => (known.id === run.id ? { ...known, status: run.status } : known));
+    history.show(agent.id, runs, current?.id ?? run.id);
+  }
+
   async function finished(runId) {
     try {
       const stored = await storedOutcome(runId);
@@ -183,7 +188,7 @@ export async function openWorkspace(view, agentId, { navigate, reload, onFailure
         );
         return;
       }
-      current = { id: target.id, view: runView(target, agent, { onFinished: finished, onFailure }) };
+      current = { id: target.id, view: runView(target, agent, { onStatus: statusChanged, onFinished: finished, onFailure }) };
       replace(runArea, current.view.element);
     },
     close() {
