@@ -97,8 +97,9 @@ async def _work(
     )
     archive = await platform.download_workspace()
     if archive is not None:
-        workspace_archive.unpack(archive, config.workspace)
-    progress.baseline = workspace_archive.digest(workspace_archive.pack(config.workspace))
+        await asyncio.to_thread(workspace_archive.unpack, archive, config.workspace)
+    unchanged = await asyncio.to_thread(workspace_archive.pack, config.workspace)
+    progress.baseline = workspace_archive.digest(unchanged)
     # Imported here: __main__ starts loading the SDK in the background at process start.
     import anthropic
 
@@ -115,8 +116,9 @@ async def _work(
     except TimeoutError:
         return Finish(
             Outcome.TIMED_OUT,
-            f"the run exceeded its wall-clock limit of {assignment.limits.timeout_seconds} s; "
-            "raise the agent's timeout_seconds or split the task",
+            f"the run reached its wall-clock limit of {assignment.limits.timeout_seconds} s "
+            "(less the seconds kept to save the workspace); raise the agent's timeout_seconds "
+            "or split the task",
             kind="timeout",
         )
     finally:
