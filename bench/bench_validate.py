@@ -196,19 +196,30 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(action: Callable[[], None], rounds: int) -> Timing:
-    """Median wall and CPU time of `rounds` runs of `action`, after one warm-up run.
-
-    CPU time is reported too because a shared machine's load moves wall time, not CPU time.
-    """
+def _measure(action: Callable[[], None]) -> tuple[float, float]:
+    cpu, start = _children_cpu(), time.perf_counter()
     action()
-    walls, cpus = [], []
-    for _ in range(rounds):
-        cpu, start = _children_cpu(), time.perf_counter()
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def timed(actions: list[Callable[[], None]], rounds: int) -> list[Timing]:
+    """Median wall and CPU time of each action over `rounds`, after one warm-up run each.
+
+    The actions take turns within each round (in alternating order), so a change in the
+    machine's load during the benchmark weighs on all of them alike; CPU time is reported too
+    because load moves wall time, not CPU time.
+    """
+    for action in actions:
         action()
-        walls.append(time.perf_counter() - start)
-        cpus.append(_children_cpu() - cpu)
-    return Timing(statistics.median(walls), statistics.median(cpus))
+    samples: list[list[tuple[float, float]]] = [[] for _ in actions]
+    for round_ in range(rounds):
+        order = list(range(len(actions)))
+        for index in order if round_ % 2 == 0 else reversed(order):
+            samples[index].append(_measure(actions[index]))
+    return [
+        Timing(statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+        for runs in samples
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,9 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         corpus = Path(scratch)
         overlays = write_corpus(corpus, args.apps)
         locations = schema_locations(kubernetes_schemas("1.34"), corpus / "schemas" / "crds")
-        bare = timed(lambda: bare_pipeline(overlays, locations, jobs), args.rounds)
-        ours = timed(lambda: gitops_validate(corpus), args.rounds)
-    repo = timed(lambda: gitops_validate(ROOT), max(args.rounds, 5))
+        bare, ours = timed(
+            [lambda: bare_pipeline(overlays, locations, jobs), lambda: gitops_validate(corpus)],
+            args.rounds,
+        )
+    [repo] = timed([lambda: gitops_validate(ROOT)], max(args.rounds, 5))
     ratio = ours.wall / bare.wall
     results = {
         "overlays": len(overlays),
