@@ -81,11 +81,31 @@ class Scheduler:
                 Outcome.FAILED,
                 "the run's sandbox was lost while the platform restarted",
             )
+        lost = set(found.lost)
+        for run in running:
+            if run.id not in lost:
+                await self._adopt(run)
         if found.orphans_removed:
             log.info("removed orphan sandboxes", extra={"runs": list(found.orphans_removed)})
         self._loop_task = asyncio.create_task(self._loop())
         self._lease_task = asyncio.create_task(self._keep_leases())
         self.wake()
+
+    async def _adopt(self, run: Run) -> None:
+        """Hold the lease of a run whose sandbox outlives replicas (a cluster Job).
+
+        A replica replacing another in a rolling update takes over its runs before the old one
+        stops renewing their leases.
+        """
+        await self._store.transition_run(
+            RunTransition(
+                run_id=run.id,
+                expected=frozenset({RunStatus.RUNNING}),
+                status=RunStatus.RUNNING,
+                at=run.started_at or utcnow(),
+                lease=Lease(self.replica_id, utcnow() + self._lease),
+            )
+        )
 
     @property
     def started(self) -> bool:
