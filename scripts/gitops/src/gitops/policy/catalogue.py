@@ -11,6 +11,7 @@ from gitops.policy import (
     autopilot,
     identity,
     images,
+    probes,
     pss,
     references,
     sandbox,
@@ -26,6 +27,7 @@ POLICIES: tuple[Rule, ...] = (
     *images.RULES,
     *sandbox.RULES,
     *references.RULES,
+    *probes.RULES,
     *secrets.RULES,
     *argocd.RULES,
 )
