@@ -73,7 +73,8 @@ async def ingest(
         [StoredEvent(run.id, e.seq, e.type.value, e.data, e.time) for e in batch.events],
     )
     metrics.events_ingested.inc(len(new))
-    bus.publish(run.id, new)
     if result is not None and any(e.type == EventType.RESULT for e in new):
+        # Finished before it is announced: whoever sees the result then reads a finished run.
         await scheduler.complete(run.id, result)
+    bus.publish(run.id, new)
     return BatchAck(acked_seq=max(stored_up_to, last_sent))
