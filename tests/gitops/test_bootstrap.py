@@ -17,19 +17,42 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitops.bootstrap import Target, Trigger, plan, render, steps
-from gitops.bootstrap_shell import BootstrapError, read_secrets, triggers_in
+import yaml
+from gitops.bootstrap import (
+    Environment,
+    Lookup,
+    Step,
+    Target,
+    TargetError,
+    Trigger,
+    iap_member,
+    plan,
+    render,
+    steps,
+)
+from gitops.bootstrap_shell import (
+    BootstrapError,
+    environment_of,
+    environments_in,
+    read_secrets,
+    triggers_in,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).with_name("bootstrap_fixtures")
 SEED = Target("ai-agent-platform-469401", "asia-northeast3")
+PROD = Environment("prod", SEED)
+DEV = Environment("dev", Target("ai-agent-platform-dev-469401", "asia-northeast3"))
+ENVIRONMENTS = [DEV, PROD]
 TRIGGERS = [
     Trigger("main", "pipelines/triggers/main.yaml"),
     Trigger("promote", "pipelines/triggers/promote.yaml"),
     Trigger("pull-request", "pipelines/triggers/pull-request.yaml"),
 ]
-# What the first, hand-made deployment left behind: APIs, the cluster, Firestore, the API's
-# service account and an Anthropic secret that was created without a usable version.
+IAP_MEMBER = "group:agent-platform-users@example.com"
+# What the first, hand-made deployment left behind: APIs, the cluster (without the Secret
+# Manager add-on), Firestore, the API's service account and an Anthropic secret that was created
+# without a usable version.
 HALF_BOOTSTRAPPED = {
     *(f"api/{api}" for api in ("compute.googleapis.com", "container.googleapis.com")),
     "api/firestore.googleapis.com",
@@ -42,6 +65,13 @@ HALF_BOOTSTRAPPED = {
     "binding/the project/roles/datastore.user/"
     "serviceAccount:agent-platform@ai-agent-platform-469401.iam.gserviceaccount.com",
 }
+# What gcloud answers for the values the plan looks up.
+LOOKED_UP = {
+    "<prod-project-number>": "111111111111",
+    "<dev-project-number>": "222222222222",
+    "<dev-endpoint>": "203.0.113.7",
+    "<dev-ca>": "LS0tLS1CRUdJTi1DQS0tLS0t",
+}
 ANTHROPIC_VALUE = "anthropic-value-7f3a9c"
 GITHUB_VALUE = "github-value-51be02"
 
@@ -50,14 +80,18 @@ def _expected(name: str) -> str:
     return (FIXTURES / name).read_text(encoding="utf-8")
 
 
+def _prod_steps() -> list[Step]:
+    return steps(PROD, TRIGGERS, environments=ENVIRONMENTS, iap_members=[IAP_MEMBER])
+
+
 def test_a_fresh_project_gets_every_step_created() -> None:
-    planned = plan(steps(SEED, TRIGGERS), present=set())
+    planned = plan(_prod_steps(), present=set())
 
     assert render(SEED, planned) == _expected("fresh-project.txt")
 
 
 def test_a_half_bootstrapped_project_only_gets_what_is_missing() -> None:
-    all_steps = steps(SEED, TRIGGERS)
+    all_steps = _prod_steps()
     assert {step.key for step in all_steps} >= HALF_BOOTSTRAPPED
 
     planned = plan(all_steps, present=HALF_BOOTSTRAPPED)
@@ -65,16 +99,49 @@ def test_a_half_bootstrapped_project_only_gets_what_is_missing() -> None:
     assert render(SEED, planned) == _expected("half-bootstrapped.txt")
 
 
-def test_a_further_environment_gets_no_registry_pipelines_or_argocd() -> None:
-    keys = {step.key for step in steps(SEED, TRIGGERS, delivery=False)}
+def test_a_further_environment_gets_no_registry_pipelines_argocd_or_edge_protection() -> None:
+    keys = {step.key for step in steps(DEV, TRIGGERS, environments=ENVIRONMENTS, delivery=False)}
 
-    assert "cluster/ai-agent-cluster" in keys
-    assert "secret/anthropic-api-key" in keys
-    assert not {k for k in keys if k.startswith(("trigger/", "argocd", "artifact-registry/"))}
+    assert {
+        "cluster/ai-agent-cluster",
+        "secret/anthropic-api-key",
+        "address/agent-platform",
+    } <= keys
+    assert "secret-manager-add-on/ai-agent-cluster" in keys
+    assert not {
+        k
+        for k in keys
+        if k.startswith(("trigger/", "argocd", "artifact-registry/", "security-policy"))
+        or k == "api/iap.googleapis.com"
+    }
+
+
+def test_every_step_can_be_checked_and_created_without_a_value_on_its_command_line() -> None:
+    for step in _prod_steps():
+        assert step.check, step.key
+        assert step.apply, step.key
+        for command in step.apply:
+            assert command.argv[0] in ("gcloud", "kubectl"), step.key
+            # A secret is named and fed on stdin, never written into the command.
+            assert command.stdin_secret is None or command.argv[-2:] == ("--data-file", "-")
 
 
 def test_the_plan_reads_the_triggers_the_repository_defines() -> None:
     assert triggers_in(ROOT) == TRIGGERS
+
+
+def test_the_plan_reads_the_environments_the_overlays_define() -> None:
+    assert environments_in(ROOT) == ENVIRONMENTS
+
+
+def test_a_project_no_overlay_deploys_to_is_refused() -> None:
+    with pytest.raises(BootstrapError, match="no overlay deploys to ai-agent-platform-test-1"):
+        environment_of(Target("ai-agent-platform-test-1", "asia-northeast3"), ENVIRONMENTS)
+
+
+def test_a_region_other_than_the_overlays_is_refused() -> None:
+    with pytest.raises(BootstrapError, match="--region asia-northeast3"):
+        environment_of(Target(SEED.project, "europe-west1"), ENVIRONMENTS)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +151,40 @@ def test_the_plan_reads_the_triggers_the_repository_defines() -> None:
 def test_an_invalid_project_or_region_is_refused(project: str, region: str) -> None:
     with pytest.raises(ValueError, match=r"project id|region"):
         Target(project, region)
+
+
+def test_iap_lets_through_only_the_members_given_and_only_where_it_guards() -> None:
+    granted = [
+        s.apply[0].argv
+        for s in _prod_steps()
+        if "roles/iap.httpsResourceAccessor" in s.apply[0].argv
+    ]
+
+    assert [argv[argv.index("--member") + 1] for argv in granted] == [IAP_MEMBER]
+    with pytest.raises(TargetError, match="IAP guards only prod, not dev"):
+        steps(DEV, TRIGGERS, iap_members=[IAP_MEMBER], delivery=False)
+
+
+@pytest.mark.parametrize("member", ["alice@example.com", "user:", "group:team", "domain:x"])
+def test_an_iap_member_that_is_not_an_iam_member_is_refused(member: str) -> None:
+    with pytest.raises(TargetError, match="is not an IAM member"):
+        iap_member(member)
+
+
+def test_a_lookup_fills_its_placeholder_in_the_check_the_commands_and_the_document() -> None:
+    registration = next(s for s in _prod_steps() if s.key == "argocd-cluster/dev")
+
+    resolved = registration.resolved(LOOKED_UP)
+
+    assert [lookup.placeholder for lookup in registration.lookups] == ["<dev-endpoint>", "<dev-ca>"]
+    assert resolved.lookups == ()
+    document = yaml.safe_load(resolved.apply[0].document or "")
+    assert document["stringData"]["name"] == "dev"
+    assert document["stringData"]["server"] == "https://203.0.113.7"
+    config = json.loads(document["stringData"]["config"])
+    assert config["tlsClientConfig"] == {"insecure": False, "caData": LOOKED_UP["<dev-ca>"]}
+    assert config["execProviderConfig"]["args"] == ["gcp"]
+    assert "bearerToken" not in config
 
 
 def test_secret_values_come_from_their_files_without_trailing_newline(tmp_path: Path) -> None:
@@ -123,10 +224,22 @@ def _bootstrap(
     *args: str,
     stdin: bytes = b"",
     fail: str = "",
+    looked_up: dict[str, str] = LOOKED_UP,
 ) -> tuple[subprocess.CompletedProcess[bytes], list[dict[str, Any]]]:
-    """Run `gitops bootstrap` with the resources of the `present` step keys existing."""
-    checks = [step.check for step in steps(SEED, triggers_in(ROOT)) if step.key in present]
-    (tmp_path / "present").write_text("\n".join(shlex.join(c) for c in checks) + "\n")
+    """Run `gitops bootstrap` for prod with the resources of the `present` step keys existing
+    and gcloud answering the lookups in `looked_up`."""
+    all_steps = _prod_steps()
+    lookups: dict[str, Lookup] = {
+        lookup.placeholder: lookup for step in all_steps for lookup in step.lookups
+    }
+    answers = [
+        f"{shlex.join(lookups[placeholder].argv)}\t{value}"
+        for placeholder, value in looked_up.items()
+    ]
+    checks = [
+        shlex.join(step.resolved(looked_up).check) for step in all_steps if step.key in present
+    ]
+    (tmp_path / "present").write_text("\n".join([*answers, *checks]) + "\n")
     log = tmp_path / "calls.jsonl"
     env = {
         **os.environ,
@@ -137,7 +250,7 @@ def _bootstrap(
     }
     done = subprocess.run(
         [sys.executable, "-m", "gitops", "--root", str(ROOT), "bootstrap",
-         "--project", SEED.project, "--region", SEED.region, *args],
+         "--project", SEED.project, "--region", SEED.region, "--iap-member", IAP_MEMBER, *args],
         input=stdin,
         capture_output=True,
         env=env,
@@ -161,7 +274,9 @@ def test_the_dry_run_observes_the_project_and_prints_the_plan(tmp_path: Path) ->
     assert _applied(calls) == []
 
 
-def test_apply_creates_only_what_is_missing_and_feeds_secrets_on_stdin(tmp_path: Path) -> None:
+def test_apply_creates_only_what_is_missing_and_feeds_secrets_and_lookups_in(
+    tmp_path: Path,
+) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(GITHUB_VALUE)
 
@@ -180,15 +295,45 @@ def test_apply_creates_only_what_is_missing_and_feeds_secrets_on_stdin(tmp_path:
     assert done.returncode == 0, output
     applied = _applied(calls)
     assert ["gcloud", "container", "clusters", "create-auto"] not in [a[:4] for a in applied]
+    # The hand-made cluster gets the add-on the API's key mount needs.
+    assert ["gcloud", "container", "clusters", "update", "ai-agent-cluster"] in [
+        a[:5] for a in applied
+    ]
     assert ["gcloud", "secrets", "create", "github-bot-token"] in [a[:4] for a in applied]
     stored = {
         c["argv"][4]: c["stdin"] for c in calls if c["argv"][1:4] == ["secrets", "versions", "add"]
     }
     assert stored == {"anthropic-api-key": ANTHROPIC_VALUE, "github-bot-token": GITHUB_VALUE}
+    stores = [c for c in calls if c["argv"][1:4] == ["secrets", "versions", "add"]]
     for secret in (ANTHROPIC_VALUE, GITHUB_VALUE):
         assert secret not in output
         assert all(secret not in " ".join(call["argv"]) for call in calls)
+        assert all(secret not in call["stdin"] for call in calls if call not in stores)
+    # Values looked up go where the plan shows their placeholders.
+    members = [a[a.index("--member") + 1] for a in applied if "--member" in a]
+    assert "serviceAccount:222222222222-compute@developer.gserviceaccount.com" in members
+    clusters = [
+        yaml.safe_load(c["stdin"])["stringData"]
+        for c in calls
+        if c["argv"][-2:] == ["--filename", "-"]
+    ]
+    assert [(c["name"], c["server"]) for c in clusters] == [
+        ("prod", "https://kubernetes.default.svc"),
+        ("dev", "https://203.0.113.7"),
+    ]
+    assert not [a for a in applied if any("<" in word for word in a)]
     assert "Bootstrap complete." in output
+
+
+def test_apply_stops_where_another_projects_cluster_is_not_there_yet(tmp_path: Path) -> None:
+    all_but_dev = {s.key for s in _prod_steps() if s.key != "argocd-cluster/dev"}
+    without_dev_cluster = {k: v for k, v in LOOKED_UP.items() if not k.startswith("<dev-e")}
+
+    done, calls = _bootstrap(tmp_path, all_but_dev, "--apply", looked_up=without_dev_cluster)
+
+    assert done.returncode == 1
+    assert "<dev-endpoint> is not known yet" in done.stdout.decode()
+    assert _applied(calls) == []
 
 
 def test_apply_refuses_to_start_without_a_missing_secrets_value(tmp_path: Path) -> None:
@@ -200,9 +345,7 @@ def test_apply_refuses_to_start_without_a_missing_secrets_value(tmp_path: Path) 
 
 
 def test_apply_stops_at_the_first_failing_command(tmp_path: Path) -> None:
-    everything_but_argocd = {
-        step.key for step in steps(SEED, triggers_in(ROOT)) if not step.key.startswith("argocd")
-    }
+    everything_but_argocd = {s.key for s in _prod_steps() if not s.key.startswith("argocd")}
 
     done, calls = _bootstrap(tmp_path, everything_but_argocd, "--apply", fail="--server-side")
 

@@ -1,18 +1,23 @@
 """The GCP setup of one project as a plan: every resource, how to see it, how to create it.
 
-The plan is pure data built from the target and from what was observed to exist, so it can be
-printed for review (the default), compared with an expected plan in tests, and applied step by
-step by `gitops.bootstrap_shell`. Secret values are never part of it: a command that needs one
-names the secret, and the shell feeds the value on stdin.
+The plan is pure data built from the environment, the environments Argo CD serves and what was
+observed to exist, so it can be printed for review (the default), compared with an expected plan
+in tests, and applied step by step by `gitops.bootstrap_shell`. Secret values are never part of
+it: a command that needs one names the secret, and the shell feeds the value on stdin. A value
+that exists only once some resource does (a project's number, another cluster's endpoint) is a
+`Lookup`: the plan shows where it comes from, and the shell reads it right before it is needed.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+import yaml
 
 # The names the first deployment used, and the ones the manifests and pipelines refer to.
 CLUSTER = "ai-agent-cluster"
@@ -22,8 +27,24 @@ PLATFORM_NAMESPACE = "agent-platform"
 BUILD_ACCOUNT = "cloud-build"
 ANTHROPIC_SECRET = "anthropic-api-key"  # noqa: S105 - a name, not a value
 GITHUB_SECRET = "github-bot-token"  # noqa: S105 - a name, not a value
+# The Ingress's `kubernetes.io/ingress.global-static-ip-name`.
+ADDRESS = "agent-platform"
+# The prod BackendConfig's `securityPolicy.name`.
+SECURITY_POLICY = "agent-platform"
+# Environments whose overlay puts Cloud Armor and IAP in front of the API; a test holds this to
+# the rendered BackendConfigs.
+PROTECTED_ENVIRONMENTS = frozenset({"prod"})
 ARGOCD_VERSION = "v3.2.0"
 ARGOCD_NAMESPACE = "argocd"
+# The Google identity Argo CD reaches the other environments' clusters as, and the Argo CD
+# workloads that talk to clusters, by their Kubernetes service account.
+ARGOCD_ACCOUNT = "argocd"
+ARGOCD_WORKLOADS = {
+    "argocd-application-controller": "statefulset/argocd-application-controller",
+    "argocd-server": "deployment/argocd-server",
+}
+# The server Argo CD calls its own cluster by, as the root Application does.
+IN_CLUSTER = "https://kubernetes.default.svc"
 
 APIS = (
     "artifactregistry.googleapis.com",
@@ -33,16 +54,33 @@ APIS = (
     "container.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
+    "monitoring.googleapis.com",  # managed Prometheus behind the PodMonitoring
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
 )
+PROTECTED_APIS = ("iap.googleapis.com",)
+
+# Cloud Armor evaluates rules by priority, lowest first, and the first match decides; the
+# throttle rule matches every request, so the deny rules come before it.
+WAF_PRIORITY = "1000"
+RATE_LIMIT_PRIORITY = "2000"
+# Only rule families that read request headers: tasks and workspace files are code and prose,
+# which the SQL-injection, XSS and RCE families (they read the body) would block as attacks.
+WAF_EXPRESSION = "evaluatePreconfiguredWaf('scannerdetection-v33-stable', {'sensitivity': 1})"
+# Per client address; a dashboard polls a few times a second at most, streams are one request.
+RATE_LIMIT_COUNT = "600"
+RATE_LIMIT_INTERVAL_SECONDS = "60"
 
 _PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
+_ENVIRONMENT = re.compile(r"[a-z][a-z0-9-]{0,30}")
+_MEMBER = re.compile(
+    r"(user|group|serviceAccount):[^\s@:]+@[a-z0-9.-]+\.[a-z]{2,}|domain:[a-z0-9.-]+\.[a-z]{2,}"
+)
 
 
 class TargetError(ValueError):
-    """The project or region cannot be a GCP project id or region."""
+    """A project, region, environment name or IAM member that Google Cloud would refuse."""
 
 
 @dataclass(frozen=True)
@@ -75,17 +113,62 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Environment:
+    """An environment as its overlay states it: the name Argo CD knows its cluster by (the
+    Applications' `destination.name`) and the project and region it runs in."""
+
+    name: str
+    target: Target
+
+    def __post_init__(self) -> None:
+        if not _ENVIRONMENT.fullmatch(self.name):
+            raise TargetError(
+                f"{self.name!r} cannot name an environment: lower-case letters, digits and "
+                "hyphens, starting with a letter"
+            )
+
+    @property
+    def protected(self) -> bool:
+        return self.name in PROTECTED_ENVIRONMENTS
+
+
+def iap_member(text: str) -> str:
+    """`text` if it is an IAM member IAP can let through, e.g. group:team@example.com."""
+    if not _MEMBER.fullmatch(text):
+        raise TargetError(
+            f"{text!r} is not an IAM member: write user:EMAIL, group:EMAIL, domain:DOMAIN or "
+            "serviceAccount:EMAIL"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A value known only once a resource exists: `placeholder` stands for it in a step's
+    commands until the shell runs `argv` and puts in the one word it prints."""
+
+    placeholder: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Command:
-    """One command line; `stdin_secret` names the secret whose value is written to its stdin."""
+    """One command line. `stdin_secret` names the secret whose value is written to its stdin;
+    `document` is a manifest written to its stdin, which is not secret and is shown in the plan."""
 
     argv: tuple[str, ...]
     stdin_secret: str | None = None
+    document: str | None = None
 
     def __str__(self) -> str:
         text = shlex.join(self.argv)
         if self.stdin_secret:
             text += f"  < value of secret {self.stdin_secret}"
-        return text
+        if self.document is not None:
+            text += "  < this document:\n" + "".join(
+                f"        {line}\n" for line in self.document.splitlines()
+            )
+        return text.rstrip("\n")
 
 
 @dataclass(frozen=True)
@@ -96,10 +179,33 @@ class Step:
     summary: str
     check: tuple[str, ...]
     apply: tuple[Command, ...]
+    lookups: tuple[Lookup, ...] = ()
 
     @property
     def secrets(self) -> set[str]:
         return {c.stdin_secret for c in self.apply if c.stdin_secret is not None}
+
+    def resolved(self, values: Mapping[str, str]) -> Step:
+        """This step with every lookup's placeholder replaced by its value."""
+
+        def fill(text: str) -> str:
+            for lookup in self.lookups:
+                text = text.replace(lookup.placeholder, values[lookup.placeholder])
+            return text
+
+        return replace(
+            self,
+            check=tuple(fill(word) for word in self.check),
+            apply=tuple(
+                replace(
+                    command,
+                    argv=tuple(fill(word) for word in command.argv),
+                    document=None if command.document is None else fill(command.document),
+                )
+                for command in self.apply
+            ),
+            lookups=(),
+        )
 
 
 class Action(StrEnum):
@@ -121,31 +227,53 @@ class Trigger:
     path: str
 
 
-def steps(target: Target, triggers: Sequence[Trigger], *, delivery: bool = True) -> list[Step]:
+def steps(
+    home: Environment,
+    triggers: Sequence[Trigger],
+    *,
+    environments: Sequence[Environment] = (),
+    iap_members: Sequence[str] = (),
+    delivery: bool = True,
+) -> list[Step]:
     """Every resource of a bootstrapped project, in an order where each needs only earlier ones.
 
-    The delivery project also holds what serves every environment: the image registry, the
-    pipelines and Argo CD. A further environment's project (`delivery=False`) holds only what
-    its own cluster runs on.
+    `home` is the environment whose project this is. The delivery project also holds what serves
+    every environment in `environments`: the image registry their nodes pull from, the pipelines,
+    and Argo CD, which deploys to its own cluster and to every other environment's under the
+    environment's name. A further environment's project (`delivery=False`) holds only what its
+    own cluster runs on.
     """
+    if iap_members and not home.protected:
+        raise TargetError(
+            f"IAP guards only {', '.join(sorted(PROTECTED_ENVIRONMENTS))}, not {home.name}: "
+            "drop --iap-member"
+        )
+    target = home.target
     environment = [
-        *(_api(target, api) for api in APIS),
+        *(
+            _api(target, api)
+            for api in sorted((*APIS, *(PROTECTED_APIS if home.protected else ())))
+        ),
         *_cluster(target),
+        _address(target),
+        *(_security_policy(target) if home.protected else ()),
         _bucket(target, "workspaces", "agents' workspaces between runs"),
         _service_account(target, PLATFORM_ACCOUNT, "AI Agent Platform API"),
         *_secret(target, ANTHROPIC_SECRET, target.account(PLATFORM_ACCOUNT)),
         *_platform_identity(target),
+        *(_iap_access(target, member) for member in iap_members),
     ]
     if not delivery:
         return environment
+    others = [e for e in environments if e.name != home.name]
     return [
         *environment,
-        *_registry(target),
+        *_registry(target, [home, *others]),
         _bucket(target, "build-artifacts", "test and validation reports of builds"),
         _service_account(target, BUILD_ACCOUNT, "Cloud Build pipelines"),
         *_secret(target, GITHUB_SECRET, target.account(BUILD_ACCOUNT)),
         *_build_identity(target, triggers),
-        *_argocd(target),
+        *_argocd(home, others),
     ]
 
 
@@ -167,6 +295,10 @@ def render(target: Target, planned: Sequence[PlannedStep]) -> str:
     ]
     for item in planned:
         lines.append(f"[{item.action}] {item.step.summary}")
+        lines.extend(
+            f"    where {lookup.placeholder}: {shlex.join(lookup.argv)}"
+            for lookup in item.step.lookups
+        )
         lines.append(f"    check: {shlex.join(item.step.check)}")
         if item.action is Action.CREATE:
             lines.extend(f"    apply: {command}" for command in item.step.apply)
@@ -203,11 +335,26 @@ def _cluster(target: Target) -> Iterable[Step]:
     where = {"project": target.project, "region": target.region, "cluster": CLUSTER}
     yield _step(
         f"cluster/{CLUSTER}",
-        f"GKE Autopilot cluster {CLUSTER} (regular channel, Workload Identity on)",
+        f"GKE Autopilot cluster {CLUSTER} (regular channel, Workload Identity and the Secret "
+        "Manager add-on on)",
         "gcloud container clusters describe {cluster} --project {project} --location {region}"
         " --format value(name)",
         "gcloud container clusters create-auto {cluster} --project {project} --location {region}"
-        " --release-channel regular",
+        " --release-channel regular --enable-secret-manager",
+        **where,
+    )
+    # A cluster made before the manifests used the add-on (the first deployment's) lacks it; the
+    # check lists the cluster only when the add-on is on, and the update is skipped for a cluster
+    # this run just created with it.
+    yield _step(
+        f"secret-manager-add-on/{CLUSTER}",
+        f"Secret Manager add-on on {CLUSTER} (the CSI driver secrets-store-gke.csi.k8s.io that "
+        f"mounts {ANTHROPIC_SECRET} into the API's pods)",
+        "gcloud container clusters list --project {project} --location {region}"
+        " --filter {filter} --format value(name)",
+        "gcloud container clusters update {cluster} --project {project} --location {region}"
+        " --enable-secret-manager",
+        filter=f"name={CLUSTER} AND secretManagerConfig.enabled=true",
         **where,
     )
     yield _step(
@@ -218,6 +365,60 @@ def _cluster(target: Target) -> Iterable[Step]:
         "gcloud firestore databases create --database (default) --location {region}"
         " --type firestore-native --project {project}",
         **where,
+    )
+
+
+def _address(target: Target) -> Step:
+    return _step(
+        f"address/{ADDRESS}",
+        f"Global IP address {ADDRESS} (the Ingress's static IP; the host's DNS record points at "
+        "it, so it outlives a re-created load balancer)",
+        "gcloud compute addresses describe {address} --global --project {project}"
+        " --format value(address)",
+        "gcloud compute addresses create {address} --global --project {project} --ip-version IPV4",
+        address=ADDRESS,
+        project=target.project,
+    )
+
+
+def _security_policy(target: Target) -> Iterable[Step]:
+    values = {"policy": SECURITY_POLICY, "project": target.project}
+    yield _step(
+        f"security-policy/{SECURITY_POLICY}",
+        f"Cloud Armor security policy {SECURITY_POLICY} (the BackendConfig's securityPolicy)",
+        "gcloud compute security-policies describe {policy} --project {project}"
+        " --format value(name)",
+        "gcloud compute security-policies create {policy} --project {project} --description {why}",
+        why="WAF rules and per-client rate limits in front of the AI Agent Platform",
+        **values,
+    )
+    rule_check = (
+        "gcloud compute security-policies rules describe {priority} --security-policy {policy}"
+        " --project {project} --format value(priority)"
+    )
+    yield _step(
+        f"security-policy-rule/{SECURITY_POLICY}/{WAF_PRIORITY}",
+        f"Cloud Armor rule {WAF_PRIORITY} of {SECURITY_POLICY}: refuse vulnerability scanners",
+        rule_check,
+        "gcloud compute security-policies rules create {priority} --security-policy {policy}"
+        " --project {project} --expression {expression} --action deny-403",
+        priority=WAF_PRIORITY,
+        expression=WAF_EXPRESSION,
+        **values,
+    )
+    yield _step(
+        f"security-policy-rule/{SECURITY_POLICY}/{RATE_LIMIT_PRIORITY}",
+        f"Cloud Armor rule {RATE_LIMIT_PRIORITY} of {SECURITY_POLICY}: at most {RATE_LIMIT_COUNT}"
+        f" requests per {RATE_LIMIT_INTERVAL_SECONDS} s from one client address, then 429",
+        rule_check,
+        "gcloud compute security-policies rules create {priority} --security-policy {policy}"
+        " --project {project} --src-ip-ranges * --action throttle"
+        " --rate-limit-threshold-count {count} --rate-limit-threshold-interval-sec {interval}"
+        " --conform-action allow --exceed-action deny-429 --enforce-on-key IP",
+        priority=RATE_LIMIT_PRIORITY,
+        count=RATE_LIMIT_COUNT,
+        interval=RATE_LIMIT_INTERVAL_SECONDS,
+        **values,
     )
 
 
@@ -278,6 +479,8 @@ def _platform_identity(target: Target) -> Iterable[Step]:
     yield _binding(
         target, "projects {name}", target.project, member, "roles/datastore.user", "the project"
     )
+    # On the bucket, not the project: the API's identity is the only one that reads or writes
+    # workspaces (runs reach them through the API).
     workspaces = target.bucket("workspaces")
     yield _binding(
         target, "storage buckets {name}", workspaces, member, "roles/storage.objectAdmin"
@@ -291,6 +494,19 @@ def _platform_identity(target: Target) -> Iterable[Step]:
         account,
         ksa,
         "roles/iam.workloadIdentityUser",
+    )
+
+
+def _iap_access(target: Target, member: str) -> Step:
+    # Project-wide, as IAP's own console grants it: the backend service IAP guards is made by
+    # the Ingress controller and has no name to bind to before the first sync.
+    return _binding(
+        target,
+        "projects {name}",
+        target.project,
+        member,
+        "roles/iap.httpsResourceAccessor",
+        "the project",
     )
 
 
@@ -331,7 +547,7 @@ def _secret(target: Target, secret: str, reader: str) -> Iterable[Step]:
     )
 
 
-def _registry(target: Target) -> Iterable[Step]:
+def _registry(target: Target, pulling: Sequence[Environment]) -> Iterable[Step]:
     yield _step(
         f"artifact-registry/{REPOSITORY}",
         f"Artifact Registry repository {REPOSITORY} (images and their build cache)",
@@ -343,6 +559,30 @@ def _registry(target: Target) -> Iterable[Step]:
         project=target.project,
         region=target.region,
     )
+    # Autopilot nodes pull as their project's Compute Engine default service account, named by
+    # the project's number; a project's own nodes need the grant too where the organisation no
+    # longer makes that account an Editor.
+    for environment in pulling:
+        number = Lookup(
+            f"<{environment.name}-project-number>",
+            _argv(
+                "gcloud projects describe {project} --format value(projectNumber)",
+                project=environment.target.project,
+            ),
+        )
+        grant = _binding(
+            target,
+            "artifacts repositories {name} --project {project} --location {region}",
+            REPOSITORY,
+            f"serviceAccount:{number.placeholder}-compute@developer.gserviceaccount.com",
+            "roles/artifactregistry.reader",
+            label=f"repository {REPOSITORY}",
+        )
+        yield replace(
+            grant,
+            summary=f"{grant.summary} ({environment.name}'s nodes pull the images)",
+            lookups=(number,),
+        )
 
 
 def _build_identity(target: Target, triggers: Sequence[Trigger]) -> Iterable[Step]:
@@ -374,24 +614,29 @@ def _build_identity(target: Target, triggers: Sequence[Trigger]) -> Iterable[Ste
         )
 
 
-def _argocd(target: Target) -> Iterable[Step]:
+def _kube_context(target: Target) -> Step:
+    return _step(
+        f"kube-context/{target.project}",
+        f"kubectl credentials for {CLUSTER} in {target.project}",
+        "kubectl config get-contexts {context} --output name",
+        "gcloud container clusters get-credentials {cluster} --project {project}"
+        " --location {region}",
+        context=target.kube_context,
+        cluster=CLUSTER,
+        project=target.project,
+        region=target.region,
+    )
+
+
+def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
+    target = home.target
     values = {
         "context": target.kube_context,
-        "project": target.project,
-        "region": target.region,
-        "cluster": CLUSTER,
         "namespace": ARGOCD_NAMESPACE,
         "manifest": f"https://raw.githubusercontent.com/argoproj/argo-cd/{ARGOCD_VERSION}"
         "/manifests/install.yaml",
     }
-    yield _step(
-        "kube-context",
-        f"kubectl credentials for {CLUSTER}",
-        "kubectl config get-contexts {context} --output name",
-        "gcloud container clusters get-credentials {cluster} --project {project}"
-        " --location {region}",
-        **values,
-    )
+    yield _kube_context(target)
     yield _step(
         f"namespace/{ARGOCD_NAMESPACE}",
         f"Namespace {ARGOCD_NAMESPACE}",
@@ -411,6 +656,17 @@ def _argocd(target: Target) -> Iterable[Step]:
         " deployment/argocd-server --timeout=300s",
         **values,
     )
+    if others:
+        yield from _argocd_identity(target)
+    yield _cluster_secret(
+        home,
+        target,
+        IN_CLUSTER,
+        {"tlsClientConfig": {"insecure": False}},
+        f"Argo CD cluster {home.name}: its own cluster, at {IN_CLUSTER}",
+    )
+    for other in others:
+        yield from _remote_cluster(target, other)
     yield _step(
         "argocd-applications",
         "Argo CD applications from apps/argocd (from then on Argo CD syncs from git)",
@@ -418,4 +674,130 @@ def _argocd(target: Target) -> Iterable[Step]:
         " --output name",
         "kubectl --context {context} apply --kustomize apps/argocd",
         **values,
+    )
+
+
+def _argocd_identity(target: Target) -> Iterable[Step]:
+    """A Google identity for Argo CD's cluster-facing workloads (Workload Identity), so another
+    environment's cluster is reached with short-lived tokens and no credential is stored."""
+    account = target.account(ARGOCD_ACCOUNT)
+    yield _service_account(target, ARGOCD_ACCOUNT, "Argo CD deploying to other clusters")
+    annotation = "iam.gke.io/gcp-service-account"
+    for ksa, workload in ARGOCD_WORKLOADS.items():
+        yield _binding(
+            target,
+            "iam service-accounts {name} --project {project}",
+            account,
+            f"serviceAccount:{target.project}.svc.id.goog[{ARGOCD_NAMESPACE}/{ksa}]",
+            "roles/iam.workloadIdentityUser",
+        )
+        where = ("kubectl", "--context", target.kube_context, "--namespace", ARGOCD_NAMESPACE)
+        yield Step(
+            key=f"argocd-identity/{ksa}",
+            summary=f"Argo CD's {ksa} acts as {account}",
+            check=(
+                *where,
+                "get",
+                "serviceaccount",
+                ksa,
+                "--output",
+                "jsonpath={.metadata.annotations." + annotation.replace(".", "\\.") + "}",
+            ),
+            apply=(
+                Command((*where, "annotate", "serviceaccount", ksa, f"{annotation}={account}")),
+                # Running pods keep the identity they started with.
+                Command((*where, "rollout", "restart", workload)),
+            ),
+        )
+
+
+def _remote_cluster(home: Target, other: Environment) -> Iterable[Step]:
+    account = home.account(ARGOCD_ACCOUNT)
+    yield _kube_context(other.target)
+    yield _binding(
+        other.target,
+        "projects {name}",
+        other.target.project,
+        f"serviceAccount:{account}",
+        "roles/container.clusterViewer",
+        label=f"project {other.target.project}",
+    )
+    yield _step(
+        f"argocd-access/{other.name}",
+        f"Argo CD ({account}) administers {CLUSTER} in {other.target.project}",
+        "kubectl --context {context} get clusterrolebinding argocd-manager --output name",
+        "kubectl --context {context} create clusterrolebinding argocd-manager"
+        " --clusterrole cluster-admin --user {account}",
+        context=other.target.kube_context,
+        account=account,
+    )
+    where = _argv(
+        "gcloud container clusters describe {cluster} --project {project} --location {region}",
+        cluster=CLUSTER,
+        project=other.target.project,
+        region=other.target.region,
+    )
+    endpoint = Lookup(f"<{other.name}-endpoint>", (*where, "--format", "value(endpoint)"))
+    authority = Lookup(
+        f"<{other.name}-ca>", (*where, "--format", "value(masterAuth.clusterCaCertificate)")
+    )
+    config = {
+        # argocd-k8s-auth ships in Argo CD's image and asks the metadata server for a token of
+        # the Google identity above.
+        "execProviderConfig": {
+            "command": "argocd-k8s-auth",
+            "args": ["gcp"],
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+        },
+        "tlsClientConfig": {"insecure": False, "caData": authority.placeholder},
+    }
+    secret = _cluster_secret(
+        other,
+        home,
+        f"https://{endpoint.placeholder}",
+        config,
+        f"Argo CD cluster {other.name}: {CLUSTER} in {other.target.project}, reached as {account}",
+    )
+    yield replace(secret, lookups=(endpoint, authority))
+
+
+def _cluster_secret(
+    environment: Environment,
+    home: Target,
+    server: str,
+    config: Mapping[str, object],
+    summary: str,
+) -> Step:
+    """Argo CD's declarative cluster registration: a Secret labelled as a cluster, naming it as
+    the Applications' `destination.name` does. It holds no credential."""
+    name = f"cluster-{environment.name}"
+    label = "argocd.argoproj.io/secret-type"
+    document = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE, "labels": {label: "cluster"}},
+        "type": "Opaque",
+        "stringData": {"name": environment.name, "server": server, "config": json.dumps(config)},
+    }
+    where = ("kubectl", "--context", home.kube_context, "--namespace", ARGOCD_NAMESPACE)
+    return Step(
+        key=f"argocd-cluster/{environment.name}",
+        summary=summary,
+        check=(
+            *where,
+            "get",
+            "secrets",
+            "--selector",
+            f"{label}=cluster",
+            "--field-selector",
+            f"metadata.name={name}",
+            "--output",
+            "name",
+        ),
+        apply=(
+            Command(
+                (*where, "apply", "--filename", "-"),
+                document=yaml.safe_dump(document, sort_keys=False, width=1000),
+            ),
+        ),
     )

@@ -1,17 +1,18 @@
 """`gitops bootstrap`: observe the project with each step's check, print the plan, or apply it.
 
-Checks and commands are real `gcloud`/`kubectl` processes. A secret's value is read once from
-the file given for it (or stdin) and written only to the stdin of the command that stores it:
-it never reaches an argument list, the plan or the output.
+Checks, lookups and commands are real `gcloud`/`kubectl` processes. A secret's value is read once
+from the file given for it (or stdin) and written only to the stdin of the command that stores
+it: it never reaches an argument list, the plan or the output.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -22,27 +23,37 @@ from gitops.bootstrap import (
     GITHUB_SECRET,
     Action,
     Command,
+    Environment,
     PlannedStep,
     Step,
     Target,
+    TargetError,
     Trigger,
     plan,
     render,
     steps,
 )
+from gitops.config import ConfigError, load_config
+from gitops.targets import discover
 
 # The command-line option that names where each secret's value comes from.
 SECRET_OPTIONS: Mapping[str, str] = {
     ANTHROPIC_SECRET: "--anthropic-api-key-file",
     GITHUB_SECRET: "--github-token-file",
 }
+# Where an overlay states its environment's facts (see docs/architecture.md).
+ENVIRONMENT_FILE = "platform-environment.yaml"
 
 # Checks are independent reads, so they run side by side; gcloud spends its time waiting.
 _CHECK_CONCURRENCY = 8
+# A looked-up value goes into a command line or a manifest: one word of these characters only
+# (project numbers, addresses, base64 certificates).
+_WORD = re.compile(r"[A-Za-z0-9+/=._:-]+")
 
 
 class BootstrapError(Exception):
-    """The bootstrap cannot start: a missing tool, a missing or unreadable secret value."""
+    """The bootstrap cannot start: a missing tool, a missing or unreadable secret value, a
+    project no overlay deploys to."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class Options:
     apply: bool
     delivery: bool
     secret_files: Mapping[str, str]  # secret name -> path, or "-" for stdin
+    iap_members: Sequence[str] = ()
 
 
 def triggers_in(root: Path) -> list[Trigger]:
@@ -63,13 +75,55 @@ def triggers_in(root: Path) -> list[Trigger]:
     return found
 
 
-def is_present(check: Sequence[str], cwd: Path) -> bool:
-    """A resource exists when its check succeeds and prints something."""
+def environments_in(root: Path) -> list[Environment]:
+    """Every environment overlay's name, project and region, from its platform-environment."""
+    try:
+        overlays = [t for t in discover(load_config(root)) if t.is_environment]
+    except ConfigError as error:
+        raise BootstrapError(str(error)) from error
+    found = []
+    for overlay in overlays:
+        path = overlay.path / ENVIRONMENT_FILE
+        try:
+            data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data") or {}
+            found.append(
+                Environment(
+                    str(data["ENVIRONMENT"]),
+                    Target(str(data["GCP_PROJECT"]), str(data["GCP_REGION"])),
+                )
+            )
+        except (OSError, yaml.YAMLError, AttributeError, KeyError, TargetError) as error:
+            raise BootstrapError(
+                f"{path.relative_to(root)} must be the environment's ConfigMap with ENVIRONMENT, "
+                f"GCP_PROJECT and GCP_REGION under data ({type(error).__name__}: {error})"
+            ) from error
+    return found
+
+
+def environment_of(target: Target, environments: Sequence[Environment]) -> Environment:
+    """The environment whose overlay deploys to the target's project."""
+    for environment in environments:
+        if environment.target.project == target.project:
+            if environment.target.region != target.region:
+                raise BootstrapError(
+                    f"overlays/{environment.name}/{ENVIRONMENT_FILE} puts {target.project} in "
+                    f"{environment.target.region}, not {target.region}: pass --region "
+                    f"{environment.target.region}"
+                )
+            return environment
+    raise BootstrapError(
+        f"no overlay deploys to {target.project}: add its overlay first (docs/architecture.md, "
+        "'Adding a third environment'), or check --project"
+    )
+
+
+def read_output(argv: Sequence[str], cwd: Path) -> str:
+    """What a read-only command prints, stripped; empty when it fails."""
     try:
         result = subprocess.run(
-            check,
+            argv,
             cwd=cwd,
-            stdin=subprocess.DEVNULL,  # stdin may carry a secret's value: checks never see it
+            stdin=subprocess.DEVNULL,  # stdin may carry a secret's value: reads never see it
             capture_output=True,
             text=True,
             check=False,
@@ -77,20 +131,52 @@ def is_present(check: Sequence[str], cwd: Path) -> bool:
         )
     except FileNotFoundError as error:
         raise BootstrapError(
-            f"{check[0]} is not installed: install the Google Cloud SDK (gcloud, kubectl)"
+            f"{argv[0]} is not installed: install the Google Cloud SDK (gcloud, kubectl)"
         ) from error
     except subprocess.TimeoutExpired as error:
         raise BootstrapError(
-            f"`{shlex.join(check)}` did not answer within {error.timeout:.0f}s: check the "
+            f"`{shlex.join(argv)}` did not answer within {error.timeout:.0f}s: check the "
             "network and `gcloud auth list`, then run again"
         ) from error
-    return result.returncode == 0 and bool(result.stdout.strip())
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def observe(all_steps: Sequence[Step], present: Callable[[Sequence[str]], bool]) -> set[str]:
+def is_present(check: Sequence[str], cwd: Path) -> bool:
+    """A resource exists when its check succeeds and prints something."""
+    return bool(read_output(check, cwd))
+
+
+@dataclass
+class Observer:
+    """Reads the project: runs checks, and lookups once each (their values do not change)."""
+
+    read: Callable[[Sequence[str]], str]
+    known: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+    def resolve(self, step: Step) -> tuple[Step, str | None]:
+        """The step with its lookups filled in, or why one cannot be yet."""
+        values = {}
+        for lookup in step.lookups:
+            value = self.known.get(lookup.argv) or self.read(lookup.argv)
+            if not _WORD.fullmatch(value):
+                return step, (
+                    f"{lookup.placeholder} is not known yet: `{shlex.join(lookup.argv)}` "
+                    f"printed {'nothing' if not value else 'more than one word'}"
+                )
+            self.known[lookup.argv] = value
+            values[lookup.placeholder] = value
+        return step.resolved(values), None
+
+    def present(self, step: Step) -> bool:
+        resolved, missing = self.resolve(step)
+        # A resource that names one not there yet cannot exist either.
+        return missing is None and bool(self.read(resolved.check))
+
+
+def observe(all_steps: Sequence[Step], present: Callable[[Step], bool]) -> set[str]:
     """The keys of the steps whose resource already exists."""
     with ThreadPoolExecutor(max_workers=_CHECK_CONCURRENCY) as pool:
-        found = list(pool.map(lambda step: present(step.check), all_steps))
+        found = list(pool.map(present, all_steps))
     return {step.key for step, exists in zip(all_steps, found, strict=True) if exists}
 
 
@@ -126,9 +212,17 @@ def read_secrets(needed: set[str], files: Mapping[str, str], stdin: BinaryIO) ->
 
 def run(options: Options, stdin: BinaryIO, out: TextIO) -> int:
     """Dry-run: print the plan (exit 0). Apply: create what is missing (exit 1 if a step fails)."""
-    all_steps = steps(options.target, triggers_in(options.root), delivery=options.delivery)
     try:
-        planned = plan(all_steps, observe(all_steps, lambda c: is_present(c, options.root)))
+        environments = environments_in(options.root)
+        all_steps = steps(
+            environment_of(options.target, environments),
+            triggers_in(options.root),
+            environments=environments,
+            iap_members=options.iap_members,
+            delivery=options.delivery,
+        )
+        observer = Observer(lambda argv: read_output(argv, options.root))
+        planned = plan(all_steps, observe(all_steps, observer.present))
         if not options.apply:
             out.write(render(options.target, planned))
             out.write(
@@ -137,28 +231,39 @@ def run(options: Options, stdin: BinaryIO, out: TextIO) -> int:
             return 0
         needed = {s for p in planned if p.action is Action.CREATE for s in p.step.secrets}
         values = read_secrets(needed, options.secret_files, stdin)
-        return _apply(planned, values, options.root, out)
-    except BootstrapError as error:
+        return _apply(planned, values, observer, options.root, out)
+    except (BootstrapError, TargetError) as error:
         print(f"error: {error}", file=out)
         return 2
 
 
 def _apply(
-    planned: Sequence[PlannedStep], values: Mapping[str, bytes], root: Path, out: TextIO
+    planned: Sequence[PlannedStep],
+    values: Mapping[str, bytes],
+    observer: Observer,
+    root: Path,
+    out: TextIO,
 ) -> int:
     for item in planned:
-        # Checked again right before: a step may depend on an earlier one of this run (kubectl
-        # needs the cluster's credentials) or exist by now.
-        if item.action is Action.EXISTS or is_present(item.step.check, root):
+        if item.action is Action.EXISTS:
             print(f"[exists] {item.step.summary}", file=out)
             continue
-        print(f"[create] {item.step.summary}", file=out)
-        for command in item.step.apply:
+        # Resolved and checked again right before: a step may depend on an earlier one of this
+        # run (kubectl needs the cluster's credentials) or exist by now.
+        step, missing = observer.resolve(item.step)
+        if missing is not None:
+            print(f"error: {item.step.summary}: {missing}; create it, then run again", file=out)
+            return 1
+        if observer.read(step.check):
+            print(f"[exists] {step.summary}", file=out)
+            continue
+        print(f"[create] {step.summary}", file=out)
+        for command in step.apply:
             print(f"    $ {command}", file=out)
             out.flush()
             if not _execute(command, values, root):
                 print(
-                    f"error: `{command}` failed; fix the cause and run again: "
+                    f"error: `{shlex.join(command.argv)}` failed; fix the cause and run again: "
                     "steps that exist are skipped",
                     file=out,
                 )
@@ -169,12 +274,17 @@ def _apply(
 
 def _execute(command: Command, values: Mapping[str, bytes], root: Path) -> bool:
     # Output goes straight to the terminal: creating a cluster takes minutes and says so.
-    secret = values[command.stdin_secret] if command.stdin_secret else None
+    if command.stdin_secret:
+        given: bytes | None = values[command.stdin_secret]
+    elif command.document is not None:
+        given = command.document.encode()
+    else:
+        given = None
     result = subprocess.run(
         command.argv,
         cwd=root,
-        input=secret,
-        stdin=None if secret is not None else subprocess.DEVNULL,
+        input=given,
+        stdin=None if given is not None else subprocess.DEVNULL,
         check=False,
     )
     return result.returncode == 0

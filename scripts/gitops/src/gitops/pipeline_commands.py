@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitops import bootstrap_shell, pr_comment
-from gitops.bootstrap import ANTHROPIC_SECRET, GITHUB_SECRET, Target, TargetError
+from gitops.bootstrap import ANTHROPIC_SECRET, GITHUB_SECRET, Target, TargetError, iap_member
 from gitops.config import find_root
 from gitops.github import DEFAULT_API_URL, GitHub, GitHubError
 
@@ -54,6 +54,7 @@ def add_pipelines(commands: Commands) -> None:
 def run_bootstrap(args: argparse.Namespace) -> int:
     try:
         target = Target(args.project, args.region)
+        members = [iap_member(member) for member in args.iap_member]
     except TargetError as error:
         print(f"gitops bootstrap: {error}", file=sys.stderr)
         return TOOL_ERROR
@@ -71,6 +72,7 @@ def run_bootstrap(args: argparse.Namespace) -> int:
         apply=args.apply,
         delivery=not args.environment_only,
         secret_files=files,
+        iap_members=members,
     )
     return bootstrap_shell.run(options, sys.stdin.buffer, sys.stdout)
 
@@ -87,6 +89,13 @@ def add_bootstrap(commands: Commands) -> None:
         "--environment-only",
         action="store_true",
         help="a further environment's project: no registry, pipelines or Argo CD",
+    )
+    parser.add_argument(
+        "--iap-member",
+        action="append",
+        default=[],
+        metavar="MEMBER",
+        help="who IAP lets through to prod, e.g. group:team@example.com (repeatable)",
     )
     parser.add_argument(
         bootstrap_shell.SECRET_OPTIONS[ANTHROPIC_SECRET],
