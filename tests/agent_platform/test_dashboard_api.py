@@ -175,3 +175,18 @@ async def test_another_users_workspace_is_not_found(alice: Caller, bob: Caller) 
     written = await bob.http.put(f"/api/agents/{agent['id']}/files/x.md", content=b"x")
 
     assert [listed.status_code, read.status_code, written.status_code] == [404, 404, 404]
+
+
+async def test_a_person_following_a_used_login_link_is_sent_to_the_sign_in_page(
+    served: Served,
+) -> None:
+    async with httpx.AsyncClient(base_url=served.base_url) as browser:
+        answer = await browser.get(
+            "/login", params={"code": "apl_used"}, headers={"Accept": "text/html"}
+        )
+        script = await browser.get("/login", params={"code": "apl_used"})
+
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/?login=expired"
+    assert script.status_code == 401
+    assert "used already or has expired" in script.json()["message"]

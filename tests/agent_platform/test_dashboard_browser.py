@@ -97,8 +97,17 @@ def test_the_login_link_signs_in_and_shows_the_empty_agents_screen(
         expect(page.locator(".user-name")).to_have_text("newcomer")
         screenshot(page, "agents-empty")
 
+        # Signed in already: the stale link is a notice over the agents screen.
         page.goto(link)
-        expect(page.locator("body")).to_contain_text("this login link was used already")
+        expect(page.locator(".notice-error")).to_contain_text("login link was used already")
+        expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible()
+
+    with browser_context(chromium_browser, platform.base_url) as stranger:
+        page = stranger.new_page()
+        page.goto(link)
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.get_by_text("This login link was used already or has expired.")).to_be_visible()
+        assert page.url == f"{platform.base_url}/"
 
 
 def test_an_api_token_signs_in_and_signing_out_returns_to_sign_in(
@@ -240,7 +249,9 @@ def test_a_running_run_is_cancelled_and_the_history_survives_a_reload(
     send_task(page, f"What is in the workspace? {quick}")
     expect(run_card(page).locator(".run-status")).to_have_text("Succeeded")
 
-    send_task(page, f"Think for a long time {slow}")
+    # From the keyboard alone: Ctrl + Enter sends.
+    page.get_by_label("Task").fill(f"Think for a long time {slow}")
+    page.get_by_label("Task").press("Control+Enter")
     run = run_card(page)
     expect(run.locator(".run-status")).to_have_text("Running")
     expect(run.locator(".connection")).to_have_text("Live")
@@ -369,7 +380,7 @@ def test_files_are_uploaded_viewed_and_downloaded_and_agents_edited_and_deleted(
     expect(form.get_by_label("Name")).to_have_value("Archivist")
     form.get_by_label("Name").fill("Chief archivist")
     form.get_by_label("Turns").fill("5")
-    form.get_by_role("button", name="Save changes").click()
+    form.get_by_label("Turns").press("Enter")
     expect(page.get_by_role("heading", name="Chief archivist", level=1)).to_be_visible()
     expect(page.locator(".workspace-title")).to_contain_text("up to 5 turns")
 

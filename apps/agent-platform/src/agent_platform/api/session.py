@@ -35,6 +35,9 @@ async def login(
     try:
         user = await redeem_login_code(services.store, code)
     except Unauthenticated:
+        if "text/html" in request.headers.get("accept", ""):
+            # A person followed the link: the dashboard's sign-in page says what happened.
+            return RedirectResponse("/?login=expired", status_code=303)
         raise HTTPException(
             401,
             "this login link was used already or has expired; ask for a new one "

@@ -13,6 +13,8 @@ const WORKSPACE = /^#\/agents\/([^/]+)(?:\/runs\/([^/]+))?$/;
 
 let user = null;
 let workspace = null;
+// Something to tell whoever arrives, once: signed in as a notice, signed out on the sign-in page.
+let arrivalNotice = null;
 
 function navigate(hash) {
   if (location.hash === hash) route();
@@ -63,7 +65,8 @@ function showSignIn(reason) {
 
 function failed(failure) {
   if (failure instanceof SignedOut) {
-    showSignIn(user ? "Your session has ended. Sign in again to continue." : null);
+    showSignIn(user ? "Your session has ended. Sign in again to continue." : arrivalNotice);
+    arrivalNotice = null;
     return;
   }
   notify(failure.message);
@@ -88,6 +91,8 @@ async function route() {
     if (!user) {
       user = await getJson("/api/me");
       showAccount();
+      if (arrivalNotice) notify(arrivalNotice);
+      arrivalNotice = null;
     }
     const match = (location.hash || "#/").match(WORKSPACE);
     if (match) {
@@ -112,5 +117,12 @@ function reload() {
   route();
 }
 
+// A login link that did not work comes back as `?login=expired`: say so, and drop it from the
+// address so a reload does not repeat it.
+if (new URLSearchParams(location.search).get("login") === "expired") {
+  arrivalNotice =
+    "This login link was used already or has expired. Run `agent-platform login-url` for a new one, or sign in with an API token.";
+  history.replaceState(null, "", `/${location.hash}`);
+}
 window.addEventListener("hashchange", () => route());
 route();
