@@ -46,11 +46,6 @@ class FirestoreEmulator:
         """A project id no other test uses: an empty database."""
         return f"test-{uuid.uuid4().hex[:16]}"
 
-    def reset(self, project: str) -> None:
-        """Delete every document of the project's default database."""
-        url = f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents"
-        httpx.delete(url, timeout=30).raise_for_status()
-
 
 def _wait_until_answering(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + START_SECONDS

@@ -38,10 +38,6 @@ HOST_VARIABLE = "STORAGE_EMULATOR_HOST"
 class GcsServer:
     url: str
 
-    @property
-    def env(self) -> dict[str, str]:
-        return {HOST_VARIABLE: self.url}
-
     def client(self) -> storage.Client:
         return storage.Client(
             project="test",
