@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -111,13 +110,6 @@ async def _post(http: httpx.AsyncClient, run_id: str, token: str) -> int:
     return seq - 1
 
 
-def _cpu_seconds(platform: RunningPlatform) -> float:
-    """CPU time the platform process has used, from /proc."""
-    assert platform.process is not None
-    fields = Path(f"/proc/{platform.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _measure(platform: RunningPlatform) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     async with httpx.AsyncClient(
@@ -134,12 +126,12 @@ async def _measure(platform: RunningPlatform) -> dict[str, Any]:
         ]
         await asyncio.wait_for(asyncio.gather(*(c.wait() for c in connected)), 60)
         started = time.perf_counter()
-        cpu_before = _cpu_seconds(platform)
+        cpu_before = platform.cpu_seconds()
         posted = await asyncio.gather(*(_post(http, run_id, token) for run_id, token in runs))
         ingest_seconds = time.perf_counter() - started
         delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 120)
         deliver_seconds = time.perf_counter() - started
-        cpu = _cpu_seconds(platform) - cpu_before
+        cpu = platform.cpu_seconds() - cpu_before
     ordered = sorted(latencies)
     p99 = ordered[int(len(ordered) * 0.99)] * 1000
     ingested_rate = sum(posted) / ingest_seconds

@@ -106,6 +106,13 @@ class RunningPlatform:
     def cli(self, *args: str) -> str:
         return cli(self.env, self.data_dir, *args)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the platform process has used so far, from /proc."""
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def new_user_token(self, user: str) -> str:
         return self.cli("token", "create", "--user", user)
 
