@@ -190,3 +190,22 @@ async def test_a_person_following_a_used_login_link_is_sent_to_the_sign_in_page(
     assert answer.headers["location"] == "/?login=expired"
     assert script.status_code == 401
     assert "used already or has expired" in script.json()["message"]
+
+
+async def test_a_damaged_workspace_is_reported_and_left_as_it_is(
+    served: Served, alice: Caller
+) -> None:
+    agent = await create_agent(alice)
+    files = f"/api/agents/{agent['id']}/files"
+    stored = served.settings.data_dir / "workspaces" / f"{agent['id']}.tar.gz"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(b"not a gzipped tar")
+
+    listed = await alice.http.get(files)
+    read = await alice.http.get(f"{files}/a.md")
+    uploaded = await alice.http.put(f"{files}/a.md", content=b"a")
+
+    assert [listed.status_code, read.status_code, uploaded.status_code] == [500, 500, 500]
+    assert "workspace archive is damaged" in listed.json()["message"]
+    assert uploaded.json()["message"].endswith("nothing was added to it")
+    assert stored.read_bytes() == b"not a gzipped tar"

@@ -378,6 +378,7 @@ def test_files_are_uploaded_viewed_and_downloaded_and_agents_edited_and_deleted(
     page.get_by_role("button", name="Edit").click()
     form = page.get_by_role("dialog")
     expect(form.get_by_label("Name")).to_have_value("Archivist")
+    screenshot(page, "agent-form")
     form.get_by_label("Name").fill("Chief archivist")
     form.get_by_label("Turns").fill("5")
     form.get_by_label("Turns").press("Enter")

@@ -35,6 +35,7 @@ from agent_platform.workspaces import (
 )
 
 UNREADABLE = (tarfile.TarError, zlib.error, EOFError, OSError)
+DAMAGED = "the agent's workspace archive is damaged and cannot be read"
 
 
 class FileOut(BaseModel):
@@ -99,21 +100,16 @@ class WorkspaceFiles:
             summary="Upload a file into the workspace",
         )
 
-    async def _archive(self, agent_id: str) -> bytes | None:
-        return await self._blobs.get(agent_id)
-
     async def listing(self, agent_id: str, user: UserDep, services: ServicesDep) -> FileList:
         """The files and folders in the agent's workspace, by path; empty before its first run."""
         await owned_agent(services, user, agent_id)
-        archive = await self._archive(agent_id)
+        archive = await self._blobs.get(agent_id)
         if archive is None:
             return FileList(items=[])
         try:
             files = await asyncio.to_thread(list_files, archive)
         except UNREADABLE:
-            raise HTTPException(
-                500, "the workspace archive cannot be read; the next run will start afresh"
-            ) from None
+            raise HTTPException(500, DAMAGED) from None
         return FileList(items=[FileOut.of(f) for f in files])
 
     async def read(
@@ -126,13 +122,15 @@ class WorkspaceFiles:
     ) -> Response:
         """One file's bytes: text as text/plain, anything else as application/octet-stream."""
         await owned_agent(services, user, agent_id)
-        archive = await self._archive(agent_id)
+        archive = await self._blobs.get(agent_id)
         if archive is None:
             raise HTTPException(404, f"{path} is not in the workspace: it has no files yet")
         try:
             data = await asyncio.to_thread(read_file, archive, path)
         except WorkspaceFileNotFound as missing:
             raise HTTPException(404, str(missing)) from None
+        except UNREADABLE:
+            raise HTTPException(500, DAMAGED) from None
         return _inert(data, path.rsplit("/", 1)[-1], download)
 
     async def upload(
@@ -151,15 +149,13 @@ class WorkspaceFiles:
                 "it ends; upload once it has finished",
             )
         data = await request.body()
-        archive = await self._archive(agent_id)
+        archive = await self._blobs.get(agent_id)
         try:
             updated = await asyncio.to_thread(with_file, archive, name, data, utcnow())
         except (InvalidWorkspacePath, PathIsDirectory) as refused:
             raise HTTPException(409, str(refused)) from None
         except UNREADABLE:
-            raise HTTPException(
-                500, "the workspace archive cannot be read, so nothing was added to it"
-            ) from None
+            raise HTTPException(500, f"{DAMAGED}; nothing was added to it") from None
         if len(updated) > self._max_bytes:
             raise HTTPException(413, str(WorkspaceTooLarge(len(updated), self._max_bytes)))
         try:
