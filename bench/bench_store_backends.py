@@ -32,7 +32,7 @@ from agent_platform.store.sqlite import SqliteStore
 from servers.firestore_emulator import HOST_VARIABLE, FirestoreEmulator, running_emulator
 from servers.platform import RunningPlatform, running_platform
 
-from bench.bench_platform_events import _cpu_seconds, _post, _subscribe
+from bench.bench_platform_events import _post, _subscribe
 
 RUNS = 20
 
@@ -77,12 +77,10 @@ async def _measure(
         ]
         await asyncio.wait_for(asyncio.gather(*(c.wait() for c in connected)), 60)
         started = time.perf_counter()
-        cpu_before = _cpu_seconds(ingest)
         posted = await asyncio.gather(*(_post(posting, run_id, token) for run_id, token in runs))
         ingest_seconds = time.perf_counter() - started
         delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 300)
         deliver_seconds = time.perf_counter() - started
-        cpu = _cpu_seconds(ingest) - cpu_before
     ordered = sorted(latencies)
     # Each subscriber also counts the result event, which carries no latency.
     delivered_events = sum(delivered) - len(subscribers)
@@ -93,7 +91,6 @@ async def _measure(
         "delivered_per_second": round(delivered_events / deliver_seconds),
         "latency_p50_ms": round(statistics.median(ordered) * 1000, 2),
         "latency_p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
-        "ingesting_cpu_us_per_event": round(cpu / sum(posted) * 1e6, 1),
     }
 
 
