@@ -274,12 +274,22 @@ async def test_restarted_platform_finds_its_jobs_and_fails_runs_without_one(
         await after.aclose()
 
 
-async def test_orphan_job_is_deleted_at_reconcile(
+def job_complete(plane: ControlPlane, run_id: str) -> bool:
+    job = plane.get_json("job", job_name(run_id), "-n", RUNS_NAMESPACE)
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+
+
+async def test_orphan_job_is_deleted_at_reconcile_and_a_finished_one_is_kept(
     control_plane: ControlPlane, platform_kubeconfig: Path, exits: Exits, clean_runs: None
 ) -> None:
     before = connect(platform_kubeconfig, Exits())
-    orphan = new_launch()
+    orphan, finished = new_launch(), new_launch()
     await before.start(orphan)
+    await before.start(finished)
+    pod = await wait_running(control_plane, finished.run_id)
+    control_plane.end_pod_container(pod, RUNS_NAMESPACE, exit_code=0)
+    await eventually(lambda: job_complete(control_plane, finished.run_id), "the Job to finish")
     await before.aclose()
 
     after = connect(platform_kubeconfig, exits)
@@ -288,8 +298,24 @@ async def test_orphan_job_is_deleted_at_reconcile(
         assert list(found.orphans_removed) == [orphan.run_id]
         assert list(found.lost) == []
         await eventually(lambda: gone(control_plane, orphan.run_id), "the orphan Job to go")
+        # Kept for inspection until its TTL.
+        assert control_plane.exists("job", job_name(finished.run_id), RUNS_NAMESPACE)
     finally:
         await after.aclose()
+
+
+async def test_job_deleted_behind_the_platforms_back_fails_the_run(
+    control_plane: ControlPlane, executor: KubernetesExecutor, exits: Exits
+) -> None:
+    run = new_launch()
+    await executor.start(run)
+    await wait_running(control_plane, run.run_id)
+
+    control_plane.kubectl("delete", "job", job_name(run.run_id), "-n", RUNS_NAMESPACE)
+
+    ended = await exits.wait_for(run.run_id)
+    assert ended.outcome is Outcome.FAILED
+    assert "deleted" in ended.reason
 
 
 @pytest.fixture

@@ -500,9 +500,16 @@ class KubernetesExecutor:
         for item in listed.items:
             job = self._api.sanitize_for_serialization(item)
             run_id = run_id_of(job)
+            going = bool(job["metadata"].get("deletionTimestamp"))
             if run_id is not None and run_id in active:
-                found.add(run_id)
+                if not going:  # a Job being deleted is a sandbox already lost
+                    found.add(run_id)
                 continue
+            # Finished Jobs of finished runs stay for inspection until their TTL removes them.
+            if going or job_finished(job):
+                continue
+            if run_id is not None:
+                self._runs.setdefault(run_id, _Tracked()).reported = True
             orphans.append(run_id or job["metadata"]["name"])
             await self._delete_job(job["metadata"]["name"])
         lost = [run_id for run_id in active_run_ids if run_id not in found]
@@ -570,9 +577,11 @@ class KubernetesExecutor:
         if run_id is None:
             return
         if kind == "DELETED":
-            tracked = self._runs.pop(run_id, None)
-            if tracked is not None and tracked.unschedulable_timer is not None:
-                tracked.unschedulable_timer.cancel()
+            # Deleted by someone else than this executor (which reports first): no sandbox left.
+            await self._report(
+                run_id, Outcome.FAILED, "the run's Job was deleted before the runner reported"
+            )
+            self._runs.pop(run_id, None)
             return
         if not job_finished(job) or self._runs.get(run_id, _Tracked()).reported:
             return
