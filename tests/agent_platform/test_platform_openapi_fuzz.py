@@ -20,7 +20,7 @@ def test_no_generated_request_gets_a_server_error(tmp_path: Path) -> None:
                 sys.executable, "-m", "schemathesis.cli", "run",
                 f"{platform.base_url}/openapi.json",
                 "--checks", "not_a_server_error",
-                "--max-examples", "30",
+                "--max-examples", "20",
                 "--seed", "20261126",
                 "--request-timeout", "10",
                 "--header", f"Authorization: Bearer {platform.token}",

@@ -290,13 +290,13 @@ async def test_the_store_answers_a_ping(store: Store) -> None:
 
 async def test_a_write_is_seen_by_the_next_read_while_other_reads_overlap(store: Store) -> None:
     async def writer(run_id: str) -> None:
-        for seq in range(1, 21):
+        for seq in range(1, 11):
             assert await store.last_event_seq(run_id) == seq - 1
             await store.append_events(run_id, [StoredEvent(run_id, seq, "t", {}, utcnow())])
 
     async def reader(run_id: str) -> None:
-        for _ in range(40):
+        for _ in range(20):
             await store.list_events(run_id, limit=3)
 
-    runs = [f"run_{i}" for i in range(20)]
+    runs = [f"run_{i}" for i in range(10)]
     await asyncio.gather(*map(writer, runs), *map(reader, runs))
