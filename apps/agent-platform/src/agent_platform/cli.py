@@ -21,7 +21,7 @@ from agent_platform.auth import ADMIN_NAME, ensure_user, issue_token
 from agent_platform.domain import TokenKind
 from agent_platform.logs import configure_logging
 from agent_platform.settings import Settings
-from agent_platform.store import BackendNotAvailable, StoreError, open_store
+from agent_platform.store import BackendNotAvailable, Store, StoreError, open_store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,8 +65,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+async def _open(settings: Settings) -> Store:
+    try:
+        return await open_store(settings)
+    except (BackendNotAvailable, StoreError):
+        raise
+    except Exception as error:
+        # Credentials, paths, emulators: whatever stops the store from opening, said plainly.
+        raise StoreError(
+            f"cannot open the {settings.store} store: {type(error).__name__}: {error}"
+        ) from error
+
+
 async def login_url(settings: Settings, user_name: str = ADMIN_NAME) -> str:
-    store = await open_store(settings)
+    store = await _open(settings)
     try:
         user = await ensure_user(store, user_name, is_admin=user_name == ADMIN_NAME)
         ttl = timedelta(seconds=settings.login_code_ttl_seconds)
@@ -77,7 +89,7 @@ async def login_url(settings: Settings, user_name: str = ADMIN_NAME) -> str:
 
 
 async def _create_token(settings: Settings, user_name: str, name: str) -> str:
-    store = await open_store(settings)
+    store = await _open(settings)
     try:
         user = await ensure_user(store, user_name, is_admin=user_name == ADMIN_NAME)
         return (await issue_token(store, user, kind=TokenKind.API, name=name)).secret
@@ -86,7 +98,7 @@ async def _create_token(settings: Settings, user_name: str, name: str) -> str:
 
 
 async def _create_user(settings: Settings, name: str, admin: bool) -> str:
-    store = await open_store(settings)
+    store = await _open(settings)
     try:
         return (await ensure_user(store, name, is_admin=admin)).id
     finally:
@@ -94,7 +106,7 @@ async def _create_user(settings: Settings, name: str, admin: bool) -> str:
 
 
 async def _list_users(settings: Settings) -> list[str]:
-    store = await open_store(settings)
+    store = await _open(settings)
     try:
         users = await store.list_users()
         return ["\t".join([u.id, u.name] + (["admin"] if u.is_admin else [])) for u in users]
