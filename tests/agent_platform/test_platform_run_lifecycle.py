@@ -139,3 +139,13 @@ async def test_runs_past_the_concurrency_limit_wait_in_the_queue(alice: Caller) 
     await alice.http.post(f"/api/runs/{first['id']}/cancel")
     done = await wait_for_status(alice, second["id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded"
+
+
+async def test_a_run_cancelled_right_after_it_was_started_ends_cancelled(alice: Caller) -> None:
+    agent = await create_agent(alice)
+    runs = [await start_run(alice, agent["id"], "hang") for _ in range(3)]
+    for run in runs:
+        await alice.http.post(f"/api/runs/{run['id']}/cancel")
+    for run in runs:
+        done = await wait_for_status(alice, run["id"], {"cancelled", "failed", "timed_out"})
+        assert done["status"] == "cancelled", done

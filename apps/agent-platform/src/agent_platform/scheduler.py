@@ -61,6 +61,8 @@ class Scheduler:
         self._public_url = public_url
         self.executor = executor_factory(self.sandbox_exited)
         self._wake = asyncio.Event()
+        # Runs whose sandbox this replica is starting, and whether a cancel came meanwhile.
+        self._starting: dict[str, bool] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._lease_task: asyncio.Task[None] | None = None
         self.replica_id = replica_id
@@ -197,13 +199,18 @@ class Scheduler:
             timeout_seconds=agent.limits.timeout_seconds,
             platform_url=self._public_url,
         )
+        self._starting[run.id] = False
         try:
             await self.executor.start(launch)
         except ExecutorError as error:
             await self.finish(run.id, Outcome.FAILED, f"the sandbox did not start: {error}")
             return
+        finally:
+            cancelled_while_starting = self._starting.pop(run.id)
         self._metrics.runs_started.inc()
         log.info("run started", extra={"run_id": run.id, "agent_id": run.agent_id})
+        if cancelled_while_starting:
+            await self.executor.cancel(run.id)
 
     async def cancel(self, run: Run) -> None:
         """Cancel a queued run at once; ask the executor to stop a running one."""
@@ -213,6 +220,10 @@ class Scheduler:
                 run.id, Outcome.CANCELLED, "cancelled before it started", expected
             ):
                 return
+        if run.id in self._starting:
+            # Its sandbox is being started: cancel it as soon as it exists.
+            self._starting[run.id] = True
+            return
         current = await self._store.get_run_unscoped(run.id)
         if current is not None and current.status is RunStatus.RUNNING:
             await self.executor.cancel(run.id)
