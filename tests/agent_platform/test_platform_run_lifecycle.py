@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,9 @@ async def test_a_sandbox_that_ignores_sigterm_is_killed_with_its_children(alice:
     run = await start_run(alice, agent["id"], "hang-stubborn")
     await wait_for_status(alice, run["id"], {"running"})
     child = None
+    deadline = time.monotonic() + 20
     while child is None:  # the runner reports its child right after it starts
+        assert time.monotonic() < deadline, "the runner never reported its child"
         reported = [e for e in await events_of(alice, run["id"]) if "child_pid" in e["data"]]
         child = reported[0]["data"]["child_pid"] if reported else None
     await alice.http.post(f"/api/runs/{run['id']}/cancel")
