@@ -282,11 +282,12 @@ def test_a_running_run_is_cancelled_and_the_history_survives_a_reload(
 def test_a_dropped_connection_resumes_where_it_left_off_without_duplicates(
     chromium_browser: Browser, platform: RunningPlatform, messages_api: MessagesApiServer
 ) -> None:
-    words = [f"word{n:02d}" for n in range(60)]
+    # Long enough (about 8 s) that the drop always comes in the middle of the answer.
+    words = [f"word{n:02d}" for n in range(80)]
     script = messages_api.add_script(
         [
             Reply([Text("Step one."), ToolUse("bash", {"command": "echo checkpoint"})]),
-            Reply([Text(" ".join(words), chunks=60)], event_interval=0.05),
+            Reply([Text(" ".join(words), chunks=80)], event_interval=0.1),
         ]
     )
     port = int(platform.base_url.rsplit(":", 1)[1])
