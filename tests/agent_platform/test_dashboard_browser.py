@@ -390,3 +390,23 @@ def test_files_are_uploaded_viewed_and_downloaded_and_agents_edited_and_deleted(
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible()
     expect(page.locator(".agent-card", has_text="Chief archivist")).to_have_count(0)
+
+
+def test_the_dashboard_reconnects_by_itself_after_the_platform_restarts(
+    context: BrowserContext, platform: RunningPlatform, messages_api: MessagesApiServer
+) -> None:
+    page = signed_in(context, platform.token)
+    create_agent(page, "Night shift")
+    send_task(page, f"Work through the night {messages_api.add_script([slow_reply()])}")
+    run = run_card(page)
+    expect(run.locator(".connection")).to_have_text("Live")
+
+    platform.restart()
+
+    # A local sandbox does not outlive its platform: the run ends, and the page learns how
+    # without being reloaded.
+    expect(run.locator(".run-status")).to_have_text("Failed")
+    expect(run.locator(".callout.error")).to_contain_text("restart")
+    expect(page.locator(".history-item").first.locator(".badge")).to_have_text("Failed")
+    expect(page.get_by_role("button", name="Run task")).to_be_enabled()
+    screenshot(page, "after-restart")
