@@ -163,6 +163,7 @@ def test_a_task_streams_its_text_and_tool_calls_with_usage_and_cost(
     page = signed_in(context, platform.token)
     create_agent(page, "Release scribe")
     expect(page.get_by_role("heading", name="No runs yet")).to_be_visible()
+    expect(page).to_have_title("Release scribe · AI Agent Platform")
 
     send_task(page, f"Write the release notes for 1.4.0 {script}")
     run = run_card(page)

@@ -29,6 +29,7 @@ function agentCard(agent) {
 }
 
 export async function renderAgents(view, { navigate }) {
+  document.title = "Agents · AI Agent Platform";
   const list = h("div", { class: "agents-body" }, h("p", { class: "loading" }, "Loading agents…"));
   const create = () => openAgentForm({ onSaved: (agent) => navigate(`#/agents/${agent.id}`) });
   replace(

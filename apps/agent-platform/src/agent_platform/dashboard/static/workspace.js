@@ -84,6 +84,7 @@ function agentHeader(agent, { onEdit, onDelete }) {
 export async function openWorkspace(view, agentId, { navigate, reload, onFailure }) {
   replace(view, h("p", { class: "loading" }, "Loading the agent…"));
   const agent = await getJson(`/api/agents/${encodeURIComponent(agentId)}`);
+  document.title = `${agent.name} · AI Agent Platform`;
   const history = historyPanel();
   const files = filesPanel(agent.id, { onFailure });
   const runArea = h("div", { class: "run-area" });
