@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from agent_runner import protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -32,6 +33,7 @@ from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse  # noqa
 from servers.platform import RunningPlatform, running_platform  # noqa: E402
 
 TARGET_P50_MS = 250.0
+RUN_ID = f"{protocol.ENV_RUN_ID}=".encode()
 WAIT_SECONDS = 300.0
 
 
@@ -60,10 +62,10 @@ def _wait_finished(http: httpx.Client, run_ids: list[str]) -> dict[str, str]:
 
 
 class RunnerMemory:
-    """Samples the peak RSS of every agent_runner process while it lives."""
+    """Samples the peak RSS (VmHWM) of every runner process while it lives."""
 
     def __init__(self) -> None:
-        self.peaks_kib: dict[int, int] = {}
+        self.peaks_kib: dict[str, int] = {}  # by run id
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -81,16 +83,18 @@ class RunnerMemory:
                 if not proc.name.isdigit():
                     continue
                 try:
-                    if b"agent_runner" not in (proc / "cmdline").read_bytes():
-                        continue
+                    # A runner is the process the executor gave a run id; its tools are not.
+                    environ = (proc / "environ").read_bytes().split(b"\0")
                     status = (proc / "status").read_text()
                 except OSError:
                     continue
+                run_id = next(
+                    (v[len(RUN_ID) :].decode() for v in environ if v.startswith(RUN_ID)), None
+                )
                 for line in status.splitlines():
-                    if line.startswith("VmHWM:"):
+                    if run_id and line.startswith("VmHWM:"):
                         kib = int(line.split()[1])
-                        pid = int(proc.name)
-                        self.peaks_kib[pid] = max(kib, self.peaks_kib.get(pid, 0))
+                        self.peaks_kib[run_id] = max(kib, self.peaks_kib.get(run_id, 0))
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -131,12 +135,12 @@ def _concurrent(platform: RunningPlatform, api: MessagesApiServer, runs: int) ->
             ]
             statuses = _wait_finished(http, run_ids)
             elapsed = time.perf_counter() - started
-    peaks_mib = [kib / 1024 for kib in memory.peaks_kib.values()]
+    peaks_mib = [kib / 1024 for run, kib in memory.peaks_kib.items() if run in run_ids]
     return {
         "runs": runs,
         "succeeded": sum(1 for s in statuses.values() if s == "succeeded"),
         "seconds": round(elapsed, 2),
-        "runner_processes_sampled": len(peaks_mib),
+        "runners_sampled": len(peaks_mib),
         "runner_peak_rss_mib_max": round(max(peaks_mib), 1) if peaks_mib else None,
         "runner_peak_rss_mib_median": round(statistics.median(peaks_mib), 1) if peaks_mib else None,
     }
