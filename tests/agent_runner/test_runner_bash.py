@@ -13,12 +13,11 @@ from agent_runner.tools import BashTool
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    # A zombie still answers signal 0; it is dead for our purposes.
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    # A zombie (Z) or exiting (X) process is dead for our purposes.
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _wait_until_dead(pid: int, within: float) -> bool:
