@@ -102,3 +102,10 @@ $(CLUSTER_STAMP): tools/cluster/go.mod tools/cluster/go.sum tools/cluster/etcd/m
 .PHONY: browser
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# The README's picture is the workspace screen the browser tests take; refreshing it is a
+# deliberate step, so a test run never changes a tracked file.
+.PHONY: screenshot
+screenshot: sync browser ## Retake the README's workspace screenshot (docs/img/workspace.png)
+	$(UV) run pytest tests/agent_platform/test_dashboard_browser.py -q
+	cp test-output/screenshots/workspace.png docs/img/workspace.png

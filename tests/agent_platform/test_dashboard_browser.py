@@ -5,14 +5,12 @@ scripted Messages API: what a user sees while signing in, creating agents and wa
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from servers.browser import (
-    REPO,
     WAIT_MS,
     browser_context,
     chromium_browser,
@@ -26,7 +24,6 @@ pytestmark = pytest.mark.browser
 __all__ = ["chromium_browser"]
 
 EDITOR = "str_replace_based_edit_tool"
-README_SCREENSHOT = REPO / "docs" / "img" / "workspace.png"
 expect.set_options(timeout=WAIT_MS)
 
 
@@ -206,9 +203,7 @@ def test_a_task_streams_its_text_and_tool_calls_with_usage_and_cost(
     page.goto(address)
     expect(run.locator(".run-status")).to_have_text("Succeeded")
     expect(tools).to_have_count(2)
-    shot = screenshot(page, "workspace", full_page=True)
-    README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, README_SCREENSHOT)
+    screenshot(page, "workspace", full_page=True)
     page.emulate_media(color_scheme="dark")
     screenshot(page, "workspace-dark", full_page=True)
     page.emulate_media(color_scheme="light")
