@@ -1,19 +1,27 @@
-"""The local executor on its own: sandbox environment, timeouts, and cleanup after a crash."""
+"""The local executor on its own: sandbox environment, timeouts, and adoption after a crash."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from agent_platform.executors import ExecutorError, Launch, SandboxExit
 from agent_platform.executors.local import LocalExecutor, sandbox_environment
+from agent_platform.executors.runner_process import (
+    is_running,
+    read_record,
+    record_runner,
+    write_record,
+)
 from agent_runner import protocol
 from agent_runner.protocol import Outcome
-from servers.platform import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
@@ -92,26 +100,110 @@ async def test_stopping_the_platform_stops_and_reports_its_sandboxes(tmp_path: P
     assert [e.reason for e in exits.seen] == ["the platform stopped"]
 
 
-async def test_reconcile_kills_sandboxes_a_crash_left_behind(tmp_path: Path) -> None:
-    # A previous platform process started this sandbox and died without stopping it.
-    left = a_launch("run_left")
-    scratch = tmp_path / "sandboxes" / "run_left"
+def left_behind(executor: LocalExecutor, run_id: str, timeout: int = 60) -> subprocess.Popen[bytes]:
+    """A sandbox a previous platform process started, recorded as it records, then crashed."""
+    scratch = executor.scratch_dir(run_id)
     (scratch / "workspace").mkdir(parents=True)
     (scratch / "tmp").mkdir()
-    orphan = subprocess.Popen(
-        SLEEPER, env=sandbox_environment(left, scratch, os.environ), start_new_session=True
+    runner = subprocess.Popen(
+        SLEEPER,
+        env=sandbox_environment(a_launch(run_id), scratch, os.environ),
+        start_new_session=True,
     )
-    pids = tmp_path / "executor" / "local"
-    pids.mkdir(parents=True)
-    (pids / "run_left.pid").write_text(str(orphan.pid))
-    # A stale pid file whose pid now belongs to an unrelated process (this test) is left alone.
-    (pids / "run_stale.pid").write_text(str(os.getpid()))
+    record = record_runner(runner.pid, started_at=time.time(), timeout_seconds=timeout)
+    assert record is not None
+    executor.record_path(run_id).parent.mkdir(parents=True, exist_ok=True)
+    write_record(executor.record_path(run_id), record)
+    return runner
 
+
+async def test_a_started_sandbox_is_recorded_by_pid_and_start_time(tmp_path: Path) -> None:
+    executor = LocalExecutor(command=SLEEPER, data_dir=tmp_path, on_exit=Exits(), grace_seconds=1)
+    await executor.start(a_launch(timeout=30))
+    record = read_record(executor.record_path("run_1"))
+    assert record is not None
+    assert is_running(record)
+    assert record.timeout_seconds == 30
+    # The same pid with another start time is another process.
+    assert not is_running(dataclasses.replace(record, start_ticks=record.start_ticks - 1))
+    await executor.aclose()
+    assert not executor.record_path("run_1").exists()
+
+
+async def test_reconcile_adopts_a_live_sandbox_and_cancel_still_stops_it(tmp_path: Path) -> None:
+    exits = Exits()
+    executor = LocalExecutor(command=SLEEPER, data_dir=tmp_path, on_exit=exits, grace_seconds=5)
+    runner = left_behind(executor, "run_left")
+    try:
+        found = await executor.reconcile(["run_left"])
+        assert list(found.adopted) == ["run_left"]
+        assert list(found.lost) == []
+        assert runner.poll() is None, "an adopted sandbox goes on running"
+
+        await executor.cancel("run_left")
+        await asyncio.wait_for(exits.arrived.wait(), 15)
+        assert runner.wait(10) == -signal.SIGTERM
+        assert [(e.run_id, e.outcome) for e in exits.seen] == [("run_left", Outcome.CANCELLED)]
+        assert not executor.scratch_dir("run_left").exists()
+        assert not executor.record_path("run_left").exists()
+    finally:
+        runner.kill()
+        runner.wait(10)
+
+
+async def test_an_adopted_sandbox_past_its_deadline_is_timed_out(tmp_path: Path) -> None:
+    exits = Exits()
+    executor = LocalExecutor(command=SLEEPER, data_dir=tmp_path, on_exit=exits, grace_seconds=5)
+    runner = left_behind(executor, "run_left", timeout=1)
+    try:
+        await executor.reconcile(["run_left"])
+        await asyncio.wait_for(exits.arrived.wait(), 15)
+        assert exits.seen[0].outcome is Outcome.TIMED_OUT
+        assert "1s wall-clock limit" in exits.seen[0].reason
+        assert runner.wait(10) == -signal.SIGTERM
+    finally:
+        runner.kill()
+        runner.wait(10)
+
+
+async def test_an_adopted_sandbox_that_ends_without_its_result_is_reported(
+    tmp_path: Path,
+) -> None:
+    exits = Exits()
+    executor = LocalExecutor(command=SLEEPER, data_dir=tmp_path, on_exit=exits, grace_seconds=5)
+    runner = left_behind(executor, "run_left")
+    try:
+        await executor.reconcile(["run_left"])
+        # It ends on its own (no one adopted it to kill it): the executor notices.
+        runner.kill()
+        await asyncio.wait_for(exits.arrived.wait(), 15)
+        assert exits.seen[0].outcome is Outcome.FAILED
+        assert "without reporting its result" in exits.seen[0].reason
+    finally:
+        runner.kill()
+        runner.wait(10)
+
+
+async def test_reconcile_fails_a_dead_sandbox_and_removes_orphans(tmp_path: Path) -> None:
     executor = LocalExecutor(command=SLEEPER, data_dir=tmp_path, on_exit=Exits())
-    found = await executor.reconcile(["run_left", "run_queued_elsewhere"])
-    orphan.wait(10)
-    assert orphan.returncode == -9
-    assert set(found.lost) == {"run_left", "run_queued_elsewhere"}
-    assert list(found.orphans_removed) == ["run_stale"]
-    assert not scratch.exists()
-    await wait_until(lambda: not list(pids.glob("*.pid")))
+    dead = left_behind(executor, "run_dead")
+    dead.kill()
+    dead.wait(10)
+    orphan = left_behind(executor, "run_finished_meanwhile")
+    # A record whose pid now belongs to an unrelated process (this test) is left alone.
+    reused = record_runner(os.getpid(), started_at=time.time(), timeout_seconds=60)
+    assert reused is not None
+    stale = dataclasses.replace(reused, start_ticks=reused.start_ticks + 1)
+    write_record(executor.record_path("run_stale"), stale)
+    try:
+        found = await executor.reconcile(["run_dead", "run_stale", "run_queued_elsewhere"])
+        assert orphan.wait(10) == -signal.SIGKILL
+    finally:
+        orphan.kill()
+        orphan.wait(10)
+    assert list(found.adopted) == []
+    assert set(found.lost) == {"run_dead", "run_stale", "run_queued_elsewhere"}
+    assert list(found.orphans_removed) == ["run_finished_meanwhile"]
+    for run_id in ("run_dead", "run_finished_meanwhile", "run_stale"):
+        assert not executor.scratch_dir(run_id).exists()
+        assert not executor.record_path(run_id).exists()

@@ -3,41 +3,89 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
-from servers.platform import running_platform
+import pytest
+from agent_platform.executors.runner_process import RunnerRecord, is_running, read_record
+from servers.platform import RunningPlatform, running_platform
 
 SCRIPTED_RUNNER = Path(__file__).with_name("scripted_runner.py")
+WAIT_SECONDS = 20.0
 
 
-def test_a_run_whose_sandbox_died_with_the_platform_fails_honestly(tmp_path: Path) -> None:
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[RunningPlatform]:
     env = {"AGENT_PLATFORM_RUNNER_COMMAND": json.dumps([sys.executable, str(SCRIPTED_RUNNER)])}
-    with running_platform(tmp_path / "p", env) as platform:
-        http = httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=10)
-        agent = http.post("/api/agents", json={"name": "a"}).json()
-        run = http.post(f"/api/agents/{agent['id']}/runs", json={"task": "hang"}).json()
-        pid_file = platform.data_dir / "executor" / "local" / f"{run['id']}.pid"
-        deadline = time.monotonic() + 20
-        while not (pid_file.exists() and http.get(f"/api/runs/{run['id']}/events").json()["items"]):
-            assert time.monotonic() < deadline, "the sandbox did not start"
-            time.sleep(0.05)  # polling a condition with a deadline
-        runner_pid = int(pid_file.read_text())
+    with running_platform(tmp_path / "p", env) as running:
+        yield running
+
+
+def _wait(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)  # polling a condition with a deadline
+
+
+def _hanging_run(platform: RunningPlatform, http: httpx.Client) -> tuple[str, RunnerRecord]:
+    """A run whose runner reported that it runs and now waits to be stopped; its record."""
+    agent = http.post("/api/agents", json={"name": "a"}).json()
+    run_id: str = http.post(f"/api/agents/{agent['id']}/runs", json={"task": "hang"}).json()["id"]
+    path = platform.data_dir / "executor" / "local" / f"{run_id}.json"
+    _wait(
+        lambda: path.exists() and bool(http.get(f"/api/runs/{run_id}/events").json()["items"]),
+        "the sandbox to start",
+    )
+    record = read_record(path)
+    assert record is not None
+    return run_id, record
+
+
+def _run(http: httpx.Client, run_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = http.get(f"/api/runs/{run_id}").json()
+    return body
+
+
+def test_a_runner_that_outlived_a_crash_is_adopted_and_still_cancellable(
+    platform: RunningPlatform,
+) -> None:
+    with httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=10) as http:
+        run_id, record = _hanging_run(platform, http)
 
         platform.kill()
-        assert Path(f"/proc/{runner_pid}").exists(), "the sandbox outlives a crashed platform"
+        assert is_running(record), "the sandbox outlives a crashed platform"
         platform.start()
 
-        finished = http.get(f"/api/runs/{run['id']}").json()
+        assert _run(http, run_id)["status"] == "running"
+        assert is_running(record)
+        assert http.post(f"/api/runs/{run_id}/cancel").status_code == 202
+        _wait(lambda: _run(http, run_id)["status"] == "cancelled", "the cancel")
+        assert not is_running(record)
+        events = http.get(f"/api/runs/{run_id}/events").json()["items"]
+        assert [e["type"] for e in events].count("result") == 1
+
+
+def test_a_run_whose_runner_died_while_the_platform_was_down_fails_honestly(
+    platform: RunningPlatform,
+) -> None:
+    with httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=10) as http:
+        run_id, record = _hanging_run(platform, http)
+
+        platform.kill()
+        os.killpg(record.pid, signal.SIGKILL)
+        _wait(lambda: not is_running(record), "the runner to die")
+        platform.start()
+
+        finished = _run(http, run_id)
         assert finished["status"] == "failed"
         assert "restarted" in finished["error"]
-        assert not Path(f"/proc/{runner_pid}").exists() or _zombie(runner_pid)
-        events = http.get(f"/api/runs/{run['id']}/events").json()["items"]
+        events = http.get(f"/api/runs/{run_id}/events").json()["items"]
         assert events[-1]["type"] == "result"
-        http.close()
-
-
-def _zombie(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from agent_platform.auth import hash_secret, new_secret
 from agent_platform.domain import Run, RunStatus, RunTransition, new_id, utcnow
+from agent_platform.executors.runner_process import is_running, read_record
 from agent_platform.store.firestore import FirestoreStore
 from agent_runner import protocol
 from servers.firestore_emulator import FirestoreEmulator
@@ -190,9 +191,11 @@ async def test_a_run_started_by_one_replica_shows_on_the_other(
 
 def kill_sandboxes_of(replica: RunningPlatform) -> None:
     """Local sandboxes of a killed replica outlive it; nobody else may stop them."""
-    for pid_file in (replica.data_dir / "executor" / "local").glob("*.pid"):
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    for path in (replica.data_dir / "executor" / "local").glob("*.json"):
+        record = read_record(path)
+        if record is not None and is_running(record):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(record.pid, signal.SIGKILL)
 
 
 async def test_the_run_of_a_killed_replica_is_finished_by_the_survivor(

@@ -262,6 +262,7 @@ async def test_restarted_platform_finds_its_jobs_and_fails_runs_without_one(
         lost = uuid.uuid4().hex[:16]
         found = await after.reconcile([run.run_id, lost])
         assert list(found.lost) == [lost]
+        assert list(found.adopted) == [run.run_id]
         assert list(found.orphans_removed) == []
         assert control_plane.exists("job", job_name(run.run_id), RUNS_NAMESPACE)
 

@@ -83,21 +83,24 @@ class Scheduler:
                 Outcome.FAILED,
                 "the run's sandbox was lost while the platform restarted",
             )
-        lost = set(found.lost)
+        adopted = set(found.adopted)
         for run in running:
-            if run.id not in lost:
+            if run.id in adopted:
                 await self._adopt(run)
         if found.orphans_removed:
             log.info("removed orphan sandboxes", extra={"runs": list(found.orphans_removed)})
+        if found.adopted:
+            log.info("adopted running sandboxes", extra={"runs": list(found.adopted)})
         self._loop_task = asyncio.create_task(self._loop())
         self._lease_task = asyncio.create_task(self._keep_leases())
         self.wake()
 
     async def _adopt(self, run: Run) -> None:
-        """Hold the lease of a run whose sandbox outlives replicas (a cluster Job).
+        """Hold the lease of a run whose sandbox outlived a platform process.
 
-        A replica replacing another in a rolling update takes over its runs before the old one
-        stops renewing their leases.
+        A cluster Job outlives replicas: a replica replacing another in a rolling update takes
+        over its runs before the old one stops renewing their leases. A local runner outlives
+        a crash of its platform, which is the same replica when it starts again.
         """
         await self._store.transition_run(
             RunTransition(

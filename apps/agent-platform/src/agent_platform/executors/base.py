@@ -44,6 +44,8 @@ class Reconciliation:
     lost: Sequence[str] = field(default_factory=tuple)
     # Sandboxes of no active run, which the executor removed.
     orphans_removed: Sequence[str] = field(default_factory=tuple)
+    # Active runs whose sandbox still runs: the executor watches it again as if it started it.
+    adopted: Sequence[str] = field(default_factory=tuple)
 
 
 class ExecutorError(Exception):
@@ -58,11 +60,12 @@ class Executor(Protocol):
         """Stop the run's sandbox; its end is reported through `on_exit` as cancelled."""
 
     async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
-        """After a restart: tell which active runs lost their sandbox, remove orphan ones."""
+        """After a restart: adopt active runs' sandboxes, report lost ones, remove orphans."""
 
     async def aclose(self) -> None:
         """Stop watching sandboxes.
 
-        Local sandboxes die with the platform and are reported through `on_exit`; cluster
-        sandboxes keep running and `reconcile` finds them again.
+        Local sandboxes are stopped with the platform and reported through `on_exit`; cluster
+        sandboxes keep running and `reconcile` finds them again. A crash stops nothing: a
+        local runner then goes on too, and `reconcile` adopts it.
         """

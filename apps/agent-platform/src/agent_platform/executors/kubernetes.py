@@ -515,7 +515,8 @@ class KubernetesExecutor:
         lost = [run_id for run_id in active_run_ids if run_id not in found]
         if orphans or lost:
             log.info("reconciled: %d orphan Jobs removed, %d runs lost", len(orphans), len(lost))
-        return Reconciliation(lost=tuple(lost), orphans_removed=tuple(orphans))
+        adopted = tuple(run_id for run_id in active_run_ids if run_id in found)
+        return Reconciliation(lost=tuple(lost), orphans_removed=tuple(orphans), adopted=adopted)
 
     async def aclose(self) -> None:
         tasks = [*self._watches]

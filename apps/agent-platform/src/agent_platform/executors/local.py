@@ -3,6 +3,11 @@
 The runner starts in a fresh scratch directory, in its own process group, with a scrubbed
 environment that holds nothing of the platform's but the run's id, URL, token and workspace.
 Cancelling or timing out stops the whole group: SIGTERM, then SIGKILL after a grace period.
+
+A runner outlives a platform that crashes: it buffers its events and retries its calls while the
+platform is away. The platform that starts next adopts every runner still running for an active
+run (found by the record written at spawn), and goes on enforcing its deadline and cancel and
+watching for its end; an active run whose runner is gone is lost, and its run is failed.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent_runner import protocol
 from agent_runner.protocol import Outcome
@@ -26,6 +33,14 @@ from agent_platform.executors.base import (
     OnExit,
     Reconciliation,
     SandboxExit,
+)
+from agent_platform.executors.runner_process import (
+    RunnerRecord,
+    open_runner,
+    read_record,
+    record_runner,
+    wait_for_exit,
+    write_record,
 )
 
 log = logging.getLogger(__name__)
@@ -54,9 +69,21 @@ def sandbox_environment(launch: Launch, scratch: Path, parent: Mapping[str, str]
 @dataclass
 class _Sandbox:
     run_id: str
-    process: asyncio.subprocess.Process
+    # The runner's pid, which is also its process group's id.
+    pid: int
+    # Waits until the runner has ended; says how it ended.
+    ended: Callable[[], Coroutine[Any, Any, str]]
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     watcher: asyncio.Task[None] | None = None
+
+
+async def _child_ended(process: asyncio.subprocess.Process) -> str:
+    return f"the runner exited with code {await process.wait()}"
+
+
+async def _adopted_ended(pidfd: int) -> str:
+    await wait_for_exit(pidfd)
+    return "the runner ended without reporting its result"
 
 
 class LocalExecutor:
@@ -70,7 +97,7 @@ class LocalExecutor:
     ) -> None:
         self._command = list(command)
         self._sandboxes_dir = data_dir / "sandboxes"
-        self._pids_dir = data_dir / "executor" / "local"
+        self._records_dir = data_dir / "executor" / "local"
         self._logs_dir = data_dir / "logs" / "runs"
         self._on_exit = on_exit
         self._grace = grace_seconds
@@ -79,6 +106,10 @@ class LocalExecutor:
 
     def scratch_dir(self, run_id: str) -> Path:
         return self._sandboxes_dir / run_id
+
+    def record_path(self, run_id: str) -> Path:
+        """Where the record that identifies the run's runner process is kept."""
+        return self._records_dir / f"{run_id}.json"
 
     def log_path(self, run_id: str) -> Path:
         """Where the runner's stdout and stderr go; kept after the sandbox is removed."""
@@ -89,9 +120,11 @@ class LocalExecutor:
             raise ExecutorError(f"run {launch.run_id} already has a sandbox")
         scratch = self.scratch_dir(launch.run_id)
         shutil.rmtree(scratch, ignore_errors=True)
-        for directory in (scratch / "workspace", scratch / "tmp", self._pids_dir, self._logs_dir):
+        places = (scratch / "workspace", scratch / "tmp", self._records_dir, self._logs_dir)
+        for directory in places:
             directory.mkdir(parents=True, exist_ok=True)
         env = sandbox_environment(launch, scratch, os.environ)
+        started_at = time.time()
         with self.log_path(launch.run_id).open("ab") as output:
             try:
                 process = await asyncio.create_subprocess_exec(
@@ -109,10 +142,16 @@ class LocalExecutor:
                     f"cannot start the runner {self._command[0]!r}: {error.strerror}; "
                     "check AGENT_PLATFORM_RUNNER_COMMAND"
                 ) from error
-        (self._pids_dir / f"{launch.run_id}.pid").write_text(str(process.pid))
-        sandbox = _Sandbox(launch.run_id, process)
+        record = record_runner(
+            process.pid, started_at=started_at, timeout_seconds=launch.timeout_seconds
+        )
+        if record is not None:  # else it ended already, and its watcher reports that
+            write_record(self.record_path(launch.run_id), record)
+        sandbox = _Sandbox(launch.run_id, process.pid, lambda: _child_ended(process))
         self._running[launch.run_id] = sandbox
-        sandbox.watcher = asyncio.create_task(self._watch(sandbox, launch.timeout_seconds))
+        sandbox.watcher = asyncio.create_task(
+            self._watch(sandbox, launch.timeout_seconds, launch.timeout_seconds)
+        )
         log.info("sandbox started", extra={"run_id": launch.run_id, "pid": process.pid})
 
     async def cancel(self, run_id: str) -> None:
@@ -120,28 +159,29 @@ class LocalExecutor:
         if sandbox is not None:
             sandbox.cancelled.set()
 
-    async def _watch(self, sandbox: _Sandbox, timeout_seconds: float) -> None:
-        exited = asyncio.create_task(sandbox.process.wait())
+    async def _watch(
+        self, sandbox: _Sandbox, remaining_seconds: float, timeout_seconds: float
+    ) -> None:
+        ended = asyncio.create_task(sandbox.ended())
         cancelled = asyncio.create_task(sandbox.cancelled.wait())
         done, _ = await asyncio.wait(
-            {exited, cancelled}, timeout=timeout_seconds, return_when=asyncio.FIRST_COMPLETED
+            {ended, cancelled}, timeout=remaining_seconds, return_when=asyncio.FIRST_COMPLETED
         )
         cancelled.cancel()
-        if exited in done:
-            code = sandbox.process.returncode
-            outcome, reason = Outcome.FAILED, f"the runner exited with code {code}"
+        if ended in done:
+            outcome, reason = Outcome.FAILED, ended.result()
         elif cancelled in done:
             outcome, reason = Outcome.CANCELLED, self._stopping
-            await self._stop(sandbox)
+            await self._stop(sandbox, ended)
         else:
             outcome = Outcome.TIMED_OUT
             reason = f"the run exceeded its {timeout_seconds:g}s wall-clock limit"
-            await self._stop(sandbox)
-        await exited
+            await self._stop(sandbox, ended)
+        await ended
         # Whatever the runner left behind in its group goes with it.
-        _kill_group(sandbox.process.pid, signal.SIGKILL)
+        _kill_group(sandbox.pid, signal.SIGKILL)
         self._running.pop(sandbox.run_id, None)
-        (self._pids_dir / f"{sandbox.run_id}.pid").unlink(missing_ok=True)
+        self.record_path(sandbox.run_id).unlink(missing_ok=True)
         shutil.rmtree(self.scratch_dir(sandbox.run_id), ignore_errors=True)
         log.info(
             "sandbox ended",
@@ -152,31 +192,47 @@ class LocalExecutor:
         except Exception:
             log.exception("reporting a sandbox exit failed", extra={"run_id": sandbox.run_id})
 
-    async def _stop(self, sandbox: _Sandbox) -> None:
-        _kill_group(sandbox.process.pid, signal.SIGTERM)
+    async def _stop(self, sandbox: _Sandbox, ended: asyncio.Task[str]) -> None:
+        _kill_group(sandbox.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(sandbox.process.wait()), self._grace)
+            await asyncio.wait_for(asyncio.shield(ended), self._grace)
         except TimeoutError:
-            _kill_group(sandbox.process.pid, signal.SIGKILL)
+            _kill_group(sandbox.pid, signal.SIGKILL)
 
     async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
-        orphans = []
-        if self._pids_dir.is_dir():
-            for pid_file in self._pids_dir.glob("*.pid"):
-                run_id = pid_file.stem
+        active = set(active_run_ids)
+        adopted: list[str] = []
+        orphans: list[str] = []
+        if self._records_dir.is_dir():
+            for path in sorted(self._records_dir.glob("*.json")):
+                run_id = path.stem
                 if run_id in self._running:
                     continue
-                with contextlib.suppress(ValueError, OSError):
-                    pid = int(pid_file.read_text())
-                    if _is_sandbox_of(pid, run_id):
-                        _kill_group(pid, signal.SIGKILL)
-                pid_file.unlink(missing_ok=True)
+                record = read_record(path)
+                pidfd = None if record is None else open_runner(record)
+                if record is not None and pidfd is not None:
+                    if run_id in active:
+                        self._adopt(run_id, record, pidfd)
+                        adopted.append(run_id)
+                        continue
+                    os.close(pidfd)
+                    _kill_group(record.pid, signal.SIGKILL)
+                path.unlink(missing_ok=True)
                 shutil.rmtree(self.scratch_dir(run_id), ignore_errors=True)
-                if run_id not in active_run_ids:
+                if run_id not in active:
                     orphans.append(run_id)
-        # A local sandbox never outlives the platform that started it.
         lost = [run_id for run_id in active_run_ids if run_id not in self._running]
-        return Reconciliation(lost=lost, orphans_removed=orphans)
+        return Reconciliation(lost=lost, orphans_removed=orphans, adopted=adopted)
+
+    def _adopt(self, run_id: str, record: RunnerRecord, pidfd: int) -> None:
+        """Look after a runner a previous platform process started, as if this one had."""
+        sandbox = _Sandbox(run_id, record.pid, lambda: _adopted_ended(pidfd))
+        self._running[run_id] = sandbox
+        remaining = max(0.0, record.deadline - time.time())
+        sandbox.watcher = asyncio.create_task(
+            self._watch(sandbox, remaining, record.timeout_seconds)
+        )
+        log.info("sandbox adopted", extra={"run_id": run_id, "pid": record.pid})
 
     async def aclose(self) -> None:
         self._stopping = "the platform stopped"
@@ -191,12 +247,3 @@ class LocalExecutor:
 def _kill_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-
-
-def _is_sandbox_of(pid: int, run_id: str) -> bool:
-    """Whether `pid` is still the runner of `run_id`, not a later process that reused the id."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-    return f"{protocol.ENV_RUN_ID}={run_id}".encode() in environ.split(b"\0")
