@@ -1,8 +1,8 @@
 """Who is calling: users by API token or browser session, runners by run-scoped token.
 
 Secrets are random, shown once and stored only as SHA-256 hashes. Identity comes from a
-credential, never from a header a client can set (`X-User-Id` and friends are ignored); the
-cloud adds a Google IAP identity source beside these (`IdentitySource`).
+credential, never from a header a client can set (`X-User-Id` and friends are ignored). Behind
+Google IAP, its signed header is a third source (`agent_platform.iap`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from agent_platform.domain import (
     new_id,
     utcnow,
 )
-from agent_platform.store import Store
+from agent_platform.store import Store, StoreError
 
 SESSION_COOKIE = "ap_session"
 CSRF_COOKIE = "ap_csrf"
@@ -38,7 +38,11 @@ class Unauthenticated(Exception):
 
 
 class CsrfRejected(Exception):
-    """A cookie-authenticated change without the matching CSRF token: the answer is 403."""
+    """A browser change without proof that this origin sent it: the answer is 403."""
+
+
+class IdentityUnavailable(Exception):
+    """The credential cannot be checked right now (its keys are out of reach): 503."""
 
 
 def new_secret(prefix: str) -> str:
@@ -89,11 +93,18 @@ async def issue_token(
 
 
 async def ensure_user(store: Store, name: str, *, is_admin: bool = False) -> User:
-    """The user with this name, created if missing."""
+    """The user with this name, created if missing (by this call or a concurrent one)."""
     user = await store.find_user_by_name(name)
     if user is None:
         user = User(id=new_id("usr"), name=name, created_at=utcnow(), is_admin=is_admin)
-        await store.create_user(user)
+        try:
+            await store.create_user(user)
+        except StoreError:
+            # A browser's first page opens several requests at once: one of them created it.
+            existing = await store.find_user_by_name(name)
+            if existing is None:
+                raise
+            return existing
     return user
 
 
@@ -159,14 +170,26 @@ class SessionCookies:
             return None
         user = await user_for_secret(self._store, secret, frozenset({TokenKind.SESSION}))
         if connection.scope["type"] == "websocket":
-            if not _same_origin(connection):
-                raise CsrfRejected
+            require_same_origin(connection)
         elif connection.scope["method"] not in SAFE_METHODS:
             expected = connection.cookies.get(CSRF_COOKIE, "")
             given = connection.headers.get(CSRF_HEADER, "")
             if not expected or not hmac.compare_digest(expected, given):
                 raise CsrfRejected
         return user
+
+
+def require_same_origin(connection: HTTPConnection) -> None:
+    """Refuse a WebSocket or a change that a browser sent from another origin.
+
+    For credentials the browser attaches by itself (cookies, a proxy's signed header), so that
+    another site cannot act with them.
+    """
+    is_change = (
+        connection.scope["type"] == "websocket" or connection.scope["method"] not in SAFE_METHODS
+    )
+    if is_change and not _same_origin(connection):
+        raise CsrfRejected
 
 
 def _same_origin(connection: HTTPConnection) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from agent_platform.auth import BearerTokens, IdentitySource, SessionCookies
 from agent_platform.bus import EventBus
 from agent_platform.executors import make_executor
+from agent_platform.iap import open_iap
 from agent_platform.metrics import Metrics
 from agent_platform.scheduler import Scheduler
 from agent_platform.settings import Settings
@@ -48,14 +49,17 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
         )
         await scheduler.start()
         try:
-            yield Services(
-                settings=settings,
-                store=store,
-                bus=bus,
-                scheduler=scheduler,
-                metrics=metrics,
-                identity_sources=(BearerTokens(store), SessionCookies(store)),
-            )
+            async with open_iap(settings, store) as iap:
+                # An explicit credential first: a script's token through IAP is still its token.
+                sources: tuple[IdentitySource, ...] = (BearerTokens(store), SessionCookies(store))
+                yield Services(
+                    settings=settings,
+                    store=store,
+                    bus=bus,
+                    scheduler=scheduler,
+                    metrics=metrics,
+                    identity_sources=sources if iap is None else (*sources, iap),
+                )
         finally:
             await scheduler.aclose()
     finally:

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     login_code_ttl_seconds: int = Field(default=15 * 60, ge=10)
     # Print a one-time login URL for the local admin at start (the laptop path).
     print_login_url: bool = True
+    # Behind Google IAP: the audience of its signed header, /projects/<project number>/global/
+    # backendServices/<id>. Set, the header's verified user signs the request in; unset (or
+    # empty), the header is ignored.
+    iap_audience: str | None = None
+    # Where IAP's public keys are published, as a JWK set.
+    iap_keys_url: str = "https://www.gstatic.com/iap/verify/public_key-jwk"
 
     @model_validator(mode="before")
     @classmethod
@@ -70,6 +76,8 @@ class Settings(BaseSettings):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if not data.get("iap_audience"):
+            data["iap_audience"] = None
         if not data.get("sqlite_path"):
             data["sqlite_path"] = Path(data.get("data_dir") or ".data") / "platform.db"
         if not data.get("public_url"):

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from agent_platform.auth import (
     CsrfRejected,
+    IdentityUnavailable,
     Unauthenticated,
     bearer_of,
     identify,
@@ -45,8 +46,12 @@ async def current_user(connection: HTTPConnection, services: ServicesDep) -> Use
         raise UNAUTHENTICATED from None
     except CsrfRejected:
         raise HTTPException(
-            403, "a cookie-authenticated change needs the X-CSRF-Token header"
+            403,
+            "a change from a browser must come from this origin; signed in with the session "
+            "cookie, it also needs the X-CSRF-Token header",
         ) from None
+    except IdentityUnavailable as error:
+        raise HTTPException(503, f"{error}; try again shortly") from None
 
 
 UserDep = Annotated[User, Depends(current_user)]

@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 from agent_platform.api.deps import ServicesDep, UserDep
 from agent_platform.api.runs import RUN_NOT_FOUND, owned_run
 from agent_platform.api.schemas import EventList, EventOut
-from agent_platform.auth import CsrfRejected, Unauthenticated, identify
+from agent_platform.auth import CsrfRejected, IdentityUnavailable, Unauthenticated, identify
 from agent_platform.domain import StoredEvent
 from agent_platform.streaming import follow
 
@@ -94,7 +94,8 @@ async def stream_events(
 async def events_websocket(websocket: WebSocket, run_id: str, after: After = 0) -> None:
     """The same stream over a WebSocket: one JSON event per message, closed after the result.
 
-    Refusals close the socket with 4401 (no valid credential), 4403 (cross-origin) or 4404.
+    Refusals close the socket with 4401 (no valid credential), 4403 (cross-origin), 4404, or
+    1013 when the credential cannot be checked now.
     """
     services = websocket.app.state.services
     await websocket.accept()
@@ -105,6 +106,9 @@ async def events_websocket(websocket: WebSocket, run_id: str, after: After = 0) 
         return
     except CsrfRejected:
         await websocket.close(4403, "cross-origin WebSocket refused")
+        return
+    except IdentityUnavailable:
+        await websocket.close(1013, "the credential cannot be checked now; try again shortly")
         return
     if await services.store.get_run(user.id, run_id) is None:
         await websocket.close(4404, f"you have no run {run_id}")
