@@ -59,3 +59,21 @@ def test_prod_keeps_at_least_two_api_pods(environments: dict[str, Rendering]) ->
     budget = prod.get("PodDisruptionBudget", "agent-platform", "agent-platform")["spec"]
     assert budget["minAvailable"] == 1
     assert "maxUnavailable" not in budget
+
+
+def _api_env(rendering: Rendering) -> dict[str, Any]:
+    deployment = rendering.get("Deployment", "agent-platform", "agent-platform")
+    (api,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "api"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in api["env"]}
+
+
+def test_prod_checks_iaps_header_for_the_audience_its_environment_states(
+    environments: dict[str, Rendering],
+) -> None:
+    prod = environments["prod"]
+    audience = prod.environment()["IAP_AUDIENCE"]
+    assert _api_env(prod)["AGENT_PLATFORM_IAP_AUDIENCE"] == audience
+    assert audience == "" or re.fullmatch(
+        r"/projects/[0-9]+/global/backendServices/[0-9]+", audience
+    )
+    assert "AGENT_PLATFORM_IAP_AUDIENCE" not in _api_env(environments["dev"])
