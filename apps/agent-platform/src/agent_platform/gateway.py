@@ -52,6 +52,16 @@ def error_response(
     )
 
 
+def request_too_large(limit: int) -> JSONResponse:
+    """The gateway's 413, in the shape Anthropic's API answers it, so the SDK raises it."""
+    return error_response(
+        413,
+        "request_too_large",
+        f"the request is larger than the gateway's limit of {limit} bytes; "
+        "shorten the conversation",
+    )
+
+
 def _usage_of(raw: object, base: Usage) -> Usage:
     """`base` with the counters present in an API usage object replaced (they are totals)."""
     if not isinstance(raw, dict):

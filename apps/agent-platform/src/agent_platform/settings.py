@@ -56,8 +56,12 @@ class Settings(BaseSettings):
     anthropic_base_url: str = "https://api.anthropic.com"
     default_model: str = "claude-sonnet-4-5"
 
-    # Request bodies above this size are refused with 413 before they are read.
+    # API request bodies above this size are refused with 413 before they are read; workspace
+    # uploads are held to `workspace_max_bytes` instead, the LLM gateway to the next one.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # A long conversation through the LLM gateway may outgrow any API body by far; Anthropic's
+    # API takes requests up to 32 MB, so a longer one could not go upstream anyway.
+    gateway_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # The browser session a one-time login URL opens.
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     login_code_ttl_seconds: int = Field(default=15 * 60, ge=10)

@@ -15,6 +15,7 @@ from agent_platform.api import agents, events, health, runner, runs, session
 from agent_platform.api.body_limit import BodyLimit
 from agent_platform.api.errors import install_error_handlers
 from agent_platform.api.request_metrics import RequestMetrics
+from agent_platform.api.route_limits import route_limits
 from agent_platform.dashboard import WorkspaceFiles, mount_dashboard
 from agent_platform.gateway import Gateway
 from agent_platform.metrics import Metrics
@@ -52,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workspaces.router)
     app.include_router(workspace_files.router)
     mount_dashboard(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limits=route_limits(settings))
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
