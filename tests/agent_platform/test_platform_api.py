@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from agent_runner.protocol import TOOL_NAMES
 from servers.platform import Caller, Served, create_agent, start_run, wait_for_status
 
 
@@ -95,6 +96,29 @@ async def test_an_oversized_chunked_body_is_refused(alice: Caller, served: Serve
         "/api/agents", content=chunks(), headers={"content-type": "application/json"}
     )
     assert answer.status_code == 413
+
+
+async def test_every_tool_the_runner_knows_is_accepted_on_an_agent(alice: Caller) -> None:
+    agent = await create_agent(alice, allowed_tools=sorted(TOOL_NAMES))
+    assert agent["allowed_tools"] == sorted(TOOL_NAMES)
+
+
+async def test_an_agent_with_an_unknown_tool_is_refused_naming_the_known_ones(
+    alice: Caller,
+) -> None:
+    created = await alice.http.post(
+        "/api/agents", json={"name": "a", "allowed_tools": ["bash", "browser"]}
+    )
+    agent = await create_agent(alice, allowed_tools=["bash"])
+    updated = await alice.http.patch(
+        f"/api/agents/{agent['id']}", json={"allowed_tools": ["web_search"]}
+    )
+    for answer, tool in ((created, "browser"), (updated, "web_search")):
+        assert answer.status_code == 422
+        assert f"unknown tool '{tool}'" in answer.json()["message"]
+        assert all(name in answer.json()["message"] for name in TOOL_NAMES)
+    assert [a["id"] for a in (await alice.http.get("/api/agents")).json()["items"]] == [agent["id"]]
+    assert (await alice.http.get(f"/api/agents/{agent['id']}")).json()["allowed_tools"] == ["bash"]
 
 
 async def test_an_unknown_path_is_a_json_404(alice: Caller) -> None:

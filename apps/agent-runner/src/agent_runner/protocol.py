@@ -24,6 +24,7 @@ from agent_runner.wire_names import (
     ENV_WORKSPACE,
     EVENTS_PATH,
     GATEWAY_PREFIX,
+    TOOL_NAMES,
     WORKSPACE_PATH,
     EventType,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "EVENTS_PATH",
     "GATEWAY_PREFIX",
     "MAX_EVENTS_PER_BATCH",
+    "TOOL_NAMES",
     "WORKSPACE_PATH",
     "Assignment",
     "BatchAck",

@@ -1,4 +1,4 @@
-"""The names of the wire format (environment, paths, event types), free of heavy imports.
+"""The names of the wire format (environment, paths, tools, event types), free of heavy imports.
 
 `protocol` re-exports all of them; they live here so that a runner can announce itself with
 the standard library alone, before pydantic, httpx and the SDK have loaded.
@@ -6,7 +6,9 @@ the standard library alone, before pydantic, httpx and the SDK have loaded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Final
 
 # Environment variables a runner is started with. The token may instead come from a file (a
@@ -23,6 +25,17 @@ EVENTS_PATH: Final = "/api/runner/runs/{run_id}/events"
 WORKSPACE_PATH: Final = "/api/runner/runs/{run_id}/workspace"
 # The gateway speaks the Anthropic Messages API under this prefix: the SDK's base_url.
 GATEWAY_PREFIX: Final = "/llm"
+
+# The names an agent's `allowed_tools` may list, each with the tool it enables: the shell and
+# the text editor by the names Anthropic documents, and `editor` for short. The platform checks
+# an agent's tools against these when it is saved; the runner builds its tools from them.
+TOOL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "bash": "bash",
+        "editor": "str_replace_based_edit_tool",
+        "str_replace_based_edit_tool": "str_replace_based_edit_tool",
+    }
+)
 
 
 class EventType(StrEnum):

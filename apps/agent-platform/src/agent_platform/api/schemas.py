@@ -5,13 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from agent_runner.protocol import Limits, Usage
-from pydantic import BaseModel, ConfigDict, Field
+from agent_runner.protocol import TOOL_NAMES, Limits, Usage
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from agent_platform.domain import Agent, ApiToken, Run, RunStatus, StoredEvent, User
 
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
-Tool = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+def _known_tool(name: str) -> str:
+    if name not in TOOL_NAMES:
+        raise ValueError(f"unknown tool {name!r}; known tools are {', '.join(sorted(TOOL_NAMES))}")
+    return name
+
+
+# The runner's tool names: an agent saved with any other would fail each of its runs.
+Tool = Annotated[
+    str, AfterValidator(_known_tool), WithJsonSchema({"type": "string", "enum": sorted(TOOL_NAMES)})
+]
 # The tools an agent gets when its creator does not choose: the runner's shell and text editor,
 # by the names Anthropic documents.
 DEFAULT_TOOLS = ["bash", "str_replace_based_edit_tool"]

@@ -9,15 +9,9 @@ from typing import Any
 from agent_runner.tools.bash import BashTool
 from agent_runner.tools.editor import EditorTool
 from agent_runner.tools.output import ToolError, ToolOutput
+from agent_runner.wire_names import TOOL_NAMES
 
 __all__ = ["BashTool", "EditorTool", "ToolError", "ToolOutput", "Toolbox"]
-
-# The names an agent's `allowed_tools` may list, with the tool each one enables.
-_ALIASES = {
-    "bash": "bash",
-    "editor": "str_replace_based_edit_tool",
-    "str_replace_based_edit_tool": "str_replace_based_edit_tool",
-}
 
 
 class Toolbox:
@@ -31,10 +25,10 @@ class Toolbox:
             "bash": (self.bash.definition, self.bash),
             "str_replace_based_edit_tool": (EditorTool.definition, EditorTool(workspace)),
         }
-        unknown = [name for name in allowed if name not in _ALIASES]
+        unknown = [name for name in allowed if name not in TOOL_NAMES]
         if unknown:
-            raise ToolError(f"unknown tools {unknown}; known tools are {sorted(_ALIASES)}")
-        wanted = {_ALIASES[name] for name in allowed}
+            raise ToolError(f"unknown tools {unknown}; known tools are {sorted(TOOL_NAMES)}")
+        wanted = {TOOL_NAMES[name] for name in allowed}
         self._tools = {name: tool for name, tool in available.items() if name in wanted}
 
     @property
