@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -114,9 +115,27 @@ async def _list_users(settings: Settings) -> list[str]:
         await store.aclose()
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def prints_login_url(settings: Settings) -> bool:
+    """Whether `serve` prints a login URL: only for the embedded store, reachable from here.
+
+    The URL is a credential. Anywhere else (a cloud store, an address others reach) the output
+    goes to shared logs, and an operator asks `agent-platform login-url` for a link instead.
+    """
+    return settings.print_login_url and settings.store == "sqlite" and _is_loopback(settings.host)
+
+
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
-    if settings.print_login_url:
+    if prints_login_url(settings):
         url = asyncio.run(login_url(settings))
         print(
             f"AI Agent Platform on {settings.public_url}\n"

@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     # The browser session a one-time login URL opens.
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     login_code_ttl_seconds: int = Field(default=15 * 60, ge=10)
-    # Print a one-time login URL for the local admin at start (the laptop path).
+    # Print a one-time login URL for the local admin at start (the laptop path). Only ever with
+    # the SQLite store on a loopback address: elsewhere the output is shared logs.
     print_login_url: bool = True
     # Behind Google IAP: the audience of its signed header, /projects/<project number>/global/
     # backendServices/<id>. Set, the header's verified user signs the request in; unset (or
