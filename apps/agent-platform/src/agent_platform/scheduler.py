@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Other replicas may queue runs or free capacity without telling this one.
 IDLE_RESCAN_SECONDS = 2.0
+SANDBOX_LOST = "the run's sandbox was lost while the platform restarted"
+REPLICA_STOPPED = "the platform replica running it stopped; start the task again"
 
 
 class Scheduler:
@@ -67,6 +69,9 @@ class Scheduler:
         self._lease_task: asyncio.Task[None] | None = None
         self.replica_id = replica_id
         self._lease = timedelta(seconds=lease_seconds)
+        # Runs found without a sandbox at start while another replica's lease covered them, by
+        # that lease: if it runs out unrenewed, its holder is gone and so was the sandbox.
+        self._lost_under_lease: dict[str, Lease] = {}
 
     async def start(self) -> None:
         """Reconcile with the executor after a restart, then start taking queued runs."""
@@ -77,12 +82,10 @@ class Scheduler:
         for run_id in found.lost:
             lease = leases.get(run_id)
             if lease is not None and lease.holder != self.replica_id and not lease.expired(now):
-                continue  # another replica, alive, looks after it
-            await self.finish(
-                run_id,
-                Outcome.FAILED,
-                "the run's sandbox was lost while the platform restarted",
-            )
+                # Another replica, alive, may be starting its sandbox right now.
+                self._lost_under_lease[run_id] = lease
+                continue
+            await self.finish(run_id, Outcome.FAILED, SANDBOX_LOST)
         adopted = set(found.adopted)
         for run in running:
             if run.id in adopted:
@@ -152,10 +155,11 @@ class Scheduler:
         """Finish the runs of replicas that stopped renewing their leases."""
         now = utcnow()
         for run in await self._store.list_expired_leases(now):
+            lost = self._lost_under_lease.pop(run.id, None)
             finished = await self.finish(
                 run.id,
                 Outcome.FAILED,
-                "the platform replica running it stopped; start the task again",
+                SANDBOX_LOST if lost is not None and lost == run.lease else REPLICA_STOPPED,
                 frozenset({RunStatus.RUNNING}),
                 lease_expired_by=now,
             )
