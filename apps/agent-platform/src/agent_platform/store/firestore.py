@@ -53,6 +53,10 @@ Snapshot = DocumentSnapshot[Any]
 EVENT_RETENTION: Final = timedelta(days=30)
 # A batched write or a transaction holds at most 500 writes.
 WRITES_PER_BATCH: Final = 500
+# Replicas contend for the same run document (start, finish, lease takeover). The client's
+# default of 5 attempts can run out while the losers are merely waiting their turn; a loser
+# that finally reads the new status gives up on its own, so more attempts cost nothing.
+TRANSACTION_ATTEMPTS: Final = 30
 
 _ASC, _DESC = Direction.ASCENDING, Direction.DESCENDING
 QUERIES: Final[Mapping[str, QuerySpec]] = {
@@ -236,6 +240,9 @@ class FirestoreStore:
     def open(cls, project: str | None, database: str | None = None) -> FirestoreStore:
         return cls(AsyncClient(project=project, database=database))
 
+    def _transaction(self) -> AsyncTransaction:
+        return self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS)
+
     def _query(
         self,
         name: str,
@@ -337,7 +344,7 @@ class FirestoreStore:
             transaction.delete(ref)
             return _token(doc)
 
-        return await consume(self._db.transaction())
+        return await consume(self._transaction())
 
     async def list_tokens(self, user_id: str) -> list[ApiToken]:
         query = self._query("tokens_of_user", equal={"user_id": user_id})
@@ -380,7 +387,7 @@ class FirestoreStore:
             transaction.update(ref, fields)
             return True
 
-        return await update(self._db.transaction())
+        return await update(self._transaction())
 
     async def delete_agent(self, owner_id: str, agent_id: str) -> bool:
         agent = await self._owned_agent(owner_id, agent_id)
@@ -527,7 +534,7 @@ class FirestoreStore:
                 lease=lease,
             )
 
-        return await apply(self._db.transaction())
+        return await apply(self._transaction())
 
     async def find_run_by_token(self, token_hash: str) -> Run | None:
         query = self._query("run_by_token", equal={"run_token_hash": token_hash}, limit=1)
@@ -609,7 +616,7 @@ class FirestoreStore:
         stored: list[StoredEvent] = []
         for start in range(0, len(refs), WRITES_PER_BATCH):
             chunk = refs[start : start + WRITES_PER_BATCH]
-            stored += await append(self._db.transaction(), chunk)
+            stored += await append(self._transaction(), chunk)
         return stored
 
     async def list_events(
@@ -644,7 +651,7 @@ class FirestoreStore:
                 raise StoreError(f"agent {agent_id} does not exist")
             self._write_messages(transaction, agent, messages)
 
-        await append(self._db.transaction())
+        await append(self._transaction())
 
     @staticmethod
     def _write_messages(
