@@ -31,12 +31,15 @@ from gitops.bootstrap import (
     steps,
 )
 from gitops.bootstrap_shell import (
+    FIRESTORE_INDEXES,
     BootstrapError,
     environment_of,
     environments_in,
+    firestore_indexes_in,
     read_secrets,
     triggers_in,
 )
+from gitops.firestore_indexes import IndexFileError, parse_index_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).with_name("bootstrap_fixtures")
@@ -50,6 +53,7 @@ TRIGGERS = [
     Trigger("pull-request", "pipelines/triggers/pull-request.yaml"),
 ]
 IAP_MEMBER = "group:agent-platform-users@example.com"
+INDEXES = firestore_indexes_in(ROOT)
 # What the first, hand-made deployment left behind: APIs, the cluster (without the Secret
 # Manager add-on), Firestore, the API's service account and an Anthropic secret that was created
 # without a usable version.
@@ -81,7 +85,9 @@ def _expected(name: str) -> str:
 
 
 def _prod_steps() -> list[Step]:
-    return steps(PROD, TRIGGERS, environments=ENVIRONMENTS, iap_members=[IAP_MEMBER])
+    return steps(
+        PROD, TRIGGERS, indexes=INDEXES, environments=ENVIRONMENTS, iap_members=[IAP_MEMBER]
+    )
 
 
 def test_a_fresh_project_gets_every_step_created() -> None:
@@ -100,7 +106,10 @@ def test_a_half_bootstrapped_project_only_gets_what_is_missing() -> None:
 
 
 def test_a_further_environment_gets_no_registry_pipelines_argocd_or_edge_protection() -> None:
-    keys = {step.key for step in steps(DEV, TRIGGERS, environments=ENVIRONMENTS, delivery=False)}
+    keys = {
+        step.key
+        for step in steps(DEV, TRIGGERS, indexes=INDEXES, environments=ENVIRONMENTS, delivery=False)
+    }
 
     assert {
         "cluster/ai-agent-cluster",
@@ -124,6 +133,87 @@ def test_every_step_can_be_checked_and_created_without_a_value_on_its_command_li
             assert command.argv[0] in ("gcloud", "kubectl"), step.key
             # A secret is named and fed on stdin, never written into the command.
             assert command.stdin_secret is None or command.argv[-2:] == ("--data-file", "-")
+
+
+def _declared_indexes() -> dict[str, Any]:
+    """The platform's index file as JSON, read here apart from the bootstrap's own reading."""
+    declared: dict[str, Any] = json.loads((ROOT / FIRESTORE_INDEXES).read_text(encoding="utf-8"))
+    return declared
+
+
+@pytest.mark.parametrize("home", [PROD, DEV], ids=lambda e: e.name)
+def test_every_index_and_ttl_field_the_platform_declares_has_a_step_creating_it(
+    home: Environment,
+) -> None:
+    planned = steps(
+        home, TRIGGERS, indexes=INDEXES, environments=ENVIRONMENTS, delivery=home == PROD
+    )
+    commands = [list(command.argv) for step in planned for command in step.apply]
+    declared = _declared_indexes()
+
+    created = [
+        (
+            argv[argv.index("--collection-group") + 1],
+            argv[argv.index("--query-scope") + 1],
+            [argv[n + 1] for n, word in enumerate(argv) if word == "--field-config"],
+        )
+        for argv in commands
+        if argv[1:5] == ["firestore", "indexes", "composite", "create"]
+    ]
+    assert created == [
+        (
+            index["collectionGroup"],
+            index["queryScope"].lower().replace("_", "-"),
+            [f"field-path={f['fieldPath']},order={f['order'].lower()}" for f in index["fields"]],
+        )
+        for index in declared["indexes"]
+    ]
+    ttl_policies = [
+        (argv[5], argv[argv.index("--collection-group") + 1], argv[-1])
+        for argv in commands
+        if argv[1:5] == ["firestore", "fields", "ttls", "update"]
+    ]
+    assert ttl_policies == [
+        (o["fieldPath"], o["collectionGroup"], "--enable-ttl")
+        for o in declared["fieldOverrides"]
+        if o.get("ttl")
+    ]
+    assert ttl_policies, "the platform declares a TTL field for events"
+    assert all(home.target.project in argv for argv in commands if "firestore" in argv)
+
+
+def test_each_index_is_checked_by_a_filter_of_its_own() -> None:
+    checks = [s.check for s in _prod_steps() if s.key.startswith("firestore-index/")]
+
+    assert len(checks) == len(_declared_indexes()["indexes"])
+    assert len(set(checks)) == len(checks)
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ({"fieldPath": "tags", "arrayConfig": "CONTAINS"}, "create an array or vector index"),
+        ({"fieldPath": "owner id", "order": "ASCENDING"}, "plain names"),
+    ],
+)
+def test_an_index_the_bootstrap_cannot_create_as_written_is_refused(
+    field: dict[str, str], message: str
+) -> None:
+    document = {
+        "indexes": [{"collectionGroup": "runs", "queryScope": "COLLECTION", "fields": [field]}]
+    }
+
+    with pytest.raises(IndexFileError, match=f"index 1, field 1: .*{message}"):
+        parse_index_file(document)
+
+
+def test_an_unreadable_index_file_stops_the_bootstrap_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(BootstrapError, match=FIRESTORE_INDEXES):
+        firestore_indexes_in(tmp_path)
+    (tmp_path / FIRESTORE_INDEXES).parent.mkdir(parents=True)
+    (tmp_path / FIRESTORE_INDEXES).write_text('{"indexes": [')
+    with pytest.raises(BootstrapError, match=FIRESTORE_INDEXES):
+        firestore_indexes_in(tmp_path)
 
 
 def test_the_plan_reads_the_triggers_the_repository_defines() -> None:
@@ -162,7 +252,7 @@ def test_iap_lets_through_only_the_members_given_and_only_where_it_guards() -> N
 
     assert [argv[argv.index("--member") + 1] for argv in granted] == [IAP_MEMBER]
     with pytest.raises(TargetError, match="IAP guards only prod, not dev"):
-        steps(DEV, TRIGGERS, iap_members=[IAP_MEMBER], delivery=False)
+        steps(DEV, TRIGGERS, indexes=INDEXES, iap_members=[IAP_MEMBER], delivery=False)
 
 
 @pytest.mark.parametrize("member", ["alice@example.com", "user:", "group:team", "domain:x"])
@@ -322,6 +412,12 @@ def test_apply_creates_only_what_is_missing_and_feeds_secrets_and_lookups_in(
         ("dev", "https://203.0.113.7"),
     ]
     assert not [a for a in applied if any("<" in word for word in a)]
+    # The hand-made database gets the indexes its queries need and the TTL policy.
+    indexes = [a for a in applied if a[1:5] == ["firestore", "indexes", "composite", "create"]]
+    assert len(indexes) == len(INDEXES.composites)
+    assert ["gcloud", "firestore", "fields", "ttls", "update", "expire_at"] in [
+        a[:6] for a in applied
+    ]
     assert "Bootstrap complete." in output
 
 

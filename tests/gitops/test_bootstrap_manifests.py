@@ -22,7 +22,7 @@ from gitops.bootstrap import (
     Step,
     steps,
 )
-from gitops.bootstrap_shell import environments_in, triggers_in
+from gitops.bootstrap_shell import environments_in, firestore_indexes_in, triggers_in
 from gitops.config import load_config
 from gitops.manifests import Resource
 from gitops.render import render_all
@@ -75,6 +75,7 @@ def _plan(environment: Environment, delivery: Environment) -> list[Step]:
     return steps(
         environment,
         triggers_in(ROOT),
+        indexes=firestore_indexes_in(ROOT),
         environments=list(ENVIRONMENTS.values()),
         iap_members=[IAP_MEMBER] if environment.protected else [],
         delivery=environment == delivery,

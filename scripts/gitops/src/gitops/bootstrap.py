@@ -19,6 +19,8 @@ from enum import StrEnum
 
 import yaml
 
+from gitops.firestore_indexes import CompositeIndex, IndexFile, TtlField
+
 # The names the first deployment used, and the ones the manifests and pipelines refer to.
 CLUSTER = "ai-agent-cluster"
 REPOSITORY = "agent-platform"
@@ -59,6 +61,8 @@ APIS = (
     "storage.googleapis.com",
 )
 PROTECTED_APIS = ("iap.googleapis.com",)
+# The platform's database: the project's default one.
+FIRESTORE_DATABASE = "(default)"
 
 # Cloud Armor evaluates rules by priority, lowest first, and the first match decides; the
 # throttle rule matches every request, so the deny rules come before it.
@@ -231,6 +235,7 @@ def steps(
     home: Environment,
     triggers: Sequence[Trigger],
     *,
+    indexes: IndexFile,
     environments: Sequence[Environment] = (),
     iap_members: Sequence[str] = (),
     delivery: bool = True,
@@ -241,7 +246,8 @@ def steps(
     every environment in `environments`: the image registry their nodes pull from, the pipelines,
     and Argo CD, which deploys to its own cluster and to every other environment's under the
     environment's name. A further environment's project (`delivery=False`) holds only what its
-    own cluster runs on.
+    own cluster runs on. Every environment's database gets the composite indexes and TTL
+    policies of `indexes`.
     """
     if iap_members and not home.protected:
         raise TargetError(
@@ -255,6 +261,7 @@ def steps(
             for api in sorted((*APIS, *(PROTECTED_APIS if home.protected else ())))
         ),
         *_cluster(target),
+        *_firestore(target, indexes),
         _address(target),
         *(_security_policy(target) if home.protected else ()),
         _bucket(target, "workspaces", "agents' workspaces between runs"),
@@ -357,14 +364,80 @@ def _cluster(target: Target) -> Iterable[Step]:
         filter=f"name={CLUSTER} AND secretManagerConfig.enabled=true",
         **where,
     )
+
+
+def _firestore(target: Target, indexes: IndexFile) -> Iterable[Step]:
+    where = {"project": target.project, "region": target.region, "database": FIRESTORE_DATABASE}
     yield _step(
-        "firestore/(default)",
-        "Firestore database (default) in native mode",
-        "gcloud firestore databases describe --database (default) --project {project}"
+        f"firestore/{FIRESTORE_DATABASE}",
+        f"Firestore database {FIRESTORE_DATABASE} in native mode",
+        "gcloud firestore databases describe --database {database} --project {project}"
         " --format value(name)",
-        "gcloud firestore databases create --database (default) --location {region}"
+        "gcloud firestore databases create --database {database} --location {region}"
         " --type firestore-native --project {project}",
         **where,
+    )
+    # Production Firestore refuses a query without its composite index (the emulator serves
+    # any), so the API needs them before its first request.
+    for index in indexes.composites:
+        yield _composite_index(target, index)
+    for ttl in indexes.ttls:
+        yield _ttl_policy(target, ttl)
+
+
+def _composite_index(target: Target, index: CompositeIndex) -> Step:
+    group, scope = index.collection_group, index.query_scope
+    where = ("--project", target.project, "--database", FIRESTORE_DATABASE)
+    configs = [f"field-path={f.path},order={f.order.lower()}" for f in index.fields]
+    named = ",".join(f"{f.path}:{f.order.lower()}" for f in index.fields)
+    listed = ", ".join(f"{f.path} {f.order.lower()}" for f in index.fields)
+    across = " (collection group scope)" if scope == "COLLECTION_GROUP" else ""
+    return Step(
+        key=f"firestore-index/{group}/{scope.lower()}/{named}",
+        summary=f"Firestore composite index on {group}{across}: {listed}",
+        check=(
+            *("gcloud", "firestore", "indexes", "composite", "list", *where),
+            *("--filter", _index_filter(index), "--format", "value(name)"),
+        ),
+        # gcloud waits until the index is built, so a failed build stops the bootstrap here.
+        apply=(
+            Command(
+                (
+                    *("gcloud", "firestore", "indexes", "composite", "create", *where),
+                    *("--collection-group", group),
+                    *("--query-scope", scope.lower().replace("_", "-")),
+                    *(word for config in configs for word in ("--field-config", config)),
+                )
+            ),
+        ),
+    )
+
+
+def _index_filter(index: CompositeIndex) -> str:
+    """A gcloud filter that lists this index alone: its collection group and scope, its fields
+    in order, and after them only the `__name__` field Firestore appends to every index."""
+    end = len(index.fields)
+    terms = [f"name.segment(-3)={index.collection_group}", f"queryScope={index.query_scope}"]
+    for n, field in enumerate(index.fields):
+        terms += [f"fields[{n}].fieldPath={field.path}", f"fields[{n}].order={field.order}"]
+    terms += [f"(fields[{end}].fieldPath=__name__ OR -fields[{end}]:*)", f"-fields[{end + 1}]:*"]
+    return " AND ".join(terms)
+
+
+def _ttl_policy(target: Target, ttl: TtlField) -> Step:
+    return _step(
+        f"firestore-ttl/{ttl.collection_group}/{ttl.path}",
+        f"Firestore TTL policy on {ttl.collection_group}.{ttl.path} (Firestore deletes a "
+        f"document once its {ttl.path} has passed)",
+        "gcloud firestore fields ttls list --project {project} --database {database}"
+        " --collection-group {group} --filter {filter} --format value(name)",
+        "gcloud firestore fields ttls update {path} --project {project} --database {database}"
+        " --collection-group {group} --enable-ttl",
+        project=target.project,
+        database=FIRESTORE_DATABASE,
+        group=ttl.collection_group,
+        path=ttl.path,
+        filter=f"name.segment(-3)={ttl.collection_group} AND name.segment(-1)={ttl.path}",
     )
 
 

@@ -7,6 +7,7 @@ it: it never reaches an argument list, the plan or the output.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -34,6 +35,7 @@ from gitops.bootstrap import (
     steps,
 )
 from gitops.config import ConfigError, load_config
+from gitops.firestore_indexes import IndexFile, IndexFileError, parse_index_file
 from gitops.targets import discover
 
 # The command-line option that names where each secret's value comes from.
@@ -43,6 +45,8 @@ SECRET_OPTIONS: Mapping[str, str] = {
 }
 # Where an overlay states its environment's facts (see docs/architecture.md).
 ENVIRONMENT_FILE = "platform-environment.yaml"
+# The composite indexes and TTL fields the platform's Firestore store needs (docs/firestore.md).
+FIRESTORE_INDEXES = "apps/agent-platform/firestore.indexes.json"
 
 # Checks are independent reads, so they run side by side; gcloud spends its time waiting.
 _CHECK_CONCURRENCY = 8
@@ -98,6 +102,14 @@ def environments_in(root: Path) -> list[Environment]:
                 f"GCP_PROJECT and GCP_REGION under data ({type(error).__name__}: {error})"
             ) from error
     return found
+
+
+def firestore_indexes_in(root: Path) -> IndexFile:
+    """The indexes and TTL fields the platform declares for its database."""
+    try:
+        return parse_index_file(json.loads((root / FIRESTORE_INDEXES).read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, IndexFileError) as error:
+        raise BootstrapError(f"{FIRESTORE_INDEXES}: {error}") from error
 
 
 def environment_of(target: Target, environments: Sequence[Environment]) -> Environment:
@@ -217,6 +229,7 @@ def run(options: Options, stdin: BinaryIO, out: TextIO) -> int:
         all_steps = steps(
             environment_of(options.target, environments),
             triggers_in(options.root),
+            indexes=firestore_indexes_in(options.root),
             environments=environments,
             iap_members=options.iap_members,
             delivery=options.delivery,
