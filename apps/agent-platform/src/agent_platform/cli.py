@@ -9,18 +9,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from agent_platform.api import create_app
 from agent_platform.auth import ADMIN_NAME, ensure_user, issue_token
 from agent_platform.domain import TokenKind
 from agent_platform.logs import configure_logging
+from agent_platform.services import Services
 from agent_platform.settings import Settings
 from agent_platform.store import BackendNotAvailable, Store, StoreError, open_store
 
@@ -133,6 +138,35 @@ def prints_login_url(settings: Settings) -> bool:
     return settings.print_login_url and settings.store == "sqlite" and _is_loopback(settings.host)
 
 
+# After a SIGTERM, how long open requests may take to finish before they are cancelled: well
+# inside Kubernetes' default 30 s grace period, so that the lifespan shutdown still runs.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, ending the app's open event streams before it waits for requests to finish."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        services = getattr(self._app.state, "services", None)
+        if isinstance(services, Services):
+            services.stopping.set()
+        await super().shutdown(sockets)
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn raises a SIGTERM it handled again once it has stopped, so the process would
+        # die of it; a stop that completed is a success (exit 0).
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
     if prints_login_url(settings):
@@ -144,8 +178,9 @@ def serve(settings: Settings) -> None:
             "A new link: agent-platform login-url · an API token: agent-platform token create",
             flush=True,
         )
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -153,8 +188,9 @@ def serve(settings: Settings) -> None:
         # /metrics instead.
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run()
+    _Server(config, app).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent_platform.auth import BearerTokens, IdentitySource, SessionCookies
 from agent_platform.bus import EventBus
@@ -25,6 +26,9 @@ class Services:
     scheduler: Scheduler
     metrics: Metrics
     identity_sources: tuple[IdentitySource, ...]
+    # Set when the server begins to stop: open event streams end, so that it need not wait
+    # for them, and their clients resume from another replica.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def replica_id(settings: Settings) -> str:

@@ -7,6 +7,7 @@ stored together, so that a busy stream costs one write per batch rather than per
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 
 from agent_runner.protocol import EventType
@@ -62,3 +63,35 @@ async def follow(
 
 async def _drained(store: Store, run_id: str, last: int) -> bool:
     return await store.last_event_seq(run_id) <= last
+
+
+async def until_stopped(
+    batches: AsyncGenerator[list[StoredEvent], None],
+    stopping: asyncio.Event,
+    *,
+    idle_seconds: float | None = None,
+) -> AsyncGenerator[list[StoredEvent] | None, None]:
+    """`batches` until they end or `stopping` is set; None after each `idle_seconds` idle."""
+    stop = asyncio.ensure_future(stopping.wait())
+    pending: asyncio.Task[list[StoredEvent]] | None = None
+    try:
+        while not stopping.is_set():
+            pending = pending or asyncio.ensure_future(anext(batches))
+            done, _ = await asyncio.wait(
+                {pending, stop}, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if pending in done:
+                try:
+                    events = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield events
+            elif not done:
+                yield None
+    finally:
+        stop.cancel()
+        if pending is not None:
+            pending.cancel()
+            await asyncio.wait({pending})
+        await batches.aclose()

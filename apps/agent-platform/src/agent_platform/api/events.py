@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -15,7 +14,7 @@ from agent_platform.api.runs import RUN_NOT_FOUND, owned_run
 from agent_platform.api.schemas import EventList, EventOut
 from agent_platform.auth import CsrfRejected, IdentityUnavailable, Unauthenticated, identify
 from agent_platform.domain import StoredEvent
-from agent_platform.streaming import follow
+from agent_platform.streaming import follow, until_stopped
 
 router = APIRouter(tags=["events"])
 # A comment line on an idle SSE stream, so that proxies keep it open.
@@ -63,25 +62,18 @@ async def stream_events(
     async def frames() -> AsyncIterator[str]:
         services.metrics.subscribers.inc()
         batches = follow(services.store, services.bus, run_id, after=after)
-        pending: asyncio.Task[list[StoredEvent]] | None = None
         try:
-            while True:
-                pending = pending or asyncio.ensure_future(anext(batches))
-                done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
-                if not done:
+            async for events in until_stopped(
+                batches, services.stopping, idle_seconds=KEEPALIVE_SECONDS
+            ):
+                if events is None:
                     yield ": keepalive\n\n"
-                    continue
-                try:
-                    events = pending.result()
-                except StopAsyncIteration:
-                    return
-                pending = None
-                yield "".join(f"id: {e.seq}\nevent: {e.type}\ndata: {_json(e)}\n\n" for e in events)
+                else:
+                    yield "".join(
+                        f"id: {e.seq}\nevent: {e.type}\ndata: {_json(e)}\n\n" for e in events
+                    )
         finally:
             services.metrics.subscribers.dec()
-            if pending is not None:
-                pending.cancel()
-            await batches.aclose()
 
     return StreamingResponse(
         frames(),
@@ -94,6 +86,7 @@ async def stream_events(
 async def events_websocket(websocket: WebSocket, run_id: str, after: After = 0) -> None:
     """The same stream over a WebSocket: one JSON event per message, closed after the result.
 
+    When the server stops, the socket closes with 1012: reconnect with `after` to resume.
     Refusals close the socket with 4401 (no valid credential), 4403 (cross-origin), 4404, or
     1013 when the credential cannot be checked now.
     """
@@ -116,12 +109,14 @@ async def events_websocket(websocket: WebSocket, run_id: str, after: After = 0) 
     services.metrics.subscribers.inc()
     batches = follow(services.store, services.bus, run_id, after=after)
     try:
-        async for events in batches:
-            for event in events:
+        async for events in until_stopped(batches, services.stopping):
+            for event in events or ():
                 await websocket.send_text(_json(event))
-        await websocket.close(1000, "the run has finished")
+        if services.stopping.is_set():
+            await websocket.close(1012, "the server is restarting; reconnect to resume")
+        else:
+            await websocket.close(1000, "the run has finished")
     except WebSocketDisconnect:
         pass
     finally:
         services.metrics.subscribers.dec()
-        await batches.aclose()
