@@ -562,22 +562,24 @@ class SqliteStore:
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
         if not events:
             return []
-        seqs = [event.seq for event in events]
-        async with self._transaction() as db:
-            async with db.execute(
-                "SELECT seq FROM events WHERE run_id = ? AND seq BETWEEN ? AND ?",
-                (run_id, min(seqs), max(seqs)),
-            ) as cursor:
-                present = {row[0] for row in await cursor.fetchall()}
-            fresh: dict[int, StoredEvent] = {}
-            for event in events:
-                if event.seq not in present:
-                    fresh.setdefault(event.seq, event)
-            await db.executemany(
-                "INSERT INTO events (run_id, seq, type, data, time) VALUES (?, ?, ?, ?, ?)",
-                [(run_id, e.seq, e.type, json.dumps(e.data), _iso(e.time)) for e in fresh.values()],
+        # One statement, so one trip to the writer's thread: the write lock, which every
+        # runner's batch waits for, is held for that trip alone. A seq already stored, or
+        # repeated in the batch, keeps its first event.
+        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(events))
+        params = [
+            value
+            for e in events
+            for value in (run_id, e.seq, e.type, json.dumps(e.data), _iso(e.time))
+        ]
+        async with self._write_lock:
+            inserted = await self._writer.execute_fetchall(
+                f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"
+                " ON CONFLICT DO NOTHING RETURNING seq",
+                params,
             )
-        return sorted(fresh.values(), key=lambda e: e.seq)
+        fresh = {row[0] for row in inserted}
+        new = {e.seq: e for e in reversed(events) if e.seq in fresh}
+        return sorted(new.values(), key=lambda e: e.seq)
 
     async def list_events(
         self, run_id: str, *, after: int = 0, limit: int = 1000
