@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from fastapi import APIRouter, HTTPException, Response
@@ -51,11 +52,17 @@ async def create_agent(body: AgentCreate, user: UserDep, services: ServicesDep) 
 @router.get("")
 async def list_agents(user: UserDep, services: ServicesDep) -> AgentList:
     """Your agents, each with its newest run."""
-    items = []
-    for agent in await services.store.list_agents(user.id):
-        newest = await services.store.list_runs(user.id, agent_id=agent.id, limit=1)
-        items.append(AgentOut.of(agent, newest[0] if newest else None))
-    return AgentList(items=items)
+    agents = await services.store.list_agents(user.id)
+    # One read per agent, all at once: the answer waits for the slowest, not for their sum.
+    newest = await asyncio.gather(
+        *(services.store.list_runs(user.id, agent_id=agent.id, limit=1) for agent in agents)
+    )
+    return AgentList(
+        items=[
+            AgentOut.of(agent, runs[0] if runs else None)
+            for agent, runs in zip(agents, newest, strict=True)
+        ]
+    )
 
 
 @router.get("/{agent_id}", responses=NOT_FOUND)
