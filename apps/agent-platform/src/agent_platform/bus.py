@@ -36,7 +36,8 @@ class Subscription:
         if not self._pending and not self._overflowed:
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), wait_seconds)
+                async with asyncio.timeout(wait_seconds):  # no task per wait, unlike wait_for
+                    await self._ready.wait()
         events, self._pending = self._pending, []
         self._overflowed = False
         return events
