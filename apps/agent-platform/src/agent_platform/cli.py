@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import ipaddress
 import signal
 import socket
@@ -167,6 +168,20 @@ class _Server(uvicorn.Server):
                 self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
 
+def _settle_garbage_collector() -> None:
+    """Keep the cyclic garbage collector from stalling a busy server.
+
+    What exists once the app is built lives as long as the process, so it is frozen out of
+    every later collection. Requests allocate objects by the thousand that die young, so the
+    youngest generation is collected every 10,000 allocations rather than Python's 700. With
+    the defaults, a busy event flow spent over a tenth of the platform's CPU collecting, and
+    each full collection stopped the event loop for up to 100 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
     if prints_login_url(settings):
@@ -179,6 +194,7 @@ def serve(settings: Settings) -> None:
             flush=True,
         )
     app = create_app(settings)
+    _settle_garbage_collector()
     config = uvicorn.Config(
         app,
         host=settings.host,
