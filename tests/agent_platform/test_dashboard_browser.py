@@ -397,10 +397,12 @@ def test_the_dashboard_reconnects_by_itself_after_the_platform_restarts(
     run = run_card(page)
     expect(run.locator(".connection")).to_have_text("Live")
 
-    platform.restart()
+    # A crash, not a graceful stop: a stopping platform cancels its local runs, while after a
+    # crash the runner outlives its platform and the restarted one adopts it. The page follows
+    # the same run again without being reloaded, and learns how it ends.
+    platform.kill()
+    platform.start()
 
-    # The runner outlives its platform and the restarted one adopts it: the page follows the
-    # same run again without being reloaded, and learns how it ends.
     expect(run.locator(".connection")).to_have_text("Live")
     expect(run.locator(".run-status")).to_have_text("Running")
     run.get_by_role("button", name="Cancel run").click()
