@@ -199,6 +199,17 @@ def _status_list(statuses: Collection[RunStatus]) -> str:
     return json.dumps([s.value for s in statuses])
 
 
+async def _first(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+    """The first row, with the statement run, fetched and closed in one call on `db`'s thread.
+
+    On the reader, a statement left open across calls would hold a read transaction, and with
+    it an old snapshot, for every read that overlaps it; on the writer, every call is one more
+    turn of the event loop that the write lock is held for.
+    """
+    rows = list(await db.execute_fetchall(sql, params))
+    return rows[0] if rows else None
+
+
 class SqliteStore:
     """Open with `await SqliteStore.open(path)`."""
 
@@ -248,12 +259,8 @@ class SqliteStore:
                 raise
             await self._writer.execute("COMMIT")
 
-    # A read runs, fetches and closes its statement in one call on the reader's thread: a
-    # statement left open across calls would hold a read transaction, and with it an old
-    # snapshot, for every read that overlaps it.
     async def _one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
-        rows = await self._all(sql, params)
-        return rows[0] if rows else None
+        return await _first(self._reader, sql, params)
 
     async def _all(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         return list(await self._reader.execute_fetchall(sql, params))
@@ -482,8 +489,7 @@ class SqliteStore:
 
     async def transition_run(self, change: RunTransition) -> Run | None:
         async with self._transaction() as db:
-            async with db.execute("SELECT * FROM runs WHERE id = ?", (change.run_id,)) as cursor:
-                row = await cursor.fetchone()
+            row = await _first(db, "SELECT * FROM runs WHERE id = ?", (change.run_id,))
             if row is None or RunStatus(row["status"]) not in change.expected:
                 return None
             run = _run(row)
@@ -547,8 +553,7 @@ class SqliteStore:
 
     async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
         async with self._transaction() as db:
-            async with db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)) as cursor:
-                row = await cursor.fetchone()
+            row = await _first(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
             run = _run(row)
@@ -573,7 +578,7 @@ class SqliteStore:
         ]
         async with self._write_lock:
             inserted = await self._writer.execute_fetchall(
-                f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"
+                f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"  # noqa: S608 - placeholders only
                 " ON CONFLICT DO NOTHING RETURNING seq",
                 params,
             )
@@ -607,21 +612,17 @@ class SqliteStore:
         self, owner_id: str, agent_id: str, messages: Sequence[Message]
     ) -> None:
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT 1 FROM agents WHERE owner_id = ? AND id = ?", (owner_id, agent_id)
-            ) as cursor:
-                if await cursor.fetchone() is None:
-                    raise StoreError(f"agent {agent_id} does not exist")
+            agent = "SELECT 1 FROM agents WHERE owner_id = ? AND id = ?"
+            if await _first(db, agent, (owner_id, agent_id)) is None:
+                raise StoreError(f"agent {agent_id} does not exist")
             await self._append_messages(db, agent_id, messages)
 
     @staticmethod
     async def _append_messages(
         db: aiosqlite.Connection, agent_id: str, messages: Sequence[Message]
     ) -> None:
-        async with db.execute(
-            "SELECT coalesce(max(seq), 0) FROM conversation WHERE agent_id = ?", (agent_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        last = "SELECT coalesce(max(seq), 0) FROM conversation WHERE agent_id = ?"
+        row = await _first(db, last, (agent_id,))
         start = 0 if row is None else int(row[0])
         await db.executemany(
             "INSERT INTO conversation (agent_id, seq, message) VALUES (?, ?, ?)",
