@@ -100,6 +100,48 @@ async def test_stopping_the_platform_stops_and_reports_its_sandboxes(tmp_path: P
     assert [e.reason for e in exits.seen] == ["the platform stopped"]
 
 
+# A runner that ignores SIGTERM and runs a tool in a process group of its own, as the bash
+# tool does: only the hard kill can end it, and that kill must reach the tool as well.
+STUBBORN_RUNNER = [
+    sys.executable,
+    "-c",
+    "import os, signal, subprocess, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "tool = subprocess.Popen(['sleep', '120'], process_group=0)\n"
+    "pid_file = os.path.join(os.environ['AGENT_WORKSPACE'], '..', 'tool.pid')\n"
+    "open(pid_file, 'w').write(str(tool.pid))\n"
+    "time.sleep(120)\n",
+]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_the_hard_kill_of_a_cancelled_sandbox_reaches_its_tools(tmp_path: Path) -> None:
+    exits = Exits()
+    executor = LocalExecutor(
+        command=STUBBORN_RUNNER, data_dir=tmp_path, on_exit=exits, grace_seconds=1
+    )
+    await executor.start(a_launch())
+    pid_file = executor.scratch_dir("run_1") / "tool.pid"
+    deadline = time.monotonic() + 15
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline, "the runner never started its tool"
+        await asyncio.sleep(0.05)
+    tool = int(pid_file.read_text())
+    await executor.cancel("run_1")
+    await asyncio.wait_for(exits.arrived.wait(), 15)
+    deadline = time.monotonic() + 5
+    while _alive(tool):
+        assert time.monotonic() < deadline, "the tool outlived its sandbox"
+        await asyncio.sleep(0.05)
+
+
 def left_behind(executor: LocalExecutor, run_id: str, timeout: int = 60) -> subprocess.Popen[bytes]:
     """A sandbox a previous platform process started, recorded as it records, then crashed."""
     scratch = executor.scratch_dir(run_id)

@@ -245,5 +245,27 @@ class LocalExecutor:
 
 
 def _kill_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+    """Signal the runner's group; SIGKILL also reaches its tools' groups in its session."""
+    groups = {pgid}
+    if signum is signal.SIGKILL:
+        groups |= _groups_in_session(pgid)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+
+
+def _groups_in_session(session: int) -> set[int]:
+    """Process groups of the session the runner leads (it starts as a session leader)."""
+    groups = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp, session, ...
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == session:
+            groups.add(int(fields[2]))
+    return groups

@@ -58,7 +58,9 @@ class BashTool:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
+                # A group of its own, so a timeout kills the command and not the runner; but
+                # the runner's session, so the sandbox's hard kill reaches it too.
+                process_group=0,
             )
         )
         try:
