@@ -73,7 +73,7 @@ def test_a_kubernetes_secret_with_data_is_found() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "ANTHROPIC_API_KEY=sk-ant-api03-FAKE-KEY-FOR-TESTS-0000000000000000\n",
+        "ANTHROPIC_API_KEY=sk-ant-FAKE-KEY-FOR-TESTS-0000000000000000\n",
         "key: sk-ant-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
         "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\nstringData: {token: example-token}\n",
         "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ntype: Opaque\n",
