@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from agent_platform.executors.runner_process import read_record
 from agent_runner import protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +62,10 @@ async def _run_token(platform: RunningPlatform) -> str:
                 raise TimeoutError("the held run did not start")
             await asyncio.sleep(0.05)  # polling a condition with a deadline
     # The held runner was handed its token in its environment, as every sandbox is.
-    pid = (platform.data_dir / "executor" / "local" / f"{run['id']}.pid").read_text()
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    record = read_record(platform.data_dir / "executor" / "local" / f"{run['id']}.json")
+    if record is None:
+        raise RuntimeError("the held run's runner left no record")
+    environ = Path(f"/proc/{record.pid}/environ").read_bytes().split(b"\0")
     prefix = f"{protocol.ENV_RUN_TOKEN}=".encode()
     return next(v[len(prefix) :].decode() for v in environ if v.startswith(prefix))
 
