@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 from agent_platform.auth import hash_secret, new_secret
 from agent_platform.domain import Run, RunStatus, RunTransition, new_id, utcnow
+from agent_platform.store import Store
 from agent_platform.store.sqlite import SqliteStore
 from agent_runner import protocol
 from servers.platform import RunningPlatform, running_platform
@@ -50,25 +51,29 @@ def _client(base_url: str, tls: ssl.SSLContext, **options: Any) -> httpx.AsyncCl
     return httpx.AsyncClient(base_url=base_url, timeout=60, verify=tls, **options)
 
 
-async def _running_runs(platform: RunningPlatform, agent_id: str) -> list[tuple[str, str]]:
+async def running_runs(store: Store, agent_id: str, count: int) -> list[tuple[str, str]]:
     """Runs stored as running, with tokens the posting process holds: it plays their runners."""
+    owner = await store.find_user_by_name("alice")
+    assert owner is not None
+    runs = []
+    for _ in range(count):
+        run = Run(new_id("run"), agent_id, owner.id, "bench", RunStatus.RUNNING, utcnow())
+        await store.create_run(run)
+        token = new_secret("run")
+        running = frozenset({RunStatus.RUNNING})
+        await store.transition_run(
+            RunTransition(
+                run.id, running, RunStatus.RUNNING, utcnow(), run_token_hash=hash_secret(token)
+            )
+        )
+        runs.append((run.id, token))
+    return runs
+
+
+async def _sqlite_running_runs(platform: RunningPlatform, agent_id: str) -> list[tuple[str, str]]:
     store = await SqliteStore.open(platform.data_dir / "platform.db")
     try:
-        owner = await store.find_user_by_name("alice")
-        assert owner is not None
-        runs = []
-        for _ in range(RUNS):
-            run = Run(new_id("run"), agent_id, owner.id, "bench", RunStatus.RUNNING, utcnow())
-            await store.create_run(run)
-            token = new_secret("run")
-            running = frozenset({RunStatus.RUNNING})
-            await store.transition_run(
-                RunTransition(
-                    run.id, running, RunStatus.RUNNING, utcnow(), run_token_hash=hash_secret(token)
-                )
-            )
-            runs.append((run.id, token))
-        return runs
+        return await running_runs(store, agent_id, RUNS)
     finally:
         await store.aclose()
 
@@ -164,7 +169,7 @@ async def _measure(platform: RunningPlatform, posting: ProcessPoolExecutor) -> d
     tls = ssl.create_default_context()
     async with _client(platform.base_url, tls, headers=platform.headers) as http:
         agent = (await http.post("/api/agents", json={"name": "bench"})).json()
-    runs = await _running_runs(platform, agent["id"])
+    runs = await _sqlite_running_runs(platform, agent["id"])
     watchers = [run_id for run_id, _ in runs] + [runs[0][0]] * HOT_RUN_EXTRA_SUBSCRIBERS
     clients = [_client(platform.base_url, tls, headers=platform.headers) for _ in watchers]
     latencies: list[float] = []

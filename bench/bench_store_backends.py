@@ -24,35 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from agent_platform.auth import hash_secret, new_secret
-from agent_platform.domain import Run, RunStatus, RunTransition, new_id, utcnow
 from agent_platform.store import Store
 from agent_platform.store.firestore import FirestoreStore
 from agent_platform.store.sqlite import SqliteStore
 from servers.firestore_emulator import HOST_VARIABLE, FirestoreEmulator, running_emulator
 from servers.platform import RunningPlatform, running_platform
 
-from bench.bench_platform_events import _post, _subscribe
+from bench.bench_platform_events import _post, _subscribe, running_runs
 
 RUNS = 20
-
-
-async def _running_runs(store: Store, agent_id: str) -> list[tuple[str, str]]:
-    owner = await store.find_user_by_name("alice")
-    assert owner is not None
-    runs = []
-    for _ in range(RUNS):
-        run = Run(new_id("run"), agent_id, owner.id, "bench", RunStatus.RUNNING, utcnow())
-        await store.create_run(run)
-        token = new_secret("run")
-        running = frozenset({RunStatus.RUNNING})
-        await store.transition_run(
-            RunTransition(
-                run.id, running, RunStatus.RUNNING, utcnow(), run_token_hash=hash_secret(token)
-            )
-        )
-        runs.append((run.id, token))
-    return runs
 
 
 async def _measure(
@@ -68,7 +48,7 @@ async def _measure(
         ) as watching,
     ):
         agent = (await posting.post("/api/agents", json={"name": "bench"})).json()
-        runs = await _running_runs(store, agent["id"])
+        runs = await running_runs(store, agent["id"], RUNS)
         latencies: list[float] = []
         connected = [asyncio.Event() for _ in runs]
         subscribers = [
