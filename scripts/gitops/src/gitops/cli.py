@@ -11,11 +11,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gitops import diffing, kustomization_images, pipeline_commands, secret_scan, snapshot
-from gitops.config import Config, ConfigError, find_root, load_config
+from gitops import diffing, kustomization_images, secret_scan, snapshot
+from gitops.bootstrap.command import add_bootstrap
+from gitops.bootstrap.plan import CloudNameError
+from gitops.config import Config, ConfigError, load_config, root_given
 from gitops.imagerefs import ImageReferenceError
 from gitops.kustomization_images import KustomizationError
 from gitops.manifests import ManifestError
+from gitops.pipelines import commands as pipeline_commands
+from gitops.pipelines.github import GitHubError
 from gitops.policy import CATALOGUE
 from gitops.render import default_jobs, render_all
 from gitops.reports import FORMATS
@@ -30,8 +34,10 @@ CLEAN, FINDINGS, TOOL_ERROR = 0, 1, 2
 
 # Errors that mean "the tool could not do its job", each with a message saying what to do.
 TOOL_ERRORS = (
+    CloudNameError,
     ConfigError,
     GitError,
+    GitHubError,
     ImageReferenceError,
     KustomizationError,
     ManifestError,
@@ -43,8 +49,7 @@ TOOL_ERRORS = (
 
 
 def _config(args: argparse.Namespace) -> Config:
-    root = Path(args.root) if args.root else find_root(Path.cwd())
-    return load_config(root.resolve())
+    return load_config(root_given(args.root))
 
 
 def _targets(config: Config, paths: Sequence[str]) -> list[Target]:
@@ -257,7 +262,10 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     add_set_image,
     add_promote,
     add_scan_secrets,
-    *pipeline_commands.COMMANDS,
+    pipeline_commands.add_pipelines,
+    add_bootstrap,
+    pipeline_commands.add_pr_comment,
+    pipeline_commands.add_pr_open,
 ]
 
 

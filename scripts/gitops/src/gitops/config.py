@@ -105,3 +105,8 @@ def find_root(start: Path) -> Path:
     raise ConfigError(
         f"no {CONFIG_FILE} in {start.resolve()} or above: run gitops from inside the repository"
     )
+
+
+def root_given(root: str | None) -> Path:
+    """The repository root `--root` names, else the nearest one above the working directory."""
+    return Path(root).resolve() if root else find_root(Path.cwd())

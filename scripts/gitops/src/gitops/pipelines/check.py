@@ -15,14 +15,14 @@ from typing import Any, TextIO
 
 import yaml
 
-from gitops.dockerfiles import check_dockerfile
-from gitops.pipelines import (
+from gitops.pipelines.cloudbuild import (
     Finding,
     check_build,
     check_script,
     check_trigger,
     is_build_document,
 )
+from gitops.pipelines.dockerfiles import check_dockerfile
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,16 @@ from typing import BinaryIO, TextIO
 
 import yaml
 
-from gitops.bootstrap import (
+from gitops.bootstrap.plan import (
     ANTHROPIC_SECRET,
     GITHUB_SECRET,
     Action,
+    CloudNameError,
+    CloudProject,
     Command,
     Environment,
     PlannedStep,
     Step,
-    Target,
-    TargetError,
     Trigger,
     plan,
     render,
@@ -62,7 +62,7 @@ class BootstrapError(Exception):
 
 @dataclass(frozen=True)
 class Options:
-    target: Target
+    target: CloudProject
     root: Path
     apply: bool
     delivery: bool
@@ -93,10 +93,10 @@ def environments_in(root: Path) -> list[Environment]:
             found.append(
                 Environment(
                     str(data["ENVIRONMENT"]),
-                    Target(str(data["GCP_PROJECT"]), str(data["GCP_REGION"])),
+                    CloudProject(str(data["GCP_PROJECT"]), str(data["GCP_REGION"])),
                 )
             )
-        except (OSError, yaml.YAMLError, AttributeError, KeyError, TargetError) as error:
+        except (OSError, yaml.YAMLError, AttributeError, KeyError, CloudNameError) as error:
             raise BootstrapError(
                 f"{path.relative_to(root)} must be the environment's ConfigMap with ENVIRONMENT, "
                 f"GCP_PROJECT and GCP_REGION under data ({type(error).__name__}: {error})"
@@ -112,7 +112,7 @@ def firestore_indexes_in(root: Path) -> IndexFile:
         raise BootstrapError(f"{FIRESTORE_INDEXES}: {error}") from error
 
 
-def environment_of(target: Target, environments: Sequence[Environment]) -> Environment:
+def environment_of(target: CloudProject, environments: Sequence[Environment]) -> Environment:
     """The environment whose overlay deploys to the target's project."""
     for environment in environments:
         if environment.target.project == target.project:
@@ -245,7 +245,7 @@ def run(options: Options, stdin: BinaryIO, out: TextIO) -> int:
         needed = {s for p in planned if p.action is Action.CREATE for s in p.step.secrets}
         values = read_secrets(needed, options.secret_files, stdin)
         return _apply(planned, values, observer, options.root, out)
-    except (BootstrapError, TargetError) as error:
+    except (BootstrapError, CloudNameError) as error:
         print(f"error: {error}", file=out)
         return 2
 
