@@ -11,12 +11,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from gitops.errors import GitopsError
 from gitops.policy import Settings
 
 CONFIG_FILE = "gitops.yaml"
 
 
-class ConfigError(Exception):
+class ConfigError(GitopsError):
     """gitops.yaml is missing, not YAML, or does not match its schema."""
 
 

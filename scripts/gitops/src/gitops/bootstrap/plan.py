@@ -19,6 +19,7 @@ from enum import StrEnum
 
 import yaml
 
+from gitops.errors import GitopsError
 from gitops.firestore_indexes import CompositeIndex, IndexFile, TtlField
 
 # The names the first deployment used, and the ones the manifests and pipelines refer to.
@@ -83,7 +84,7 @@ _MEMBER = re.compile(
 )
 
 
-class CloudNameError(ValueError):
+class CloudNameError(GitopsError, ValueError):
     """A project, region, environment name or IAM member that Google Cloud would refuse."""
 
 

@@ -35,6 +35,7 @@ from gitops.bootstrap.plan import (
     steps,
 )
 from gitops.config import ConfigError, load_config
+from gitops.errors import GitopsError
 from gitops.firestore_indexes import IndexFile, IndexFileError, parse_index_file
 from gitops.targets import discover
 
@@ -55,7 +56,7 @@ _CHECK_CONCURRENCY = 8
 _WORD = re.compile(r"[A-Za-z0-9+/=._:-]+")
 
 
-class BootstrapError(Exception):
+class BootstrapError(GitopsError):
     """The bootstrap cannot start: a missing tool, a missing or unreadable secret value, a
     project no overlay deploys to."""
 

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from gitops.errors import GitopsError
 from gitops.pipelines.cloudbuild import (
     Finding,
     check_build,
@@ -36,7 +37,7 @@ class PipelineFiles:
         return len(self.builds) + len(self.triggers) + len(self.scripts) + len(self.dockerfiles)
 
 
-class UnreadableFileError(Exception):
+class UnreadableFileError(GitopsError):
     """A file to check could not be read or is not YAML."""
 
 
