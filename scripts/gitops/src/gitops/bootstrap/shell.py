@@ -154,11 +154,6 @@ def read_output(argv: Sequence[str], cwd: Path) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def is_present(check: Sequence[str], cwd: Path) -> bool:
-    """A resource exists when its check succeeds and prints something."""
-    return bool(read_output(check, cwd))
-
-
 @dataclass
 class Observer:
     """Reads the project: runs checks, and lookups once each (their values do not change)."""
