@@ -1,17 +1,29 @@
-"""The text editor tool: Anthropic's commands, confined to the workspace."""
+"""The text editor tool: Anthropic's commands, confined to the workspace.
+
+Each test runs unconfined (as in a pod) and under bubblewrap (as on a laptop), where the agent
+sees its workspace as /workspace.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from agent_runner.tools import EditorTool, ToolError
+from agent_runner.tools import Bubblewrap, EditorTool, ToolError, Unconfined
 
 
-@pytest.fixture
-def editor(tmp_path: Path) -> EditorTool:
+@pytest.fixture(params=["unconfined", "bubblewrap"])
+def editor(request: pytest.FixtureRequest, tmp_path: Path) -> EditorTool:
     (tmp_path / "ws").mkdir()
-    return EditorTool(tmp_path / "ws")
+    if request.param == "bubblewrap":
+        return EditorTool(Bubblewrap(tmp_path / "ws"))
+    return EditorTool(Unconfined(tmp_path / "ws"))
+
+
+def _seen(editor: EditorTool, tmp_path: Path, relative: str) -> str:
+    """The absolute path the agent would use for a file of its workspace."""
+    workspace = editor._sandbox.workspace  # noqa: SLF001 - the tool's own view of the workspace
+    return f"{workspace}/{relative}"
 
 
 def test_create_then_view_shows_numbered_lines(editor: EditorTool, tmp_path: Path) -> None:
@@ -60,11 +72,22 @@ def test_a_symlink_out_of_the_workspace_is_refused(editor: EditorTool, tmp_path:
 
 
 def test_absolute_paths_inside_the_workspace_work(editor: EditorTool, tmp_path: Path) -> None:
-    target = tmp_path / "ws" / "abs.txt"
-    editor.apply({"command": "create", "path": str(target), "file_text": "ok"})
-    assert target.read_text() == "ok"
+    editor.apply(
+        {"command": "create", "path": _seen(editor, tmp_path, "abs.txt"), "file_text": "ok"}
+    )
+    assert (tmp_path / "ws" / "abs.txt").read_text() == "ok"
 
 
 def test_directory_view_lists_files(editor: EditorTool) -> None:
     editor.apply({"command": "create", "path": "d/x.txt", "file_text": ""})
     assert editor.apply({"command": "view", "path": "."}).text.splitlines() == ["d/", "d/x.txt"]
+
+
+def test_a_write_through_a_link_to_a_file_outside_is_refused(
+    editor: EditorTool, tmp_path: Path
+) -> None:
+    (tmp_path / "outside.txt").write_text("keep")
+    (tmp_path / "ws/notes.txt").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(ToolError, match="outside the workspace"):
+        editor.apply({"command": "create", "path": "notes.txt", "file_text": "overwritten"})
+    assert (tmp_path / "outside.txt").read_text() == "keep"
