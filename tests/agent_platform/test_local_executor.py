@@ -55,7 +55,7 @@ def test_the_sandbox_environment_holds_only_basics_and_the_protocol() -> None:
         "ANTHROPIC_API_KEY": "sk-ant-y",
         "GOOGLE_APPLICATION_CREDENTIALS": "/key.json",
     }
-    env = sandbox_environment(a_launch(), Path("/scratch/run_1"), parent)
+    env = sandbox_environment(a_launch(), Path("/scratch/run_1"), parent, "bubblewrap")
     assert env == {
         "PATH": "/usr/bin",
         "LANG": "C.UTF-8",
@@ -66,6 +66,7 @@ def test_the_sandbox_environment_holds_only_basics_and_the_protocol() -> None:
         protocol.ENV_PLATFORM_URL: "http://127.0.0.1:1",
         protocol.ENV_RUN_TOKEN: "run_secret-token-value",
         protocol.ENV_WORKSPACE: "/scratch/run_1/workspace",
+        protocol.ENV_TOOL_SANDBOX: "bubblewrap",
     }
 
 
@@ -149,7 +150,7 @@ def left_behind(executor: LocalExecutor, run_id: str, timeout: int = 60) -> subp
     (scratch / "tmp").mkdir()
     runner = subprocess.Popen(
         SLEEPER,
-        env=sandbox_environment(a_launch(run_id), scratch, os.environ),
+        env=sandbox_environment(a_launch(run_id), scratch, os.environ, "bubblewrap"),
         start_new_session=True,
     )
     record = record_runner(runner.pid, started_at=time.time(), timeout_seconds=timeout)

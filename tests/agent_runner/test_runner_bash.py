@@ -6,7 +6,6 @@ Each test runs unconfined (as in a pod) and under bubblewrap (as on a laptop).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 

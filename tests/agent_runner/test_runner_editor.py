@@ -22,8 +22,8 @@ def editor(request: pytest.FixtureRequest, tmp_path: Path) -> EditorTool:
 
 def _seen(editor: EditorTool, tmp_path: Path, relative: str) -> str:
     """The absolute path the agent would use for a file of its workspace."""
-    workspace = editor._sandbox.workspace  # noqa: SLF001 - the tool's own view of the workspace
-    return f"{workspace}/{relative}"
+    inside = isinstance(editor.sandbox, Bubblewrap)
+    return f"/workspace/{relative}" if inside else str(tmp_path / "ws" / relative)
 
 
 def test_create_then_view_shows_numbered_lines(editor: EditorTool, tmp_path: Path) -> None:

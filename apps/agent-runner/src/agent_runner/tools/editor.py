@@ -30,7 +30,7 @@ class EditorTool:
     definition: Final = DEFINITION
 
     def __init__(self, sandbox: ToolSandbox) -> None:
-        self._sandbox = sandbox
+        self.sandbox = sandbox
         self._root = sandbox.root.resolve()
 
     async def __call__(self, tool_input: dict[str, Any]) -> ToolOutput:
@@ -60,7 +60,7 @@ class EditorTool:
 
     def confine(self, raw: str) -> Path:
         """The real path for `raw`, relative to the workspace; refuses anything outside it."""
-        workspace = self._sandbox.workspace
+        workspace = self.sandbox.workspace
         seen = posixpath.normpath(posixpath.join(workspace, raw))
         if seen != workspace and not seen.startswith(workspace.rstrip("/") + "/"):
             raise ToolError(f"{raw} is outside the workspace {workspace}; use a path inside it")
@@ -71,10 +71,10 @@ class EditorTool:
 
     def _write(self, path: Path, text: str) -> None:
         """Write a file inside the workspace from within the sandbox, making its directories."""
-        seen = posixpath.join(self._sandbox.workspace, path.relative_to(self._root).as_posix())
+        seen = posixpath.join(self.sandbox.workspace, path.relative_to(self._root).as_posix())
         script = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
-        done = subprocess.run(  # noqa: S603 - a fixed script; the path is an argument
-            self._sandbox.command(["sh", "-c", script, "sh", seen]),
+        done = subprocess.run(
+            self.sandbox.command(["sh", "-c", script, "sh", seen]),
             input=text.encode(),
             cwd=self._root,
             capture_output=True,

@@ -117,7 +117,7 @@ class Bubblewrap:
             "--dev",
             "/dev",
             "--tmpfs",
-            "/tmp",
+            "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
             "--bind",
             str(self.root),
             SANDBOX_WORKSPACE,
