@@ -402,3 +402,44 @@ def test_a_runner_with_a_refused_token_exits_non_zero_saying_why(
     )
     assert done.returncode == 2
     assert "rejected the run token" in done.stderr
+
+
+async def test_runs_of_one_agent_take_turns_and_keep_every_file(
+    platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    agent_id = await _agent(http)
+    other_agent = await _agent(http)
+    run_ids = []
+    for name in ("a", "b", "c"):
+        script = messages_api.add_script(
+            [
+                Reply([ToolUse("bash", {"command": f"sleep 0.5; echo {name} > {name}.txt"})]),
+                Reply([Text("written")]),
+            ]
+        )
+        run_ids.append(await _run(http, agent_id, f"{script} write {name}"))
+    other_script = messages_api.add_script(
+        [Reply([ToolUse("bash", {"command": "sleep 0.5"})]), Reply([Text("ok")])]
+    )
+    other_run = await _run(http, other_agent, f"{other_script} wait")
+
+    # While the agent's runs take turns, another agent's run goes on beside them.
+    statuses: list[list[str]] = []
+    other_ran_beside = False
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        runs = [(await http.get(f"/api/runs/{run_id}")).json() for run_id in run_ids]
+        statuses.append([run["status"] for run in runs])
+        other = (await http.get(f"/api/runs/{other_run}")).json()["status"]
+        other_ran_beside |= other == "running" and "running" in statuses[-1]
+        if all(s not in ("queued", "running") for s in statuses[-1]):
+            break
+        assert time.monotonic() < deadline, statuses[-1]
+        await asyncio.sleep(0.02)  # polling a condition with a deadline
+    assert all(seen.count("running") <= 1 for seen in statuses), statuses
+    assert any(seen.count("queued") == 2 for seen in statuses), statuses
+    assert statuses[-1] == ["succeeded"] * 3
+    assert other_ran_beside
+
+    archive = (platform.data_dir / "workspaces" / f"{agent_id}.tar.gz").read_bytes()
+    assert [read_file(archive, f"{name}.txt") for name in "abc"] == [b"a\n", b"b\n", b"c\n"]
