@@ -198,6 +198,8 @@ def _local_sandbox_statement(settings: Settings) -> str:
 
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
+    if settings.executor == "local":
+        print(_local_sandbox_statement(settings), flush=True)
     if prints_login_url(settings):
         url = asyncio.run(login_url(settings))
         print(
@@ -207,8 +209,6 @@ def serve(settings: Settings) -> None:
             "A new link: agent-platform login-url · an API token: agent-platform token create",
             flush=True,
         )
-    if settings.executor == "local":
-        print(_local_sandbox_statement(settings), flush=True)
     app = create_app(settings)
     _settle_garbage_collector()
     config = uvicorn.Config(
