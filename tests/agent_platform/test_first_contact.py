@@ -31,9 +31,10 @@ STARTUP_SECONDS = 240.0
 RUN_SECONDS = 60.0
 
 
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("first-contact") / "agent-platform"
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """A fresh clone for each test, as each new user has."""
+    target = tmp_path / "agent-platform"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(target)], check=True)
     return target
 
