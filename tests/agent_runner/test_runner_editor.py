@@ -6,18 +6,25 @@ sees its workspace as /workspace.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from agent_runner.tools import Bubblewrap, EditorTool, ToolError, Unconfined
+from agent_runner.run import tool_environment
+from agent_runner.tools import Bubblewrap, EditorTool, ToolError, ToolSandbox, Unconfined
+
+
+def _editor(sandbox: ToolSandbox) -> EditorTool:
+    """The editor as the runner builds it, with the tools' environment."""
+    return EditorTool(sandbox, tool_environment(os.environ, sandbox))
 
 
 @pytest.fixture(params=["unconfined", "bubblewrap"])
 def editor(request: pytest.FixtureRequest, tmp_path: Path) -> EditorTool:
     (tmp_path / "ws").mkdir()
     if request.param == "bubblewrap":
-        return EditorTool(Bubblewrap(tmp_path / "ws"))
-    return EditorTool(Unconfined(tmp_path / "ws"))
+        return _editor(Bubblewrap(tmp_path / "ws"))
+    return _editor(Unconfined(tmp_path / "ws"))
 
 
 def _seen(editor: EditorTool, tmp_path: Path, relative: str) -> str:
@@ -91,3 +98,23 @@ def test_a_write_through_a_link_to_a_file_outside_is_refused(
     with pytest.raises(ToolError, match="outside the workspace"):
         editor.apply({"command": "create", "path": "notes.txt", "file_text": "overwritten"})
     assert (tmp_path / "outside.txt").read_text() == "keep"
+
+
+def test_a_write_runs_without_the_runners_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A `mkdir` first on the PATH records the environment the write's commands get.
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    (spy / "mkdir").write_text(f'#!/bin/sh\nenv > {tmp_path}/seen-env\nexec /bin/mkdir "$@"\n')
+    (spy / "mkdir").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{spy}:{os.environ['PATH']}")
+    monkeypatch.setenv("AGENT_RUN_TOKEN", "run-token-of-the-runner")
+    (tmp_path / "ws").mkdir()
+    _editor(Unconfined(tmp_path / "ws")).apply(
+        {"command": "create", "path": "f.txt", "file_text": "x"}
+    )
+    assert (tmp_path / "ws/f.txt").read_text() == "x"
+    seen = (tmp_path / "seen-env").read_text()
+    assert "PATH=" in seen
+    assert "run-token-of-the-runner" not in seen

@@ -32,7 +32,7 @@ class Toolbox:
             str, tuple[dict[str, Any], Callable[[dict[str, Any]], Awaitable[ToolOutput]]]
         ] = {
             "bash": (self.bash.definition, self.bash),
-            "str_replace_based_edit_tool": (EditorTool.definition, EditorTool(sandbox)),
+            "str_replace_based_edit_tool": (EditorTool.definition, EditorTool(sandbox, env)),
         }
         unknown = [name for name in allowed if name not in TOOL_NAMES]
         if unknown:

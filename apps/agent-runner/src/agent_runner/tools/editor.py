@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,9 +30,12 @@ class EditorTool:
     name: Final = "str_replace_based_edit_tool"
     definition: Final = DEFINITION
 
-    def __init__(self, sandbox: ToolSandbox) -> None:
+    def __init__(self, sandbox: ToolSandbox, env: Mapping[str, str]) -> None:
         self.sandbox = sandbox
         self._root = sandbox.root.resolve()
+        # A write is a command in the sandbox like any other: it gets the tools' environment,
+        # never the runner's, which holds the run token.
+        self._env = dict(env)
 
     async def __call__(self, tool_input: dict[str, Any]) -> ToolOutput:
         return await asyncio.to_thread(self.apply, tool_input)
@@ -77,6 +81,7 @@ class EditorTool:
             self.sandbox.command(["sh", "-c", script, "sh", seen]),
             input=text.encode(),
             cwd=self._root,
+            env=self._env,
             capture_output=True,
             check=False,
         )
