@@ -26,6 +26,7 @@ def make_executor(settings: Settings, on_exit: OnExit) -> Executor:
             data_dir=settings.data_dir,
             on_exit=on_exit,
             grace_seconds=settings.cancel_grace_seconds,
+            tool_sandbox=settings.local_sandbox,
         )
     if settings.executor == "kubernetes":
         from agent_platform.executors.kubernetes import KubernetesExecutor
