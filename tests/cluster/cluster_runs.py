@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from agent_platform.executors.kubernetes import RUN_LABEL, job_name
+from agent_platform.executors.job_spec import RUN_LABEL, job_name
 from agent_runner.protocol import EVENTS_PATH
 from servers.control_plane import ControlPlane, wait_for
 from servers.platform import RunningPlatform

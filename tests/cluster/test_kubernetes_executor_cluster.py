@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from agent_platform.executors.base import Launch, SandboxExit
-from agent_platform.executors.kubernetes import RUN_LABEL, KubernetesExecutor, job_name
+from agent_platform.executors.job_spec import RUN_LABEL, job_name
+from agent_platform.executors.kubernetes import KubernetesExecutor
 from agent_runner.protocol import Outcome
 from servers.control_plane import IMAGE_PULL_ANNOTATION, ControlPlane
 

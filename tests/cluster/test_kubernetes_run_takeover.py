@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from agent_platform.domain import Lease, utcnow
-from agent_platform.executors.kubernetes import job_name
+from agent_platform.executors.job_spec import job_name
 from agent_platform.store.firestore import FirestoreStore
 from cluster.cluster_runs import (
     RUNS,

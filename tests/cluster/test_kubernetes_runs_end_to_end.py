@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agent_platform.executors.kubernetes import RUN_LABEL, job_name
+from agent_platform.executors.job_spec import RUN_LABEL, job_name
 from agent_runner.protocol import ASSIGNMENT_PATH
 from cluster.cluster_runs import (
     RUNS,
