@@ -61,7 +61,7 @@ def test_image_pull_error_stalls_the_pod() -> None:
     waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "not found: agent-runner:x"}}
     pod = {"status": {"phase": "Pending", "containerStatuses": [{"state": waiting}]}}
     assert pod_stall(pod) == "image pull error: not found: agent-runner:x"
-    running = {"status": {"containerStatuses": [{"state": {"running": {}}}]}}
+    running: dict[str, Any] = {"status": {"containerStatuses": [{"state": {"running": {}}}]}}
     assert pod_stall(running) is None
 
 

@@ -28,11 +28,6 @@ def kubernetes_env(kubeconfig: Path) -> dict[str, str]:
     }
 
 
-def delete_run_jobs(plane: ControlPlane) -> None:
-    """Remove every run's Job and its pods, waiting until they are gone."""
-    plane.kubectl("delete", "jobs", "--all", "-n", RUNS, "--cascade=foreground", "--timeout=60s")
-
-
 def api(platform: RunningPlatform, method: str, path: str, **kwargs: Any) -> Any:
     answer = httpx.request(
         method, f"{platform.base_url}{path}", headers=platform.headers, timeout=30, **kwargs
