@@ -1,4 +1,5 @@
-"""The local executor on its own: sandbox environment, timeouts, and adoption after a crash."""
+"""The local executor on its own: sandbox environment, process groups, and adoption after a
+crash. What every executor does is in the executor contract suite."""
 
 from __future__ import annotations
 
@@ -72,15 +73,6 @@ def test_the_sandbox_environment_holds_only_basics_and_the_protocol() -> None:
 
 def test_a_launch_never_shows_its_token() -> None:
     assert "secret" not in repr(a_launch())
-
-
-async def test_a_sandbox_past_its_deadline_is_reported_timed_out(tmp_path: Path) -> None:
-    exits = Exits()
-    executor = LocalExecutor(command=SLEEPER, data_dir=tmp_path, on_exit=exits, grace_seconds=1)
-    await executor.start(a_launch(timeout=1))
-    await asyncio.wait_for(exits.arrived.wait(), 15)
-    assert exits.seen[0].outcome is Outcome.TIMED_OUT
-    assert not executor.scratch_dir("run_1").exists()
 
 
 async def test_a_runner_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:

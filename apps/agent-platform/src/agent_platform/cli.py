@@ -29,7 +29,7 @@ from agent_platform.executors.local import bubblewrap_problem
 from agent_platform.logs import configure_logging
 from agent_platform.services import Services
 from agent_platform.settings import Settings
-from agent_platform.store import BackendNotAvailable, Store, StoreError, open_store
+from agent_platform.store import Store, StoreError, open_store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 async def _open(settings: Settings) -> Store:
     try:
         return await open_store(settings)
-    except (BackendNotAvailable, StoreError):
+    except StoreError:
         raise
     except Exception as error:
         # Credentials, paths, emulators: whatever stops the store from opening, said plainly.
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(asyncio.run(_create_token(settings, args.user, args.name)))
         elif args.command == "login-url":
             print(asyncio.run(login_url(settings, args.user)))
-    except (BackendNotAvailable, StoreError) as error:
+    except StoreError as error:
         print(f"agent-platform: {error}", file=sys.stderr)
         return 2
     return 0

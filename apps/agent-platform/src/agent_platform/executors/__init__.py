@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from agent_platform.executors.base import (
     Executor,
     ExecutorError,
@@ -11,10 +13,6 @@ from agent_platform.executors.base import (
     SandboxExit,
 )
 from agent_platform.settings import Settings
-
-
-class ExecutorNotAvailable(Exception):
-    """The settings select an executor this build cannot run."""
 
 
 def make_executor(settings: Settings, on_exit: OnExit) -> Executor:
@@ -37,16 +35,13 @@ def make_executor(settings: Settings, on_exit: OnExit) -> Executor:
             template_name=settings.runner_template,
             on_exit=on_exit,
         )
-    raise ExecutorNotAvailable(
-        f"AGENT_PLATFORM_EXECUTOR={settings.executor} is not available in this build; "
-        "use AGENT_PLATFORM_EXECUTOR=local"
-    )
+    # Settings reject any other value, so mypy proves every executor has a branch here.
+    assert_never(settings.executor)
 
 
 __all__ = [
     "Executor",
     "ExecutorError",
-    "ExecutorNotAvailable",
     "Launch",
     "OnExit",
     "Reconciliation",
