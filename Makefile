@@ -41,7 +41,7 @@ sandbox:
 	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
 
 .PHONY: test
-test: sync tools ## Run every test: unit, API, browser, emulator and cluster
+test: sync tools lint ## Lint, then run every test: unit, API, browser, emulator and cluster
 	$(UV) run pytest
 
 .PHONY: lint
