@@ -174,7 +174,7 @@ class LocalBackend:
         runner = subprocess.Popen(
             FIFO_RUNNER,
             cwd=scratch,
-            env=sandbox_environment(launch, scratch, os.environ),
+            env=sandbox_environment(launch, scratch, os.environ, "bubblewrap"),
             start_new_session=True,
         )
         self._left[launch.run_id] = runner
