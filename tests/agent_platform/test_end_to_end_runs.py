@@ -29,6 +29,7 @@ from servers.messages_api import (
     ToolUse,
 )
 from servers.platform import RunningPlatform, running_platform
+from servers.processes import pids_running
 
 UPSTREAM_KEY = "sk-upstream-e2e-key"
 EDITOR = "str_replace_based_edit_tool"
@@ -229,21 +230,6 @@ async def test_the_tools_see_neither_the_runner_nor_the_key_nor_the_store(
     }
 
 
-def _pids_running(marker: str) -> list[int]:
-    """Live processes whose command line holds `marker`, seen from outside every sandbox."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if marker in cmdline and "bash -c" not in cmdline and _alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
 async def test_cancel_mid_tool_kills_the_tools_processes_within_two_seconds(
     platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
 ) -> None:
@@ -252,14 +238,14 @@ async def test_cancel_mid_tool_kills_the_tools_processes_within_two_seconds(
     run_id = await _run(http, await _agent(http), f"{script} wait a long time")
     await _events(http, run_id, until=lambda e: e["type"] == "tool_call")
     _wait_for(
-        lambda: bool(_pids_running("sleep 300.1")) and bool(_pids_running("sleep 300.2")),
+        lambda: bool(pids_running("sleep 300.1")) and bool(pids_running("sleep 300.2")),
         "the tool's children",
     )
 
     cancelled_at = time.monotonic()
     assert (await http.post(f"/api/runs/{run_id}/cancel")).status_code == 202
     _wait_for(
-        lambda: not _pids_running("sleep 300.1") and not _pids_running("sleep 300.2"),
+        lambda: not pids_running("sleep 300.1") and not pids_running("sleep 300.2"),
         "the tool's children to die",
         seconds=2.0,
     )

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse
 from servers.platform import RunningPlatform, running_platform
+from servers.processes import pids_running
 
 UPSTREAM_KEY = "sk-upstream-escape-key"
 WAIT_SECONDS = 30.0
@@ -197,7 +198,7 @@ async def test_a_process_that_setsids_away_does_not_outlive_the_command(
 ) -> None:
     await _attack(platform, messages_api, ["(setsid sleep 117.5 &); (nohup sleep 117.6 &); true"])
     for marker in ("sleep 117.5", "sleep 117.6"):
-        assert not _running(marker), f"{marker} outlived its command"
+        assert not pids_running(marker), f"{marker} outlived its command"
 
 
 async def test_tools_still_work_inside_the_workspace(
@@ -216,17 +217,3 @@ async def test_tools_still_work_inside_the_workspace(
     assert outputs[0].strip() == "42"
     assert outputs[1].strip() == "1"
     assert outputs[2].strip() == "ab/workspace"
-
-
-def _running(marker: str) -> bool:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and "bash -c" not in cmdline and state not in ("Z", "X"):
-            return True
-    return False

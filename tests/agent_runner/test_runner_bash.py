@@ -6,37 +6,11 @@ Each test runs unconfined (as in a pod) and under bubblewrap (as on a laptop).
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 from agent_runner.tools import BashTool, Bubblewrap, ToolSandbox, Unconfined
-
-
-def _pids_running(marker: str) -> list[int]:
-    """Live processes whose command line holds `marker`, seen from outside any sandbox."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        # A zombie (Z) or exiting (X) process is dead for our purposes.
-        if marker in cmdline and state not in ("Z", "X") and "bash -c" not in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _wait_until_gone(marker: str, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not _pids_running(marker):
-            return True
-        time.sleep(0.01)
-    return not _pids_running(marker)
+from servers.processes import pids_running, wait_until_gone
 
 
 @pytest.fixture(params=["unconfined", "bubblewrap"])
@@ -76,19 +50,19 @@ async def test_a_command_past_its_timeout_is_killed_with_its_children(sandbox: T
     out = await tool({"command": "sleep 31.01 & wait"})
     assert out.is_error
     assert "timed out after 0.5 s" in out.text
-    assert _wait_until_gone("sleep 31.01", within=5)
+    assert wait_until_gone("sleep 31.01", within=5)
 
 
 async def test_cancelling_a_command_kills_its_process_group(sandbox: ToolSandbox) -> None:
     tool = BashTool(sandbox, _env())
     task = asyncio.create_task(tool({"command": "sleep 31.02 & touch started; wait"}))
     async with asyncio.timeout(10):
-        while not (sandbox.root / "started").exists() or not _pids_running("sleep 31.02"):
+        while not (sandbox.root / "started").exists() or not pids_running("sleep 31.02"):
             await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert _wait_until_gone("sleep 31.02", within=5)
+    assert wait_until_gone("sleep 31.02", within=5)
 
 
 async def test_an_empty_command_is_a_tool_error(sandbox: ToolSandbox) -> None:
@@ -104,5 +78,5 @@ async def test_under_bubblewrap_nothing_outlives_its_command(tmp_path: Path) -> 
         {"command": "(setsid sleep 31.03 &); (nohup sleep 31.04 >/dev/null &); echo ok"}
     )
     assert out.text.strip() == "ok"
-    assert _wait_until_gone("sleep 31.03", within=5)
-    assert _wait_until_gone("sleep 31.04", within=5)
+    assert wait_until_gone("sleep 31.03", within=5)
+    assert wait_until_gone("sleep 31.04", within=5)
