@@ -131,14 +131,6 @@ def _wait_for(condition: Callable[[], bool], what: str, seconds: float = WAIT_SE
         time.sleep(0.01)  # polling a condition with a deadline
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
 def _workspace_of(platform: RunningPlatform, run_id: str) -> Path:
     return platform.data_dir / "sandboxes" / run_id / "workspace"
 
