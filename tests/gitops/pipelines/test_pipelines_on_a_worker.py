@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from gitops.toolchain import find_tool
 from servers.cloud_build import (
     ROOT,
@@ -35,12 +37,13 @@ from servers.cloud_build import (
     run_build,
     tools_image_user,
 )
-from servers.github_api import GitHubServer, github_api
+from servers.github_api import App, GitHubServer, github_api
 
 PROJECT = "ai-agent-platform-469401"
 REPO = "agent-platform/agent-platform"
 TOKEN = "worker-test-token-5be1"
-SECRET = f"projects/{PROJECT}/secrets/github-bot-token/versions/latest"
+SECRET = f"projects/{PROJECT}/secrets/github-app-key/versions/latest"
+APP_ID, INSTALLATION_ID = "424242", "777"
 ACCOUNT = f"cloud-build@{PROJECT}.iam.gserviceaccount.com"
 REGISTRY = f"asia-northeast3-docker.pkg.dev/{PROJECT}/agent-platform"
 SHAPES = ["shallow-clone", "uploaded-source"]
@@ -49,8 +52,8 @@ UID = tools_image_user()
 LEAVE_OUT = ["--exclude=site-packages", "--exclude=test", "--exclude=*.a"]
 
 PROTECTED_MAIN = f"""#!/bin/sh
-# GitHub's protection of main: changes arrive by pull request; only the bot may bypass it, and
-# only with a commit that pins images in overlays/dev.
+# GitHub's protection of main: changes arrive by pull request; only the App may bypass it (its
+# installation token authenticates the push), and only with a commit that pins overlays/dev.
 while read -r old new ref; do
   [ "$ref" = refs/heads/main ] || continue
   if [ "${{GITHUB_TOKEN:-}}" != "{TOKEN}" ]; then
@@ -106,6 +109,7 @@ class Cloud:
     pull: str
     image_bin: Path
     uv_cache: Path
+    app_key: str
 
     def deliver(self, commit: str, shape: str) -> Path:
         """The workspace as the trigger hands it over: root's files, with or without `.git`."""
@@ -138,7 +142,7 @@ class Cloud:
             builder_home=home,
             image_bin=self.image_bin,
             uv_cache=self.uv_cache,
-            secrets={SECRET: TOKEN},
+            secrets={SECRET: self.app_key},
             stand_ins=stand_ins,
             # PyPI is the cache on disk; the suite runs its own tests, so the test step runs
             # the tests that read the workspace's shape (git, tools, overlays).
@@ -228,8 +232,15 @@ def cloud(tools: tuple[Path, Path]) -> Iterator[Cloud]:
     hook.write_text(PROTECTED_MAIN)
     hook.chmod(0o755)
     _chown(remote, UID)  # the server's files, which the steps' user pushes to
-    with github_api(TOKEN) as github:
-        yield Cloud(base, remote, github, main, pull, *tools)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    app = App(APP_ID, INSTALLATION_ID, key.public_key())
+    with github_api(TOKEN, app=app) as github:
+        yield Cloud(base, remote, github, main, pull, *tools, pem)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -251,7 +262,10 @@ def _built_ins(cloud: Cloud, commit: str, branch: str, trigger: str, config: str
         "BRANCH_NAME": branch,
         "REF_NAME": branch,
         "TAG_NAME": "",
-        "_GITHUB_API_URL": cloud.github.url,  # the trigger's override of the file's default
+        # The trigger's values for the file's substitutions.
+        "_GITHUB_API_URL": cloud.github.url,
+        "_GITHUB_APP_ID": APP_ID,
+        "_GITHUB_APP_INSTALLATION_ID": INSTALLATION_ID,
     }
 
 
@@ -288,7 +302,15 @@ def test_a_pull_request_build_passes_and_comments_the_change(cloud: Cloud, shape
     comments = cloud.github.state.comments[7]
     assert len(comments) == 1
     assert "a" * 64 in comments[0]["body"]
-    assert TOKEN not in "".join(run.output for run in runs)
+    assert cloud.github.state.issued == [
+        {
+            "repositories": ["agent-platform"],
+            "permissions": {"contents": "read", "pull_requests": "write"},
+        }
+    ]
+    logs = "".join(run.output for run in runs)
+    assert TOKEN not in logs
+    assert "PRIVATE KEY" not in logs
 
 
 def test_a_push_to_main_pins_the_built_images_in_dev_past_branch_protection(
@@ -326,6 +348,7 @@ def test_a_push_to_main_pins_the_built_images_in_dev_past_branch_protection(
         "log", "-1", "--format=%(trailers:key=Built-from,valueonly)", "main", cwd=cloud.remote
     )
     assert trailer == cloud.main
+    assert [i["permissions"] for i in cloud.github.state.issued] == [{"contents": "write"}]
 
 
 def test_the_promotion_build_opens_the_pr_to_prod(cloud: Cloud) -> None:
