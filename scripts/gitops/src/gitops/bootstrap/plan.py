@@ -32,7 +32,8 @@ BUILD_ACCOUNT = "cloud-build"
 # that cannot push images or write the build cache main's builds import.
 PULL_REQUEST_ACCOUNT = "cloud-build-pr"
 ANTHROPIC_SECRET = "anthropic-api-key"  # noqa: S105 - a name, not a value
-GITHUB_SECRET = "github-bot-token"  # noqa: S105 - a name, not a value
+# The pipeline GitHub App's private key (.pem), traded for installation tokens by build steps.
+GITHUB_SECRET = "github-app-key"  # noqa: S105 - a name, not a value
 # The Ingress's `kubernetes.io/ingress.global-static-ip-name`.
 ADDRESS = "agent-platform"
 # The prod BackendConfig's `securityPolicy.name`.
