@@ -15,6 +15,7 @@ the loopback server of `servers.github_api`.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -72,6 +73,7 @@ done
 # ownership, and reads `safe.directory` only from global config, which a local transport's
 # upload-pack sees too.
 _TRUSTING = Path(tempfile.mkdtemp(prefix="cloud-build-git-")) / "gitconfig"
+atexit.register(shutil.rmtree, _TRUSTING.parent, True)
 _TRUSTING.write_text("[safe]\n\tdirectory = *\n")
 _ROOT_GIT = {
     "GIT_CONFIG_GLOBAL": str(_TRUSTING),
