@@ -207,3 +207,18 @@ def test_the_shipped_table_is_dated_and_sourced_for_every_region_it_prices() -> 
         price = table.for_region(region)
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", price.as_of)
         assert 0 < price.ephemeral_storage_gib_hour < price.memory_gib_hour < price.vcpu_hour
+
+
+def test_the_readme_states_what_gitops_cost_prints(
+    repo_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (repo_root / "README.md").read_text()
+
+    for environment in ("dev", "prod"):
+        assert main(["--root", str(repo_root), "cost", environment]) == 0
+        out = capsys.readouterr().out
+        row = re.search(rf"^\| {environment} .*$", readme, re.M)
+        assert row, f"README's cost table has no {environment} row"
+        stated = [float(x.replace(",", "")) for x in re.findall(r"\$([0-9,.]+[0-9])", row.group(0))]
+        printed = [_dollars(out, label) for label in ("at rest", "under load", "per run-hour")]
+        assert stated == printed, f"README says {stated}, gitops cost prints {printed}"
