@@ -222,3 +222,50 @@ def test_the_readme_states_what_gitops_cost_prints(
         stated = [float(x.replace(",", "")) for x in re.findall(r"\$([0-9,.]+[0-9])", row.group(0))]
         printed = [_dollars(out, label) for label in ("at rest", "under load", "per run-hour")]
         assert stated == printed, f"README says {stated}, gitops cost prints {printed}"
+
+
+REGION = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: env}\ndata: {GCP_REGION: asia-east1}\n"
+RUN_TEMPLATE = """\
+apiVersion: v1
+kind: PodTemplate
+metadata: {name: runner, namespace: runs}
+template:
+  spec:
+    containers:
+      - name: runner
+        resources: {requests: {cpu: 500m, memory: 2Gi, ephemeral-storage: 2Gi}}
+"""
+
+
+def test_runs_no_quota_bounds_are_left_out_of_the_load_figure_and_said_to_be() -> None:
+    resources = parse(f"{REGION}---\n{RUN_TEMPLATE}", "test")
+
+    cost = environment_cost("dev", resources, prices.load())
+
+    assert cost.runs[0].ceiling is None
+    assert cost.under_load == 0
+    assert cost.run_hour > 0
+
+
+def test_the_tightest_quota_limit_decides_how_many_runs_fit() -> None:
+    quota = (
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q, namespace: runs}\n"
+        "spec: {hard: {pods: '10', requests.cpu: '4', requests.memory: 7Gi}}\n"
+    )
+    resources = parse(f"{REGION}---\n{RUN_TEMPLATE}---\n{quota}", "test")
+
+    cost = environment_cost("dev", resources, prices.load())
+
+    # 10 pods, 8 by CPU, but only 3 runs of 2Gi fit in 7Gi of memory.
+    assert cost.runs[0].ceiling == 3
+
+
+def test_a_replica_count_that_is_not_a_number_is_a_clear_error() -> None:
+    deployment = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api, namespace: p}\n"
+        "spec: {replicas: two, template: {spec: {containers: []}}}\n"
+    )
+    resources = parse(f"{REGION}---\n{deployment}", "test")
+
+    with pytest.raises(CostError, match="Deployment p/api replicas is 'two'"):
+        environment_cost("dev", resources, prices.load())

@@ -182,10 +182,17 @@ def _workload(resource: Resource, scaler: Resource | None) -> Workload:
     pod = pod_requests(mapping(mapping(spec.get("template")).get("spec")))
     if scaler is not None:
         scaling = mapping(scaler.body.get("spec"))
-        least = int(scaling.get("minReplicas", 1))
-        return Workload(resource.ref, pod, least, int(scaling.get("maxReplicas", least)))
-    replicas = int(spec.get("replicas", 1))
+        least = _count(scaling.get("minReplicas", 1), f"{scaler.ref} minReplicas")
+        most = _count(scaling.get("maxReplicas", least), f"{scaler.ref} maxReplicas")
+        return Workload(resource.ref, pod, least, most)
+    replicas = _count(spec.get("replicas", 1), f"{resource.ref} replicas")
     return Workload(resource.ref, pod, replicas, replicas)
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise CostError(f"{what} is {value!r}: it must be a whole number")
 
 
 def _run_template(resource: Resource, quotas: Sequence[Resource]) -> RunTemplate:
@@ -207,12 +214,16 @@ def _quota_ceiling(pod: Requests, hard: Mapping[str, object]) -> int | None:
         "ephemeral-storage": pod.ephemeral_gib * GIB,
     }
     fits: list[int] = []
-    if "pods" in hard:
-        fits.append(int(parse_quantity(hard["pods"])))
-    for name, keys in _QUOTA_KEYS.items():
-        for key in keys:
-            if key in hard and need[name] > 0:
-                fits.append(math.floor(parse_quantity(hard[key]) / need[name] + 1e-9))
+    try:
+        if "pods" in hard:
+            fits.append(int(parse_quantity(hard["pods"])))
+        for name, keys in _QUOTA_KEYS.items():
+            for key in keys:
+                if key in hard and need[name] > 0:
+                    # The epsilon keeps 4 / 0.5 at 8 when binary fractions land just below it.
+                    fits.append(math.floor(parse_quantity(hard[key]) / need[name] + 1e-9))
+    except QuantityError as error:
+        raise CostError(f"a ResourceQuota's hard limit: {error}") from error
     return min(fits) if fits else None
 
 
@@ -236,8 +247,10 @@ def text(costs: Sequence[EnvironmentCost]) -> str:
         for w in cost.workloads:
             lines.append(f"                {w.ref} x{w.max_replicas}")
         for t in cost.runs:
-            at_once = f"{t.ceiling} runs at once" if t.ceiling else "no quota: runs unbounded"
-            lines.append(f"                {t.ref}: {at_once}, all month")
+            if t.ceiling is None:
+                lines.append(f"                {t.ref}: no quota bounds its runs, none counted")
+            else:
+                lines.append(f"                {t.ref}: {t.ceiling} runs at once, all month")
         lines.append(f"   per run-hour {usd(cost.run_hour):>10}")
         for t in cost.runs:
             lines.append(f"                {t.ref} ({t.pod.describe()})")
