@@ -166,3 +166,10 @@ def test_a_pinned_base_and_versioned_apt_packages_pass() -> None:
     )
 
     assert check_dockerfile(text, "Dockerfile") == []
+
+
+def test_a_syntax_line_after_a_comment_is_no_directive_and_pulls_nothing() -> None:
+    # BuildKit stops looking for parser directives at the first comment.
+    text = f"# the API image\n# syntax=docker/dockerfile:1.7\nFROM {PYTHON}\nUSER 10001\n"
+
+    assert check_dockerfile(text, "Dockerfile") == []

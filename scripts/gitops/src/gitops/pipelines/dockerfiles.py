@@ -19,6 +19,7 @@ _OPTIONS_WITH_VALUES = frozenset(
     {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url"}
 )
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_DIRECTIVE = re.compile(r"^#\s*[a-z]+\s*=", re.I)
 _SYNTAX = re.compile(r"^#\s*syntax\s*=\s*(\S+)", re.I)
 DIGEST = "@sha256:"
 
@@ -99,13 +100,12 @@ def _expand(value: str, variables: dict[str, str]) -> str:
 
 def _syntax_findings(text: str, path: str) -> Iterator[Finding]:
     """The `# syntax=` frontend is an image BuildKit pulls and runs, so it is pinned like one."""
+    # Parser directives only count before the first comment, blank line or instruction.
     for number, line in enumerate(text.splitlines(), start=1):
-        directive = _SYNTAX.match(line)
-        if directive is None:
-            if line.strip().startswith("#"):
-                continue
+        if not _DIRECTIVE.match(line):
             return
-        if DIGEST not in directive.group(1):
+        directive = _SYNTAX.match(line)
+        if directive is not None and DIGEST not in directive.group(1):
             yield Finding(
                 "dockerfile-unpinned-base",
                 path,
