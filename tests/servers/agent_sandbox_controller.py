@@ -83,7 +83,7 @@ def running_agent_sandbox_controller(plane: ControlPlane) -> Iterator[None]:
         return _healthy(f"http://127.0.0.1:{probe}/readyz")
 
     try:
-        wait_for(ready, timeout=START_TIMEOUT, what="agent-sandbox-controller /readyz", interval=0.2)
+        wait_for(ready, timeout=START_TIMEOUT, what="the agent-sandbox controller", interval=0.2)
         yield
     finally:
         process.terminate()
