@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     sqlite_path: Path = Path(".data/platform.db")
     gcp_project: str | None = None
 
-    executor: Literal["local", "kubernetes"] = "local"
+    executor: Literal["local", "kubernetes", "agent-sandbox"] = "local"
     # The command the local executor starts for each run, as a JSON list in the environment.
     runner_command: list[str] = Field(
         default_factory=lambda: [sys.executable, "-m", "agent_runner"]
@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     cancel_grace_seconds: float = Field(default=10.0, gt=0)
     runs_namespace: str = "agent-runs"
     runner_template: str = "agent-runner"
+    # The agent-sandbox executor's SandboxWarmPool in the runs namespace.
+    warm_pool: str = "agent-runner"
     # The kubernetes executor's cluster: this kubeconfig file if set, else in-cluster config.
     kubeconfig: Path | None = None
     max_concurrent_runs: int = Field(default=4, ge=1)
