@@ -167,6 +167,8 @@ class _Tracked:
     """What the executor knows about one run's claim while it watches."""
 
     reported: bool = False
+    # Set before this executor releases the claim itself, so its deletion is not news.
+    releasing: bool = False
     bound: asyncio.Event = field(default_factory=asyncio.Event)
     handover: asyncio.Task[None] | None = None
 
@@ -370,8 +372,9 @@ class AgentSandboxExecutor:
     async def cancel(self, run_id: str) -> None:
         try:
             await self._connect()
-            tracked = self._runs.get(run_id)
-            if tracked is not None and tracked.handover is not None:
+            tracked = self._runs.setdefault(run_id, _Tracked())
+            tracked.releasing = True
+            if tracked.handover is not None:
                 tracked.handover.cancel()
             await self._release(claim_name(run_id))
         except (OSError, TimeoutError) as error:
@@ -466,6 +469,8 @@ class AgentSandboxExecutor:
         if run_id is None:
             return
         if kind == "DELETED":
+            if self._runs.get(run_id, _Tracked()).releasing:
+                return  # cancelled: `cancel` reports it
             # Released by someone else than this executor (which reports first).
             await self._report(
                 run_id, Outcome.FAILED, "the run's SandboxClaim was deleted before it ended"
