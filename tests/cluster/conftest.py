@@ -1,6 +1,7 @@
 """The cluster tests share one control plane per session, prepared the way Argo CD and GKE leave
 a cluster: the runner base and the platform's identity and Role applied from the rendered bases,
-the gVisor RuntimeClass GKE Sandbox provides, and a sandbox node (kwok) to schedule runs on."""
+the gVisor RuntimeClass GKE Sandbox provides, the agent-sandbox controller GKE's Agent Sandbox
+add-on runs (with its CRDs), and a sandbox node (kwok) to schedule runs on."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster.cluster_objects import kustomize_build
+from servers.agent_sandbox_controller import running_agent_sandbox_controller
 from servers.control_plane import ROOT, ControlPlane, running_control_plane, wait_for
 
 RUNS_NAMESPACE = "agent-runs"
@@ -40,7 +42,10 @@ def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    with running_control_plane(tmp_path_factory.mktemp("control-plane")) as plane:
+    with (
+        running_control_plane(tmp_path_factory.mktemp("control-plane")) as plane,
+        running_agent_sandbox_controller(plane),
+    ):
         plane.kubectl("apply", "-f", "-", stdin=GVISOR_RUNTIME_CLASS)
         runner_base = kustomize_build(ROOT / "apps/agent-runner/base")
         platform_base = kustomize_build(ROOT / "apps/agent-platform/base")
