@@ -1,4 +1,8 @@
-"""Agents' workspaces: kept between runs in a blob store, moved by the runner over HTTP."""
+"""Agents' workspaces: kept between runs in a blob store, moved by the runner over HTTP.
+
+This package is storage only; the routes are `agent_platform.api.workspace` and
+`agent_platform.api.files`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from agent_platform.workspaces.blob_store import (
     read_file,
 )
 from agent_platform.workspaces.local import LocalBlobStore
-from agent_platform.workspaces.router import WorkspaceEndpoints
 
 
 class BlobStoreNotAvailable(Exception):
@@ -47,7 +50,6 @@ __all__ = [
     "BlobStore",
     "BlobStoreNotAvailable",
     "LocalBlobStore",
-    "WorkspaceEndpoints",
     "WorkspaceFile",
     "WorkspaceFileNotFound",
     "WorkspaceTooLarge",

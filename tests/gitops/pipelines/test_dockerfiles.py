@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from gitops.dockerfiles import Stage, check_dockerfile, parse
+from gitops.pipelines.dockerfiles import Stage, check_dockerfile, parse
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLATFORM = ROOT / "apps/agent-platform/Dockerfile"
 RUNNER = ROOT / "apps/agent-runner/Dockerfile"
 

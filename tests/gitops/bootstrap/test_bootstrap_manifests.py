@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from gitops.bootstrap import (
+from gitops.bootstrap.plan import (
     CLUSTER,
     IN_CLUSTER,
     REPOSITORY,
@@ -22,13 +22,13 @@ from gitops.bootstrap import (
     Step,
     steps,
 )
-from gitops.bootstrap_shell import environments_in, firestore_indexes_in, triggers_in
+from gitops.bootstrap.shell import environments_in, firestore_indexes_in, triggers_in
 from gitops.config import load_config
 from gitops.manifests import Resource
 from gitops.render import render_all
 from gitops.targets import discover
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ENVIRONMENTS = {e.name: e for e in environments_in(ROOT)}
 IAP_MEMBER = "group:agent-platform-users@example.com"
 

@@ -1,7 +1,7 @@
 """`gitops bootstrap`: the plan for a fresh and a half-bootstrapped project, and its secrets.
 
-Plans are compared with expected plans in bootstrap_fixtures/. The observed state is data; the
-end-to-end runs use bootstrap_fixtures/bin, a stand-in for gcloud and kubectl at the boundary
+Plans are compared with expected plans in fixtures/. The observed state is data; the
+end-to-end runs use fixtures/bin, a stand-in for gcloud and kubectl at the boundary
 with Google Cloud, which records every call.
 """
 
@@ -18,19 +18,19 @@ from typing import Any
 
 import pytest
 import yaml
-from gitops.bootstrap import (
+from gitops.bootstrap.plan import (
+    CloudNameError,
+    CloudProject,
     Environment,
     Lookup,
     Step,
-    Target,
-    TargetError,
     Trigger,
     iap_member,
     plan,
     render,
     steps,
 )
-from gitops.bootstrap_shell import (
+from gitops.bootstrap.shell import (
     FIRESTORE_INDEXES,
     BootstrapError,
     environment_of,
@@ -41,11 +41,11 @@ from gitops.bootstrap_shell import (
 )
 from gitops.firestore_indexes import IndexFileError, parse_index_file
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(__file__).with_name("bootstrap_fixtures")
-SEED = Target("ai-agent-platform-469401", "asia-northeast3")
+ROOT = Path(__file__).resolve().parents[3]
+FIXTURES = Path(__file__).with_name("fixtures")
+SEED = CloudProject("ai-agent-platform-469401", "asia-northeast3")
 PROD = Environment("prod", SEED)
-DEV = Environment("dev", Target("ai-agent-platform-dev-469401", "asia-northeast3"))
+DEV = Environment("dev", CloudProject("ai-agent-platform-dev-469401", "asia-northeast3"))
 ENVIRONMENTS = [DEV, PROD]
 TRIGGERS = [
     Trigger("main", "pipelines/triggers/main.yaml"),
@@ -226,12 +226,12 @@ def test_the_plan_reads_the_environments_the_overlays_define() -> None:
 
 def test_a_project_no_overlay_deploys_to_is_refused() -> None:
     with pytest.raises(BootstrapError, match="no overlay deploys to ai-agent-platform-test-1"):
-        environment_of(Target("ai-agent-platform-test-1", "asia-northeast3"), ENVIRONMENTS)
+        environment_of(CloudProject("ai-agent-platform-test-1", "asia-northeast3"), ENVIRONMENTS)
 
 
 def test_a_region_other_than_the_overlays_is_refused() -> None:
     with pytest.raises(BootstrapError, match="--region asia-northeast3"):
-        environment_of(Target(SEED.project, "europe-west1"), ENVIRONMENTS)
+        environment_of(CloudProject(SEED.project, "europe-west1"), ENVIRONMENTS)
 
 
 @pytest.mark.parametrize(
@@ -240,7 +240,7 @@ def test_a_region_other_than_the_overlays_is_refused() -> None:
 )
 def test_an_invalid_project_or_region_is_refused(project: str, region: str) -> None:
     with pytest.raises(ValueError, match=r"project id|region"):
-        Target(project, region)
+        CloudProject(project, region)
 
 
 def test_iap_lets_through_only_the_members_given_and_only_where_it_guards() -> None:
@@ -251,13 +251,13 @@ def test_iap_lets_through_only_the_members_given_and_only_where_it_guards() -> N
     ]
 
     assert [argv[argv.index("--member") + 1] for argv in granted] == [IAP_MEMBER]
-    with pytest.raises(TargetError, match="IAP guards only prod, not dev"):
+    with pytest.raises(CloudNameError, match="IAP guards only prod, not dev"):
         steps(DEV, TRIGGERS, indexes=INDEXES, iap_members=[IAP_MEMBER], delivery=False)
 
 
 @pytest.mark.parametrize("member", ["alice@example.com", "user:", "group:team", "domain:x"])
 def test_an_iap_member_that_is_not_an_iam_member_is_refused(member: str) -> None:
-    with pytest.raises(TargetError, match="is not an IAM member"):
+    with pytest.raises(CloudNameError, match="is not an IAM member"):
         iap_member(member)
 
 

@@ -1,19 +1,17 @@
-"""The subcommands the delivery pipelines run: `pipelines check`, `bootstrap`, `pr-comment` and
-`pr-open`. Registered in `gitops.cli.COMMANDS` like every other subcommand."""
+"""The subcommands the delivery pipelines run: `pipelines check`, `pr-comment` and `pr-open`,
+registered in `gitops.cli.COMMANDS` like every other subcommand."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitops import bootstrap_shell, pr_comment
-from gitops.bootstrap import ANTHROPIC_SECRET, GITHUB_SECRET, Target, TargetError, iap_member
-from gitops.config import find_root
-from gitops.github import DEFAULT_API_URL, GitHub, GitHubError
+from gitops.config import root_given
+from gitops.pipelines import pr_comment
+from gitops.pipelines.github import DEFAULT_API_URL, GitHub
 
 CLEAN, TOOL_ERROR = 0, 2
 TOKEN_VARIABLE = "GITHUB_TOKEN"  # noqa: S105 - the variable's name
@@ -22,18 +20,14 @@ if TYPE_CHECKING:
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _root(args: argparse.Namespace) -> Path:
-    return Path(args.root).resolve() if args.root else find_root(Path.cwd())
-
-
 # --- pipelines check ----------------------------------------------------------------------------
 
 
 def run_pipelines_check(args: argparse.Namespace) -> int:
     # Imported here: the Cloud Build types take a second to load, which no other command needs.
-    from gitops import pipelines_check
+    from gitops.pipelines import check
 
-    return pipelines_check.run(_root(args), [Path(p) for p in args.paths], sys.stdout)
+    return check.run(root_given(args.root), [Path(p) for p in args.paths], sys.stdout)
 
 
 def add_pipelines(commands: Commands) -> None:
@@ -46,68 +40,6 @@ def add_pipelines(commands: Commands) -> None:
     )
     check.add_argument("paths", nargs="*", help="files to check (default: the repository's)")
     check.set_defaults(run=run_pipelines_check)
-
-
-# --- bootstrap ----------------------------------------------------------------------------------
-
-
-def run_bootstrap(args: argparse.Namespace) -> int:
-    try:
-        target = Target(args.project, args.region)
-        members = [iap_member(member) for member in args.iap_member]
-    except TargetError as error:
-        print(f"gitops bootstrap: {error}", file=sys.stderr)
-        return TOOL_ERROR
-    files = {
-        secret: value
-        for secret, value in (
-            (ANTHROPIC_SECRET, args.anthropic_api_key_file),
-            (GITHUB_SECRET, args.github_token_file),
-        )
-        if value is not None
-    }
-    options = bootstrap_shell.Options(
-        target=target,
-        root=_root(args),
-        apply=args.apply,
-        delivery=not args.environment_only,
-        secret_files=files,
-        iap_members=members,
-    )
-    return bootstrap_shell.run(options, sys.stdin.buffer, sys.stdout)
-
-
-def add_bootstrap(commands: Commands) -> None:
-    parser = commands.add_parser(
-        "bootstrap",
-        help="set up a GCP project: print the plan (default) or create what is missing (--apply)",
-    )
-    parser.add_argument("--project", required=True, help="GCP project id")
-    parser.add_argument("--region", required=True, help="GCP region, e.g. asia-northeast3")
-    parser.add_argument("--apply", action="store_true", help="create what the plan says")
-    parser.add_argument(
-        "--environment-only",
-        action="store_true",
-        help="a further environment's project: no registry, pipelines or Argo CD",
-    )
-    parser.add_argument(
-        "--iap-member",
-        action="append",
-        default=[],
-        metavar="MEMBER",
-        help="who IAP lets through to prod, e.g. group:team@example.com (repeatable)",
-    )
-    parser.add_argument(
-        bootstrap_shell.SECRET_OPTIONS[ANTHROPIC_SECRET],
-        metavar="PATH",
-        help="file holding the Anthropic API key, or - for stdin (only read when it is missing)",
-    )
-    parser.add_argument(
-        bootstrap_shell.SECRET_OPTIONS[GITHUB_SECRET],
-        metavar="PATH",
-        help="file holding the pipeline bot's GitHub token, or - for stdin",
-    )
-    parser.set_defaults(run=run_bootstrap)
 
 
 # --- pr-comment / pr-open -----------------------------------------------------------------------
@@ -137,11 +69,7 @@ def run_pr_comment(args: argparse.Namespace) -> int:
     github = _github(args)
     if github is None:
         return TOOL_ERROR
-    try:
-        print(pr_comment.post(github, args.pr, _body(args), args.marker))
-    except GitHubError as error:
-        print(f"gitops pr-comment: {error}", file=sys.stderr)
-        return TOOL_ERROR
+    print(pr_comment.post(github, args.pr, _body(args), args.marker))
     return CLEAN
 
 
@@ -149,11 +77,7 @@ def run_pr_open(args: argparse.Namespace) -> int:
     github = _github(args)
     if github is None:
         return TOOL_ERROR
-    try:
-        pull = github.open_pull_request(args.head, args.base, args.title, _body(args))
-    except GitHubError as error:
-        print(f"gitops pr-open: {error}", file=sys.stderr)
-        return TOOL_ERROR
+    pull = github.open_pull_request(args.head, args.base, args.title, _body(args))
     print(f"#{pull.number} {pull.url}")
     return CLEAN
 
@@ -187,11 +111,3 @@ def add_pr_open(commands: Commands) -> None:
     parser.add_argument("--base", required=True, help="branch to merge into")
     parser.add_argument("--title", required=True)
     parser.set_defaults(run=run_pr_open)
-
-
-COMMANDS: list[Callable[[Commands], None]] = [
-    add_pipelines,
-    add_bootstrap,
-    add_pr_comment,
-    add_pr_open,
-]

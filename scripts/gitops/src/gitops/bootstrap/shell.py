@@ -19,22 +19,23 @@ from typing import BinaryIO, TextIO
 
 import yaml
 
-from gitops.bootstrap import (
+from gitops.bootstrap.plan import (
     ANTHROPIC_SECRET,
     GITHUB_SECRET,
     Action,
+    CloudNameError,
+    CloudProject,
     Command,
     Environment,
     PlannedStep,
     Step,
-    Target,
-    TargetError,
     Trigger,
     plan,
     render,
     steps,
 )
 from gitops.config import ConfigError, load_config
+from gitops.errors import GitopsError
 from gitops.firestore_indexes import IndexFile, IndexFileError, parse_index_file
 from gitops.targets import discover
 
@@ -55,14 +56,14 @@ _CHECK_CONCURRENCY = 8
 _WORD = re.compile(r"[A-Za-z0-9+/=._:-]+")
 
 
-class BootstrapError(Exception):
+class BootstrapError(GitopsError):
     """The bootstrap cannot start: a missing tool, a missing or unreadable secret value, a
     project no overlay deploys to."""
 
 
 @dataclass(frozen=True)
 class Options:
-    target: Target
+    target: CloudProject
     root: Path
     apply: bool
     delivery: bool
@@ -93,10 +94,10 @@ def environments_in(root: Path) -> list[Environment]:
             found.append(
                 Environment(
                     str(data["ENVIRONMENT"]),
-                    Target(str(data["GCP_PROJECT"]), str(data["GCP_REGION"])),
+                    CloudProject(str(data["GCP_PROJECT"]), str(data["GCP_REGION"])),
                 )
             )
-        except (OSError, yaml.YAMLError, AttributeError, KeyError, TargetError) as error:
+        except (OSError, yaml.YAMLError, AttributeError, KeyError, CloudNameError) as error:
             raise BootstrapError(
                 f"{path.relative_to(root)} must be the environment's ConfigMap with ENVIRONMENT, "
                 f"GCP_PROJECT and GCP_REGION under data ({type(error).__name__}: {error})"
@@ -112,7 +113,7 @@ def firestore_indexes_in(root: Path) -> IndexFile:
         raise BootstrapError(f"{FIRESTORE_INDEXES}: {error}") from error
 
 
-def environment_of(target: Target, environments: Sequence[Environment]) -> Environment:
+def environment_of(target: CloudProject, environments: Sequence[Environment]) -> Environment:
     """The environment whose overlay deploys to the target's project."""
     for environment in environments:
         if environment.target.project == target.project:
@@ -151,11 +152,6 @@ def read_output(argv: Sequence[str], cwd: Path) -> str:
             "network and `gcloud auth list`, then run again"
         ) from error
     return result.stdout.strip() if result.returncode == 0 else ""
-
-
-def is_present(check: Sequence[str], cwd: Path) -> bool:
-    """A resource exists when its check succeeds and prints something."""
-    return bool(read_output(check, cwd))
 
 
 @dataclass
@@ -245,7 +241,7 @@ def run(options: Options, stdin: BinaryIO, out: TextIO) -> int:
         needed = {s for p in planned if p.action is Action.CREATE for s in p.step.secrets}
         values = read_secrets(needed, options.secret_files, stdin)
         return _apply(planned, values, observer, options.root, out)
-    except (BootstrapError, TargetError) as error:
+    except (BootstrapError, CloudNameError) as error:
         print(f"error: {error}", file=out)
         return 2
 

@@ -13,12 +13,14 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from gitops.errors import GitopsError
+
 DEFAULT_API_URL = "https://api.github.com"
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 
-class GitHubError(Exception):
+class GitHubError(GitopsError):
     """GitHub refused a request; the message carries its status and answer."""
 
     def __init__(self, method: str, url: str, status: int, answer: str) -> None:

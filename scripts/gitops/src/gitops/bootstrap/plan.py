@@ -2,7 +2,7 @@
 
 The plan is pure data built from the environment, the environments Argo CD serves and what was
 observed to exist, so it can be printed for review (the default), compared with an expected plan
-in tests, and applied step by step by `gitops.bootstrap_shell`. Secret values are never part of
+in tests, and applied step by step by `gitops.bootstrap.shell`. Secret values are never part of
 it: a command that needs one names the secret, and the shell feeds the value on stdin. A value
 that exists only once some resource does (a project's number, another cluster's endpoint) is a
 `Lookup`: the plan shows where it comes from, and the shell reads it right before it is needed.
@@ -19,6 +19,7 @@ from enum import StrEnum
 
 import yaml
 
+from gitops.errors import GitopsError
 from gitops.firestore_indexes import CompositeIndex, IndexFile, TtlField
 
 # The names the first deployment used, and the ones the manifests and pipelines refer to.
@@ -83,23 +84,23 @@ _MEMBER = re.compile(
 )
 
 
-class TargetError(ValueError):
+class CloudNameError(GitopsError, ValueError):
     """A project, region, environment name or IAM member that Google Cloud would refuse."""
 
 
 @dataclass(frozen=True)
-class Target:
+class CloudProject:
     project: str
     region: str
 
     def __post_init__(self) -> None:
         if not _PROJECT.fullmatch(self.project):
-            raise TargetError(
+            raise CloudNameError(
                 f"{self.project!r} is not a GCP project id: 6 to 30 lower-case letters, digits "
                 "or hyphens, starting with a letter (see `gcloud projects list`)"
             )
         if not _REGION.fullmatch(self.region):
-            raise TargetError(
+            raise CloudNameError(
                 f"{self.region!r} is not a GCP region such as asia-northeast3 "
                 "(see `gcloud compute regions list`)"
             )
@@ -122,11 +123,11 @@ class Environment:
     Applications' `destination.name`) and the project and region it runs in."""
 
     name: str
-    target: Target
+    target: CloudProject
 
     def __post_init__(self) -> None:
         if not _ENVIRONMENT.fullmatch(self.name):
-            raise TargetError(
+            raise CloudNameError(
                 f"{self.name!r} cannot name an environment: lower-case letters, digits and "
                 "hyphens, starting with a letter"
             )
@@ -139,7 +140,7 @@ class Environment:
 def iap_member(text: str) -> str:
     """`text` if it is an IAM member IAP can let through, e.g. group:team@example.com."""
     if not _MEMBER.fullmatch(text):
-        raise TargetError(
+        raise CloudNameError(
             f"{text!r} is not an IAM member: write user:EMAIL, group:EMAIL, domain:DOMAIN or "
             "serviceAccount:EMAIL"
         )
@@ -250,7 +251,7 @@ def steps(
     policies of `indexes`.
     """
     if iap_members and not home.protected:
-        raise TargetError(
+        raise CloudNameError(
             f"IAP guards only {', '.join(sorted(PROTECTED_ENVIRONMENTS))}, not {home.name}: "
             "drop --iap-member"
         )
@@ -292,7 +293,7 @@ def plan(all_steps: Iterable[Step], present: Collection[str]) -> list[PlannedSte
     ]
 
 
-def render(target: Target, planned: Sequence[PlannedStep]) -> str:
+def render(target: CloudProject, planned: Sequence[PlannedStep]) -> str:
     """The plan as a reviewer reads it: what exists, what would be created and how."""
     to_create = sum(1 for p in planned if p.action is Action.CREATE)
     lines = [
@@ -326,7 +327,7 @@ def _step(key: str, summary: str, check: str, *apply: str, **values: str) -> Ste
     )
 
 
-def _api(target: Target, api: str) -> Step:
+def _api(target: CloudProject, api: str) -> Step:
     return _step(
         f"api/{api}",
         f"Enable {api}",
@@ -338,7 +339,7 @@ def _api(target: Target, api: str) -> Step:
     )
 
 
-def _cluster(target: Target) -> Iterable[Step]:
+def _cluster(target: CloudProject) -> Iterable[Step]:
     where = {"project": target.project, "region": target.region, "cluster": CLUSTER}
     yield _step(
         f"cluster/{CLUSTER}",
@@ -366,7 +367,7 @@ def _cluster(target: Target) -> Iterable[Step]:
     )
 
 
-def _firestore(target: Target, indexes: IndexFile) -> Iterable[Step]:
+def _firestore(target: CloudProject, indexes: IndexFile) -> Iterable[Step]:
     where = {"project": target.project, "region": target.region, "database": FIRESTORE_DATABASE}
     yield _step(
         f"firestore/{FIRESTORE_DATABASE}",
@@ -385,7 +386,7 @@ def _firestore(target: Target, indexes: IndexFile) -> Iterable[Step]:
         yield _ttl_policy(target, ttl)
 
 
-def _composite_index(target: Target, index: CompositeIndex) -> Step:
+def _composite_index(target: CloudProject, index: CompositeIndex) -> Step:
     group, scope = index.collection_group, index.query_scope
     where = ("--project", target.project, "--database", FIRESTORE_DATABASE)
     configs = [f"field-path={f.path},order={f.order.lower()}" for f in index.fields]
@@ -424,7 +425,7 @@ def _index_filter(index: CompositeIndex) -> str:
     return " AND ".join(terms)
 
 
-def _ttl_policy(target: Target, ttl: TtlField) -> Step:
+def _ttl_policy(target: CloudProject, ttl: TtlField) -> Step:
     return _step(
         f"firestore-ttl/{ttl.collection_group}/{ttl.path}",
         f"Firestore TTL policy on {ttl.collection_group}.{ttl.path} (Firestore deletes a "
@@ -441,7 +442,7 @@ def _ttl_policy(target: Target, ttl: TtlField) -> Step:
     )
 
 
-def _address(target: Target) -> Step:
+def _address(target: CloudProject) -> Step:
     return _step(
         f"address/{ADDRESS}",
         f"Global IP address {ADDRESS} (the Ingress's static IP; the host's DNS record points at "
@@ -454,7 +455,7 @@ def _address(target: Target) -> Step:
     )
 
 
-def _security_policy(target: Target) -> Iterable[Step]:
+def _security_policy(target: CloudProject) -> Iterable[Step]:
     values = {"policy": SECURITY_POLICY, "project": target.project}
     yield _step(
         f"security-policy/{SECURITY_POLICY}",
@@ -495,7 +496,7 @@ def _security_policy(target: Target) -> Iterable[Step]:
     )
 
 
-def _bucket(target: Target, purpose: str, why: str) -> Step:
+def _bucket(target: CloudProject, purpose: str, why: str) -> Step:
     bucket = target.bucket(purpose)
     return _step(
         f"bucket/{purpose}",
@@ -509,7 +510,7 @@ def _bucket(target: Target, purpose: str, why: str) -> Step:
     )
 
 
-def _service_account(target: Target, name: str, why: str) -> Step:
+def _service_account(target: CloudProject, name: str, why: str) -> Step:
     return _step(
         f"service-account/{name}",
         f"Service account {target.account(name)} ({why})",
@@ -523,7 +524,7 @@ def _service_account(target: Target, name: str, why: str) -> Step:
 
 
 def _binding(
-    target: Target, resource: str, name: str, member: str, role: str, label: str = ""
+    target: CloudProject, resource: str, name: str, member: str, role: str, label: str = ""
 ) -> Step:
     """Grant `role` to `member` on the resource `name`; `resource` is its gcloud group and
     flags around `{name}`, e.g. `secrets {name} --project {project}`."""
@@ -546,7 +547,7 @@ def _binding(
     )
 
 
-def _platform_identity(target: Target) -> Iterable[Step]:
+def _platform_identity(target: CloudProject) -> Iterable[Step]:
     account = target.account(PLATFORM_ACCOUNT)
     member = f"serviceAccount:{account}"
     yield _binding(
@@ -570,7 +571,7 @@ def _platform_identity(target: Target) -> Iterable[Step]:
     )
 
 
-def _iap_access(target: Target, member: str) -> Step:
+def _iap_access(target: CloudProject, member: str) -> Step:
     # Project-wide, as IAP's own console grants it: the backend service IAP guards is made by
     # the Ingress controller and has no name to bind to before the first sync.
     return _binding(
@@ -583,7 +584,7 @@ def _iap_access(target: Target, member: str) -> Step:
     )
 
 
-def _secret(target: Target, secret: str, reader: str) -> Iterable[Step]:
+def _secret(target: CloudProject, secret: str, reader: str) -> Iterable[Step]:
     values = {"secret": secret, "project": target.project}
     yield _step(
         f"secret/{secret}",
@@ -620,7 +621,7 @@ def _secret(target: Target, secret: str, reader: str) -> Iterable[Step]:
     )
 
 
-def _registry(target: Target, pulling: Sequence[Environment]) -> Iterable[Step]:
+def _registry(target: CloudProject, pulling: Sequence[Environment]) -> Iterable[Step]:
     yield _step(
         f"artifact-registry/{REPOSITORY}",
         f"Artifact Registry repository {REPOSITORY} (images and their build cache)",
@@ -658,7 +659,7 @@ def _registry(target: Target, pulling: Sequence[Environment]) -> Iterable[Step]:
         )
 
 
-def _build_identity(target: Target, triggers: Sequence[Trigger]) -> Iterable[Step]:
+def _build_identity(target: CloudProject, triggers: Sequence[Trigger]) -> Iterable[Step]:
     member = f"serviceAccount:{target.account(BUILD_ACCOUNT)}"
     yield _binding(
         target, "projects {name}", target.project, member, "roles/logging.logWriter", "the project"
@@ -687,7 +688,7 @@ def _build_identity(target: Target, triggers: Sequence[Trigger]) -> Iterable[Ste
         )
 
 
-def _kube_context(target: Target) -> Step:
+def _kube_context(target: CloudProject) -> Step:
     return _step(
         f"kube-context/{target.project}",
         f"kubectl credentials for {CLUSTER} in {target.project}",
@@ -750,7 +751,7 @@ def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
     )
 
 
-def _argocd_identity(target: Target) -> Iterable[Step]:
+def _argocd_identity(target: CloudProject) -> Iterable[Step]:
     """A Google identity for Argo CD's cluster-facing workloads (Workload Identity), so another
     environment's cluster is reached with short-lived tokens and no credential is stored."""
     account = target.account(ARGOCD_ACCOUNT)
@@ -784,7 +785,7 @@ def _argocd_identity(target: Target) -> Iterable[Step]:
         )
 
 
-def _remote_cluster(home: Target, other: Environment) -> Iterable[Step]:
+def _remote_cluster(home: CloudProject, other: Environment) -> Iterable[Step]:
     account = home.account(ARGOCD_ACCOUNT)
     yield _kube_context(other.target)
     yield _binding(
@@ -836,7 +837,7 @@ def _remote_cluster(home: Target, other: Environment) -> Iterable[Step]:
 
 def _cluster_secret(
     environment: Environment,
-    home: Target,
+    home: CloudProject,
     server: str,
     config: Mapping[str, object],
     summary: str,

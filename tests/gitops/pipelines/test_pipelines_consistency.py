@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from gitops.bootstrap import ANTHROPIC_SECRET, PLATFORM_ACCOUNT, REPOSITORY, Target
+from gitops.bootstrap.plan import ANTHROPIC_SECRET, PLATFORM_ACCOUNT, REPOSITORY, CloudProject
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DELIVERY_PROJECT = "ai-agent-platform-469401"
 OVERLAYS = sorted(p.parent for p in (ROOT / "overlays").glob("*/kustomization.yaml"))
 
@@ -29,7 +29,7 @@ def test_the_bootstrapped_workspace_bucket_is_the_one_the_environment_names(
     overlay: Path,
 ) -> None:
     facts = _environment(overlay)
-    target = Target(facts["GCP_PROJECT"], facts["GCP_REGION"])
+    target = CloudProject(facts["GCP_PROJECT"], facts["GCP_REGION"])
 
     assert target.bucket("workspaces") == f"gs://{facts['WORKSPACE_BUCKET']}"
 
@@ -69,7 +69,7 @@ def test_the_tools_image_pins_the_makefiles_kustomize_and_kubeconform() -> None:
 
 
 def test_every_trigger_runs_as_the_bootstrapped_build_account_of_the_delivery_project() -> None:
-    account = Target(DELIVERY_PROJECT, "asia-northeast3").account("cloud-build")
+    account = CloudProject(DELIVERY_PROJECT, "asia-northeast3").account("cloud-build")
 
     for path in sorted((ROOT / "pipelines/triggers").glob("*.yaml")):
         trigger = _yaml(path)

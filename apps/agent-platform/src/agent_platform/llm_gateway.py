@@ -1,10 +1,9 @@
-"""The LLM gateway: the Anthropic Messages API for runners, holding the only copy of the key.
+"""The LLM gateway's upstream side: the only copy of the key, the connection pool, the meter.
 
-A runner calls `POST /llm/v1/messages` with its run token where the SDK puts an API key. The
-gateway accepts only tokens of live runs, refuses a run whose token budget is spent, forwards
-the request upstream with the real key and relays the answer, streamed replies chunk by chunk
-as they arrive. It reads the usage out of what it relays and records it on the run, so budgets
-hold even against a runner that under-reports.
+It forwards a run's Messages API request upstream with the real key and relays the answer,
+streamed replies chunk by chunk as they arrive. It reads the usage out of what it relays and
+records it on the run, so budgets hold even against a runner that under-reports. The route
+that admits a run's request is `agent_platform.api.gateway`.
 """
 
 from __future__ import annotations
@@ -17,14 +16,11 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
-from agent_runner.protocol import GATEWAY_PREFIX, Usage
-from fastapi import APIRouter
+from agent_runner.protocol import Usage
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from agent_platform.api.deps import get_services
-from agent_platform.auth import Unauthenticated, bearer_of, resolve_run_token
 from agent_platform.domain import Run
 from agent_platform.settings import Settings
 from agent_platform.store import Store
@@ -32,7 +28,6 @@ from agent_platform.store import Store
 log = logging.getLogger(__name__)
 
 MESSAGES_PATH: Final = "/v1/messages"
-KEY_SETTING: Final = "AGENT_PLATFORM_ANTHROPIC_API_KEY"
 # Request headers passed upstream besides the anthropic-* ones; everything else (the run
 # token above all) stays here.
 _FORWARDED_REQUEST: Final = frozenset({"content-type", "accept"})
@@ -42,7 +37,7 @@ _FORWARDED_RESPONSE: Final = frozenset(
 _USAGE_FIELDS: Final = tuple(Usage.model_fields)
 
 
-def error_response(
+def anthropic_error(
     status: int, error_type: str, message: str, *, retry: bool = False
 ) -> JSONResponse:
     """An error in the Messages API's own shape, so the SDK raises it with this message."""
@@ -54,7 +49,7 @@ def error_response(
 
 def request_too_large(limit: int) -> JSONResponse:
     """The gateway's 413, in the shape Anthropic's API answers it, so the SDK raises it."""
-    return error_response(
+    return anthropic_error(
         413,
         "request_too_large",
         f"the request is larger than the gateway's limit of {limit} bytes; "
@@ -103,8 +98,8 @@ class SseUsageMeter:
             self.usage = _usage_of(payload.get("usage"), self.usage)
 
 
-class Gateway:
-    """The `/llm` router and the upstream connection pool behind it."""
+class LlmGateway:
+    """The upstream connection pool and the key: forwards a run's request and meters its usage."""
 
     def __init__(
         self, *, api_key: SecretStr | None, upstream_url: str, timeout_seconds: float = 600.0
@@ -116,8 +111,10 @@ class Gateway:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         self._recording: set[asyncio.Task[None]] = set()
-        self.router = APIRouter(prefix=GATEWAY_PREFIX, include_in_schema=False)
-        self.router.add_api_route(MESSAGES_PATH, self.messages, methods=["POST"])
+
+    @property
+    def configured(self) -> bool:
+        return self._key is not None
 
     async def aclose(self) -> None:
         if self._recording:
@@ -125,59 +122,8 @@ class Gateway:
         await self._http.aclose()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Gateway:
+    def from_settings(cls, settings: Settings) -> LlmGateway:
         return cls(api_key=settings.anthropic_key(), upstream_url=settings.anthropic_base_url)
-
-    @staticmethod
-    async def _run_of(request: Request, store: Store) -> Run:
-        secret = request.headers.get("x-api-key") or bearer_of(request)
-        if not secret:
-            raise Unauthenticated
-        return await resolve_run_token(store, secret)
-
-    async def messages(self, request: Request) -> Response:
-        store = get_services(request).store
-        try:
-            run = await self._run_of(request, store)
-        except Unauthenticated:
-            return error_response(
-                401,
-                "authentication_error",
-                "the gateway accepts only the token of a live run; this one is unknown or "
-                "its run has finished",
-            )
-        if self._key is None:
-            return error_response(
-                503,
-                "not_configured",
-                f"no Anthropic API key is configured on the platform: set {KEY_SETTING} "
-                f"(or {KEY_SETTING}_FILE) in its environment or .env and restart it",
-            )
-        agent = await store.get_agent(run.owner_id, run.agent_id)
-        if agent is None:
-            return error_response(404, "not_found_error", "the run's agent no longer exists")
-        budget = agent.limits.max_tokens
-        remaining = budget - run.usage.total_tokens
-        if remaining <= 0:
-            return error_response(
-                403,
-                "budget_exhausted",
-                f"the run's token budget of {budget} is exhausted ({run.usage.total_tokens} "
-                "used); raise the agent's max_tokens",
-            )
-        body = await request.body()
-        try:
-            params = json.loads(body)
-        except ValueError:
-            return error_response(400, "invalid_request_error", "the body is not JSON")
-        if not isinstance(params, dict):
-            return error_response(400, "invalid_request_error", "the body must be an object")
-        max_tokens = params.get("max_tokens")
-        if isinstance(max_tokens, int) and max_tokens > remaining:
-            # The reply may not overrun the budget; re-encode only when it has to change.
-            body = json.dumps({**params, "max_tokens": remaining}).encode()
-        streamed = params.get("stream") is True
-        return await self._forward(request, store, run, body, streamed=streamed)
 
     def _upstream_headers(self, request: Request) -> dict[str, str]:
         assert self._key is not None
@@ -191,9 +137,10 @@ class Gateway:
         headers["accept-encoding"] = "identity"
         return headers
 
-    async def _forward(
+    async def forward(
         self, request: Request, store: Store, run: Run, body: bytes, *, streamed: bool
     ) -> Response:
+        """Send `body` upstream with the real key and relay the answer, recording its usage."""
         upstream = self._http.build_request(
             "POST",
             self._upstream + MESSAGES_PATH,
@@ -203,7 +150,7 @@ class Gateway:
         try:
             answer = await self._http.send(upstream, stream=True)
         except httpx.HTTPError as exc:
-            return error_response(
+            return anthropic_error(
                 502,
                 "api_error",
                 f"the gateway could not reach the Anthropic API at {self._upstream}: "

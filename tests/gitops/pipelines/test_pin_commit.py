@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "pipelines/scripts/pin-dev.sh"
 REGISTRY = "asia-northeast3-docker.pkg.dev/ai-agent-platform-469401/agent-platform"
 TOKEN = "pin-test-token-0c94b2"

@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gitops.pipelines import Finding
+from gitops.pipelines.cloudbuild import Finding
 
 _ROOT_USERS = frozenset({"root", "0"})
 _URL = re.compile(r"^(https?|ftp)://|^git@", re.I)

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from gitops.pipelines import check_build
-from gitops.pipelines_check import check_files, classify, discover, run
+from gitops.pipelines.check import check_files, classify, discover, run
+from gitops.pipelines.cloudbuild import check_build
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(__file__).with_name("pipeline_fixtures")
+ROOT = Path(__file__).resolve().parents[3]
+FIXTURES = Path(__file__).with_name("fixtures")
 FIXTURE_FILES = sorted(path for path in FIXTURES.iterdir() if path.is_file())
 
 

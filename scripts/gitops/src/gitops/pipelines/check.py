@@ -15,14 +15,15 @@ from typing import Any, TextIO
 
 import yaml
 
-from gitops.dockerfiles import check_dockerfile
-from gitops.pipelines import (
+from gitops.errors import GitopsError
+from gitops.pipelines.cloudbuild import (
     Finding,
     check_build,
     check_script,
     check_trigger,
     is_build_document,
 )
+from gitops.pipelines.dockerfiles import check_dockerfile
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class PipelineFiles:
         return len(self.builds) + len(self.triggers) + len(self.scripts) + len(self.dockerfiles)
 
 
-class UnreadableFileError(Exception):
+class UnreadableFileError(GitopsError):
     """A file to check could not be read or is not YAML."""
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from servers.github_api import GitHubServer, github_api
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "promote-test-token-93ad"
 REPO = "agent-platform/agent-platform"
 REGISTRY = "asia-northeast3-docker.pkg.dev/ai-agent-platform-469401/agent-platform"

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gitops.github import Comment, GitHub, GitHubError
-from gitops.pr_comment import DEFAULT_MARKER, MAX_BODY, body_with_marker, decide, post
+from gitops.pipelines.github import Comment, GitHub, GitHubError
+from gitops.pipelines.pr_comment import DEFAULT_MARKER, MAX_BODY, body_with_marker, decide, post
 from servers.github_api import GitHubServer, github_api
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "pr-comment-test-token-5d1e"
 REPO = "agent-platform/agent-platform"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gitops.github import Comment, GitHub
+from gitops.pipelines.github import Comment, GitHub
 
 DEFAULT_MARKER = "<!-- gitops diff -->"
 # GitHub refuses comment bodies over 65536 characters.
