@@ -6,12 +6,14 @@ kwok gives every pod a lifecycle but runs nothing, and hands out pod IPs from a 
 running pod with a `handover` port this starts `python -m agent_runner` with the pod's
 environment as a kubelet would resolve it (the downward API's status.podIP included), its
 workspace in a temporary directory, and AGENT_PLATFORM_URL pointed at the test's platform in
-place of cluster DNS. When the runner exits, the pod's container ends with its exit code; when
-the pod is deleted, the runner gets SIGTERM, as from a kubelet.
+place of cluster DNS. With `job_pods`, a Job's runner pod gets its runner too, its token written
+from the run's Secret to a file as the kubelet mounts it. When the runner exits, the pod's
+container ends with its exit code; when the pod is deleted, the runner gets SIGTERM.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -26,12 +28,13 @@ from typing import Any
 
 import httpx
 
-from servers.control_plane import EXIT_CODE_ANNOTATION, ControlPlane
+from servers.control_plane import EXIT_CODE_ANNOTATION, ControlPlane, wait_for
 
 log = logging.getLogger(__name__)
 
 RUNNER_SELECTOR = "app.kubernetes.io/name=agent-runner"
 STOP_SECONDS = 15.0
+SECRET_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -49,6 +52,7 @@ class SandboxKubelet:
     namespace: str
     platform_url: str
     work_dir: Path
+    job_pods: bool = False
     sandboxes: dict[str, _Sandbox] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -107,14 +111,41 @@ class SandboxKubelet:
             status = pod.get("status") or {}
             if sandbox is not None or status.get("phase") != "Running" or not status.get("podIP"):
                 return
-            containers = pod["spec"]["containers"]
-            runner = containers[0]
-            if not any(p.get("name") == "handover" for p in runner.get("ports") or []):
+            runner = pod["spec"]["containers"][0]
+            warm = any(p.get("name") == "handover" for p in runner.get("ports") or [])
+            if not warm and not self.job_pods:
                 return  # a Job's pod: its tests play the runner themselves
-            self.sandboxes[name] = self._start(name, runner, status["podIP"])
+            self.sandboxes[name] = self._start(name, pod, status["podIP"])
             self.started.append(name)
 
-    def _start(self, pod: str, container: dict[str, Any], pod_ip: str) -> _Sandbox:
+    def _mounted_token(self, pod: dict[str, Any], sandbox_dir: Path) -> dict[str, str]:
+        """A Job pod's token Secret as the file the kubelet mounts, or nothing for a warm pod."""
+        secrets = [
+            v["secret"]["secretName"] for v in pod["spec"].get("volumes") or [] if "secret" in v
+        ]
+        if not secrets:
+            return {}
+        token_file = sandbox_dir / "token"
+        token_file.write_bytes(self._secret_token(secrets[0]))
+        return {"AGENT_RUN_TOKEN_FILE": str(token_file)}
+
+    def _secret_token(self, secret: str) -> bytes:
+        path = f"/api/v1/namespaces/{self.namespace}/secrets/{secret}"
+        found: list[bytes] = []
+
+        def read() -> bool:
+            answer = api.get(path)
+            if answer.is_success:
+                found.append(base64.b64decode(answer.json()["data"]["token"]))
+            return bool(found)
+
+        with self._client() as api:
+            # The platform creates the Secret just after the Job; a kubelet waits for it too.
+            wait_for(read, timeout=SECRET_WAIT_SECONDS, what=f"the token Secret {secret}")
+        return found[0]
+
+    def _start(self, name: str, pod: dict[str, Any], pod_ip: str) -> _Sandbox:
+        container = pod["spec"]["containers"][0]
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         for variable in container.get("env") or []:
             if "value" in variable:
@@ -123,7 +154,7 @@ class SandboxKubelet:
                 variable.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "status.podIP"
             ):
                 env[variable["name"]] = pod_ip
-        sandbox_dir = self.work_dir / pod
+        sandbox_dir = self.work_dir / name
         for directory in ("workspace", "tmp"):
             (sandbox_dir / directory).mkdir(parents=True, exist_ok=True)
         env.update(
@@ -131,6 +162,7 @@ class SandboxKubelet:
                 "AGENT_PLATFORM_URL": self.platform_url,
                 "AGENT_WORKSPACE": str(sandbox_dir / "workspace"),
                 "HOME": str(sandbox_dir / "tmp"),
+                **self._mounted_token(pod, sandbox_dir),
             }
         )
         log_path = sandbox_dir / "runner.log"
@@ -143,8 +175,8 @@ class SandboxKubelet:
                 stdin=subprocess.DEVNULL,
                 cwd=sandbox_dir,
             )
-        threading.Thread(target=self._reap, args=(pod, process), daemon=True).start()
-        return _Sandbox(pod, process, log_path)
+        threading.Thread(target=self._reap, args=(name, process), daemon=True).start()
+        return _Sandbox(name, process, log_path)
 
     def _reap(self, pod: str, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
@@ -174,9 +206,14 @@ class SandboxKubelet:
 
 @contextlib.contextmanager
 def running_sandbox_kubelet(
-    plane: ControlPlane, namespace: str, platform_url: str, work_dir: Path
+    plane: ControlPlane,
+    namespace: str,
+    platform_url: str,
+    work_dir: Path,
+    *,
+    job_pods: bool = False,
 ) -> Iterator[SandboxKubelet]:
-    kubelet = SandboxKubelet(plane, namespace, platform_url, work_dir)
+    kubelet = SandboxKubelet(plane, namespace, platform_url, work_dir, job_pods)
     thread = threading.Thread(target=kubelet._watch, daemon=True)
     thread.start()
     try:
