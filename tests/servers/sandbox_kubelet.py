@@ -53,6 +53,7 @@ class SandboxKubelet:
     platform_url: str
     work_dir: Path
     job_pods: bool = False
+    command: tuple[str, ...] = (sys.executable, "-m", "agent_runner")
     sandboxes: dict[str, _Sandbox] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,6 +110,11 @@ class SandboxKubelet:
                     sandbox.process.terminate()
                 return
             status = pod.get("status") or {}
+            if sandbox is not None and status.get("phase") in ("Succeeded", "Failed"):
+                # The pod's container ended (a test played it): its process goes too.
+                if sandbox.process.poll() is None:
+                    sandbox.process.terminate()
+                return
             if sandbox is not None or status.get("phase") != "Running" or not status.get("podIP"):
                 return
             runner = pod["spec"]["containers"][0]
@@ -168,7 +174,7 @@ class SandboxKubelet:
         log_path = sandbox_dir / "runner.log"
         with log_path.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "agent_runner"],
+                list(self.command),
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
