@@ -65,6 +65,7 @@ def test_an_expired_claim_ends_the_run_timed_out() -> None:
 
     assert verdict is not None
     assert verdict[0] is Outcome.TIMED_OUT
+    assert "(600s;" in verdict[1]
     assert "2026-12-05T14:10:30Z" in verdict[1]
 
 

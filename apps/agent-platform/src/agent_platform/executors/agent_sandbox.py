@@ -63,6 +63,8 @@ HANDED_OVER_ANNOTATION: Final = "agent-platform.dev/handed-over"
 # The controller labels a claimed sandbox's pod with its claim's uid.
 CLAIM_UID_LABEL: Final = "agents.x-k8s.io/claim-uid"
 HANDOVER_PORT_NAME: Final = "handover"
+# The run's own limit, so that a timeout can name it; the claim's deadline adds a margin.
+TIME_LIMIT_ANNOTATION: Final = "agent-platform.dev/time-limit-seconds"
 # Why a claim is no longer Ready when its deadline (lifecycle.shutdownTime) has passed.
 EXPIRED_REASONS: Final = frozenset({"ClaimExpired", "SandboxExpired"})
 _WATCH_SECONDS = 240
@@ -101,7 +103,10 @@ def build_claim(
         "metadata": {
             "name": claim_name(launch.run_id),
             "labels": run_labels(launch),
-            "annotations": {RUN_ANNOTATION: launch.run_id},
+            "annotations": {
+                RUN_ANNOTATION: launch.run_id,
+                TIME_LIMIT_ANNOTATION: str(launch.timeout_seconds),
+            },
         },
         "spec": {
             "warmPoolRef": {"name": warm_pool},
@@ -139,8 +144,13 @@ def claim_verdict(claim: dict[str, Any]) -> tuple[Outcome, str] | None:
     """How a run's sandbox ended, from its claim, or None while it has not."""
     ready = _condition(claim, "Ready") or {}
     if ready.get("status") != "True" and ready.get("reason") in EXPIRED_REASONS:
+        annotations = (claim.get("metadata") or {}).get("annotations") or {}
+        limit = annotations.get(TIME_LIMIT_ANNOTATION, "?")
         deadline = ((claim.get("spec") or {}).get("lifecycle") or {}).get("shutdownTime")
-        return Outcome.TIMED_OUT, f"the run exceeded its time limit (claim deadline {deadline})"
+        return (
+            Outcome.TIMED_OUT,
+            f"the run exceeded its time limit ({limit}s; its sandbox's deadline was {deadline})",
+        )
     finished = _condition(claim, "Finished")
     if finished is None or finished.get("status") != "True":
         return None
