@@ -218,8 +218,9 @@ def running_sandbox_kubelet(
     work_dir: Path,
     *,
     job_pods: bool = False,
+    command: tuple[str, ...] = (sys.executable, "-m", "agent_runner"),
 ) -> Iterator[SandboxKubelet]:
-    kubelet = SandboxKubelet(plane, namespace, platform_url, work_dir, job_pods)
+    kubelet = SandboxKubelet(plane, namespace, platform_url, work_dir, job_pods, command)
     thread = threading.Thread(target=kubelet._watch, daemon=True)
     thread.start()
     try:
