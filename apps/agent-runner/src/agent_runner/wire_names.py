@@ -26,6 +26,11 @@ ENV_HANDOVER_PORT: Final = "AGENT_HANDOVER_PORT"
 HANDOVER_PATH: Final = "/handover"
 HANDOVER_RUN_ID: Final = "run_id"
 HANDOVER_RUN_TOKEN: Final = "run_token"  # noqa: S105 - a field name
+# How the runner confines its tools' commands: `bubblewrap` on a laptop, where the runner shares
+# the machine with the platform and other runs; unset or `none` in a pod, which is the sandbox.
+ENV_TOOL_SANDBOX: Final = "AGENT_TOOL_SANDBOX"
+SANDBOX_BUBBLEWRAP: Final = "bubblewrap"
+SANDBOX_NONE: Final = "none"
 
 # Paths on the platform, relative to its base URL.
 ASSIGNMENT_PATH: Final = "/api/runner/runs/{run_id}"

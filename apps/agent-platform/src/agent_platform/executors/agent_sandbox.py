@@ -42,15 +42,15 @@ from agent_platform.executors.base import (
     Reconciliation,
     SandboxExit,
 )
-from agent_platform.executors.kubernetes import (
+from agent_platform.executors.job_spec import (
     RUN_ANNOTATION,
     SELECTOR,
     job_name,
-    load_api_client,
-    pod_failure,
     run_id_of,
     run_labels,
 )
+from agent_platform.executors.job_status import pod_failure
+from agent_platform.executors.kubernetes import load_api_client, reaching_the_cluster
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +243,9 @@ class AgentSandboxExecutor:
             return self._cluster
 
     async def start(self, launch: Launch) -> None:
-        try:
+        with reaching_the_cluster():
             await self._connect()
             await self._start(launch)
-        except (OSError, TimeoutError) as error:
-            raise ExecutorError(f"the Kubernetes API could not be reached: {error}") from error
 
     async def _start(self, launch: Launch) -> None:
         name = claim_name(launch.run_id)
@@ -380,23 +378,19 @@ class AgentSandboxExecutor:
         await self._report(run_id, Outcome.FAILED, reason)
 
     async def cancel(self, run_id: str) -> None:
-        try:
+        with reaching_the_cluster():
             await self._connect()
             tracked = self._runs.setdefault(run_id, _Tracked())
             tracked.releasing = True
             if tracked.handover is not None:
                 tracked.handover.cancel()
             await self._release(claim_name(run_id))
-        except (OSError, TimeoutError) as error:
-            raise ExecutorError(f"the Kubernetes API could not be reached: {error}") from error
         await self._report(run_id, Outcome.CANCELLED, "cancelled")
 
     async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
-        try:
+        with reaching_the_cluster():
             await self._connect()
             return await self._reconcile(active_run_ids)
-        except (OSError, TimeoutError) as error:
-            raise ExecutorError(f"the Kubernetes API could not be reached: {error}") from error
 
     async def _reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
         try:
