@@ -86,17 +86,6 @@ class RunDidNotSucceed(RuntimeError):
     """A measured run failed: its first event may be the platform's verdict, not the runner's."""
 
 
-def _idle_warm_pod(plane: ControlPlane, kubelet: SandboxKubelet) -> bool:
-    pods = plane.get_json("pods", "-n", RUNS_NAMESPACE, "-l", "app.kubernetes.io/name=agent-runner")
-    return any(
-        "agents.x-k8s.io/claim-uid" not in (p["metadata"].get("labels") or {})
-        and not p["metadata"].get("deletionTimestamp")
-        and p["metadata"]["name"] in kubelet.sandboxes
-        and kubelet.sandboxes[p["metadata"]["name"]].process.poll() is None
-        for p in pods["items"]
-    )
-
-
 @contextmanager
 def _platform_with(
     executor: str, plane: ControlPlane, api: MessagesApiServer, work: Path
@@ -127,7 +116,7 @@ def _latencies(
         for _ in range(runs):
             if executor == "agent-sandbox":
                 wait_for(
-                    lambda: _idle_warm_pod(plane, kubelet),
+                    lambda: bool(kubelet.waiting_warm_pods()),
                     timeout=WAIT_SECONDS,
                     what="a warm sandbox",
                 )

@@ -9,19 +9,17 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from agent_platform.executors.agent_sandbox import HANDED_OVER_ANNOTATION, claim_name
 from cluster.cluster_runs import RUNS, WAIT, api, status, wait_status
 from servers.control_plane import ControlPlane, wait_for
+from servers.executors import CLAIMS, claim_of, delete_run_claims, handed_over_sandbox
 from servers.messages_api import MessagesApiServer, Reply, Text
 from servers.platform import RunningPlatform, running_platform
 from servers.sandbox_kubelet import SandboxKubelet, running_sandbox_kubelet
 
 pytestmark = pytest.mark.cluster
 
-CLAIMS = "sandboxclaims.extensions.agents.x-k8s.io"
 UPSTREAM_KEY = "sk-upstream-sandbox-key"
 # What the scheduler's run tokens look like (auth.new_secret("run")).
 RUN_TOKEN = re.compile(r"run_[A-Za-z0-9_-]{43}")
@@ -75,31 +73,9 @@ def kubelet(
 @pytest.fixture(autouse=True)
 def warm_pool_ready(control_plane: ControlPlane, kubelet: SandboxKubelet) -> Iterator[None]:
     """Each test starts with a warm sandbox whose runner waits, and leaves no claim behind."""
-    wait_for(
-        lambda: bool(idle_sandboxes(control_plane, kubelet)), timeout=WAIT, what="a warm sandbox"
-    )
+    wait_for(lambda: bool(kubelet.waiting_warm_pods()), timeout=WAIT, what="a warm sandbox")
     yield
-    control_plane.kubectl("delete", CLAIMS, "--all", "-n", RUNS, "--wait=true", "--timeout=60s")
-
-
-def idle_sandboxes(plane: ControlPlane, kubelet: SandboxKubelet) -> list[str]:
-    """Warm pods of the pool, unclaimed, whose runner is up and waiting."""
-    pods = plane.get_json("pods", "-n", RUNS, "-l", "app.kubernetes.io/name=agent-runner")
-    return [
-        p["metadata"]["name"]
-        for p in pods["items"]
-        if "agents.x-k8s.io/claim-uid" not in p["metadata"].get("labels", {})
-        and not p["metadata"].get("deletionTimestamp")
-        and p["metadata"]["name"] in kubelet.sandboxes
-        and kubelet.sandboxes[p["metadata"]["name"]].process.poll() is None
-    ]
-
-
-def claim(plane: ControlPlane, run_id: str) -> dict[str, Any] | None:
-    found = plane.kubectl(
-        "get", CLAIMS, claim_name(run_id), "-n", RUNS, "--ignore-not-found", "-o", "json"
-    ).stdout
-    return json.loads(found) if found.strip() else None
+    delete_run_claims(control_plane)
 
 
 def start_scripted_run(
@@ -118,20 +94,17 @@ def start_run_of(platform: RunningPlatform, script: str, **limits: int) -> str:
 def served_by(plane: ControlPlane, run_id: str) -> str:
     """The sandbox the run's claim was bound to, once the runner took the handover."""
     wait_for(
-        lambda: (
-            HANDED_OVER_ANNOTATION
-            in ((claim(plane, run_id) or {}).get("metadata") or {}).get("annotations", {})
-        ),
+        lambda: handed_over_sandbox(plane, run_id) is not None,
         timeout=WAIT,
         what=f"run {run_id}'s sandbox to take the handover",
     )
-    bound = claim(plane, run_id) or {}
-    name: str = bound["status"]["sandbox"]["name"]
+    name = handed_over_sandbox(plane, run_id)
+    assert name is not None
     return name
 
 
 def gone(plane: ControlPlane, run_id: str, pod: str) -> bool:
-    return claim(plane, run_id) is None and not plane.exists("pod", pod, RUNS)
+    return claim_of(plane, run_id) is None and not plane.exists("pod", pod, RUNS)
 
 
 def test_a_run_on_a_warm_sandbox_completes_through_the_scripted_messages_api(
@@ -140,7 +113,7 @@ def test_a_run_on_a_warm_sandbox_completes_through_the_scripted_messages_api(
     kubelet: SandboxKubelet,
     messages_api: MessagesApiServer,
 ) -> None:
-    warm = set(idle_sandboxes(control_plane, kubelet))
+    warm = set(kubelet.waiting_warm_pods())
 
     run_id = start_scripted_run(platform, messages_api, Reply([Text("All done on a warm pod.")]))
     pod = served_by(control_plane, run_id)
@@ -154,7 +127,7 @@ def test_a_run_on_a_warm_sandbox_completes_through_the_scripted_messages_api(
     # Released at the run's end: the claim and its sandbox go, and the pool refills.
     wait_for(lambda: gone(control_plane, run_id, pod), timeout=WAIT, what="the claim to go")
     wait_for(
-        lambda: bool(set(idle_sandboxes(control_plane, kubelet)) - {pod}),
+        lambda: bool(set(kubelet.waiting_warm_pods()) - {pod}),
         timeout=WAIT,
         what="the pool to refill",
     )
@@ -177,7 +150,7 @@ def test_the_run_token_is_in_no_claim_pod_spec_or_log(
 
     environ = Path(f"/proc/{kubelet.sandboxes[pod].process.pid}/environ").read_bytes()
     assert b"AGENT_RUN_TOKEN" not in environ, "the token reached the runner's process environment"
-    objects = json.dumps(claim(control_plane, run_id)) + json.dumps(
+    objects = json.dumps(claim_of(control_plane, run_id)) + json.dumps(
         control_plane.get_json("pod", pod, "-n", RUNS)
     )
     for text in (objects, platform.log(), kubelet.runner_log(pod)):

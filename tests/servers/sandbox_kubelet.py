@@ -33,6 +33,8 @@ from servers.control_plane import EXIT_CODE_ANNOTATION, ControlPlane, wait_for
 log = logging.getLogger(__name__)
 
 RUNNER_SELECTOR = "app.kubernetes.io/name=agent-runner"
+# The controller labels a warm pod with its claim's uid once a claim takes it.
+CLAIM_UID_LABEL = "agents.x-k8s.io/claim-uid"
 STOP_SECONDS = 15.0
 SECRET_WAIT_SECONDS = 30.0
 
@@ -58,6 +60,19 @@ class SandboxKubelet:
     started: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
+
+    def waiting_warm_pods(self) -> list[str]:
+        """Warm pods of the pool, unclaimed, whose runner is up and awaiting its handover."""
+        pods = self.plane.get_json("pods", "-n", self.namespace, "-l", RUNNER_SELECTOR)
+        with self._lock:
+            running = {n for n, s in self.sandboxes.items() if s.process.poll() is None}
+        return [
+            p["metadata"]["name"]
+            for p in pods["items"]
+            if CLAIM_UID_LABEL not in (p["metadata"].get("labels") or {})
+            and not p["metadata"].get("deletionTimestamp")
+            and p["metadata"]["name"] in running
+        ]
 
     def runner_log(self, pod: str) -> str:
         return self.sandboxes[pod].log_path.read_text(errors="replace")
