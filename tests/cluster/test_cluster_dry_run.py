@@ -24,7 +24,7 @@ TARGETS = sorted(
 
 @pytest.fixture(scope="module")
 def crds_installed(control_plane: ControlPlane) -> None:
-    # The agent-sandbox kinds are served by the module's own CRDs (tests/cluster/conftest.py).
+    # The agent-sandbox kinds are served by the module's own CRDs (cluster_setup.py).
     installed = {path.stem.partition("_")[0] for path in crd_files()}
     crds = [c for c in crd_manifests(ROOT / "schemas/crds") if c["spec"]["group"] not in installed]
     control_plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(crds))
