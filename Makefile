@@ -66,7 +66,7 @@ bench: sync tools ## Run the benchmarks and compare with bench/baselines
 	$(UV) run python -m bench
 
 .PHONY: tools
-tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server browser sandbox cluster-tools ## Install the pinned tools into ./bin
+tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server browser sandbox cluster-tools agent-sandbox ## Install the pinned tools into ./bin
 
 $(BIN)/kustomize:
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
@@ -106,6 +106,24 @@ $(CLUSTER_STAMP): tools/cluster/go.mod tools/cluster/go.sum tools/cluster/etcd/m
 		k8s.io/kubernetes/cmd/kube-scheduler \
 		k8s.io/kubernetes/cmd/kubectl
 	GOBIN=$(BIN) nice go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	touch $@
+
+# The agent-sandbox controller (SandboxTemplate, SandboxWarmPool, SandboxClaim) that GKE's Agent
+# Sandbox add-on runs, built from its Go module, and the module's own CRDs next to it: the
+# cluster tests run runs on warm pools against both. The stamp names the version, so a bump
+# rebuilds and a second run is a no-op.
+AGENT_SANDBOX_VERSION := v1.0.1
+AGENT_SANDBOX_STAMP := $(BIN)/.agent-sandbox-$(AGENT_SANDBOX_VERSION)
+
+.PHONY: agent-sandbox
+agent-sandbox: $(AGENT_SANDBOX_STAMP) ## Build the agent-sandbox controller and fetch its CRDs into ./bin
+
+$(AGENT_SANDBOX_STAMP):
+	rm -f $(BIN)/.agent-sandbox-*
+	GOBIN=$(BIN) nice go install sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller@$(AGENT_SANDBOX_VERSION)
+	rm -rf $(BIN)/agent-sandbox-crds && mkdir -p $(BIN)/agent-sandbox-crds
+	cp "$$(go mod download -json sigs.k8s.io/agent-sandbox@$(AGENT_SANDBOX_VERSION) | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"/k8s/crds/*.yaml $(BIN)/agent-sandbox-crds/
+	chmod u+w $(BIN)/agent-sandbox-crds/*.yaml
 	touch $@
 
 # Debian's Chromium drives the dashboard tests; Playwright's own browser download cannot work

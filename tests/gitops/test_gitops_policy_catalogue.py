@@ -72,3 +72,20 @@ def test_a_finding_names_the_resource_and_says_how_to_fix_it() -> None:
     assert finding.resource == "Pod agent-platform/builder"
     assert "container docker is privileged" in finding.message
     assert "privileged: true" in finding.fix
+
+
+def test_a_warm_pool_template_is_held_to_the_runs_pod_rules() -> None:
+    template = """\
+apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata: {name: agent-runner, namespace: agent-runs}
+spec:
+  networkPolicyManagement: Unmanaged
+  podTemplate:
+    spec:
+      containers: [{name: runner, image: runner:1.0, securityContext: {privileged: true}}]
+"""
+    found = {f.rule for f in evaluate("prod", parse(template, "file"), Settings())}
+    # gVisor, no token, read-only root (the sandbox's); privileged, non-root (Pod Security's).
+    assert {"SBX001", "SBX002", "SBX007", "PSS001"} <= found
+    assert "SBX004" not in found  # the run's deadline is on its claim, not on a warm pod

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     sqlite_path: Path = Path(".data/platform.db")
     gcp_project: str | None = None
 
-    executor: Literal["local", "kubernetes"] = "local"
+    executor: Literal["local", "kubernetes", "agent-sandbox"] = "local"
     # How the local executor confines each tool command of a run: bubblewrap, or `none` to opt
     # out deliberately (then said at start, in /healthz and on the dashboard).
     local_sandbox: Literal["bubblewrap", "none"] = "bubblewrap"
@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     cancel_grace_seconds: float = Field(default=10.0, gt=0)
     runs_namespace: str = "agent-runs"
     runner_template: str = "agent-runner"
+    # The agent-sandbox executor's SandboxWarmPool in the runs namespace.
+    warm_pool: str = "agent-runner"
     # The kubernetes executor's cluster: this kubeconfig file if set, else in-cluster config.
     kubeconfig: Path | None = None
     max_concurrent_runs: int = Field(default=4, ge=1)

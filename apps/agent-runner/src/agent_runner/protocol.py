@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # The names (environment, paths, event types) are defined without pydantic; shared from here.
 from agent_runner.wire_names import (
     ASSIGNMENT_PATH,
+    ENV_HANDOVER_HOST,
+    ENV_HANDOVER_PORT,
     ENV_PLATFORM_URL,
     ENV_RUN_ID,
     ENV_RUN_TOKEN,
@@ -25,6 +27,9 @@ from agent_runner.wire_names import (
     ENV_WORKSPACE,
     EVENTS_PATH,
     GATEWAY_PREFIX,
+    HANDOVER_PATH,
+    HANDOVER_RUN_ID,
+    HANDOVER_RUN_TOKEN,
     SANDBOX_BUBBLEWRAP,
     SANDBOX_NONE,
     TOOL_NAMES,
@@ -34,6 +39,8 @@ from agent_runner.wire_names import (
 
 __all__ = [
     "ASSIGNMENT_PATH",
+    "ENV_HANDOVER_HOST",
+    "ENV_HANDOVER_PORT",
     "ENV_PLATFORM_URL",
     "ENV_RUN_ID",
     "ENV_RUN_TOKEN",
@@ -42,6 +49,9 @@ __all__ = [
     "ENV_WORKSPACE",
     "EVENTS_PATH",
     "GATEWAY_PREFIX",
+    "HANDOVER_PATH",
+    "HANDOVER_RUN_ID",
+    "HANDOVER_RUN_TOKEN",
     "MAX_EVENTS_PER_BATCH",
     "SANDBOX_BUBBLEWRAP",
     "SANDBOX_NONE",
