@@ -131,19 +131,21 @@ async def test_a_token_of_another_run_gets_no_workspace(served: Served, alice: C
 
 async def test_the_local_store_keeps_one_archive_per_agent(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path, max_bytes=MAX_BYTES)
-    assert await store.get("agt_1") is None
-    await store.put("agt_1", _archive({"d/f.txt": b"x"}))
-    archive = await store.get("agt_1")
-    assert archive is not None
-    assert list_files(archive) == [WorkspaceFile("d/f.txt", 1, is_dir=False)]
-    with pytest.raises(WorkspaceFileNotFound):
-        read_file(archive, "missing.txt")
+    async with store.reading("agt_1") as missing:
+        assert missing is None
+    await store.put("agt_1", io.BytesIO(_archive({"d/f.txt": b"x"})))
+    async with store.reading("agt_1") as archive:
+        assert archive is not None
+        assert list_files(archive) == [WorkspaceFile("d/f.txt", 1, is_dir=False)]
+        with pytest.raises(WorkspaceFileNotFound):
+            read_file(archive, "missing.txt")
     with pytest.raises(WorkspaceTooLarge):
-        await store.put("agt_1", b"x" * (MAX_BYTES + 1))
+        await store.put("agt_1", io.BytesIO(b"x" * (MAX_BYTES + 1)))
     await store.delete("agt_1")
-    assert await store.get("agt_1") is None
+    async with store.reading("agt_1") as deleted:
+        assert deleted is None
 
 
 async def test_the_local_store_refuses_ids_that_are_paths(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an agent id"):
-        await LocalBlobStore(tmp_path / "ws").put("../escape", b"x")
+        await LocalBlobStore(tmp_path / "ws").put("../escape", io.BytesIO(b"x"))
