@@ -62,7 +62,7 @@ async def test_an_uploaded_workspace_is_what_the_next_run_downloads(
     async with _runner(served, token) as runner:
         path = protocol.WORKSPACE_PATH.format(run_id=first)
         assert (await runner.get(path)).status_code == 204  # a new agent has none yet
-        answer = await runner.put(path, content=workspace_archive.pack(workspace))
+        answer = await runner.put(path, content=workspace_archive.pack(workspace).archive)
         assert answer.status_code == 204, answer.text
     second, token = await running_run(served, alice, agent["id"])
     async with _runner(served, token) as runner:

@@ -116,13 +116,13 @@ def archive_size(archive: Archive) -> int:
 
 
 def unsafe_reason(member: tarfile.TarInfo) -> str | None:
-    """Why unpacking this entry could touch something outside the workspace; None if it cannot.
+    """Why the runner could not unpack this entry into a workspace; None if it can.
 
-    The same rules as tarfile's `data` filter, which the runner unpacks with, worded without
-    any path of the machine doing the unpacking.
+    The rules of tarfile's `data` filter, which the runner unpacks with (a leading `/` is
+    dropped, then nothing may lead outside), worded without any path of the machine.
     """
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or ".." in name.parts:
+    name = PurePosixPath(member.name.lstrip("/"))
+    if _escapes(name):
         return "is a path outside the workspace"
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
         return "is a device, pipe or other special file, which a workspace cannot hold"
