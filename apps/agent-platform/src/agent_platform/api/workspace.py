@@ -39,11 +39,15 @@ KEPT = "the agent keeps its previous workspace"
 async def download(run: PathRunDep, services: ServicesDep) -> Response:
     """The agent's workspace as a gzipped tar; 204 before its first run."""
     opened = AsyncExitStack()
-    archive = await opened.enter_async_context(services.blobs.reading(run.agent_id))
+    try:
+        archive = await opened.enter_async_context(services.blobs.reading(run.agent_id))
+        size = None if archive is None else await asyncio.to_thread(archive_size, archive)
+    except BaseException:
+        await opened.aclose()
+        raise
     if archive is None:
         await opened.aclose()
         return Response(status_code=204)
-    size = await asyncio.to_thread(archive_size, archive)
     return StreamingResponse(
         chunks(opened, archive, b""),
         media_type="application/gzip",
