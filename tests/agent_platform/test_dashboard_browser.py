@@ -391,7 +391,10 @@ def test_files_are_uploaded_viewed_and_downloaded_and_agents_edited_and_deleted(
 def test_a_file_and_a_link_are_deleted_from_the_file_view(
     context: BrowserContext, platform: RunningPlatform, messages_api: MessagesApiServer
 ) -> None:
-    command = "echo hi > kept.txt && echo bye > old.txt && ln -s kept.txt alias"
+    command = (
+        "echo hi > kept.txt && echo bye > old.txt && ln -s kept.txt alias"
+        " && ln -s ../../../platform.db db_link"
+    )
     script = messages_api.add_script(
         [Reply([ToolUse("bash", {"command": command})]), Reply([Text("Done.")])]
     )
@@ -399,6 +402,9 @@ def test_a_file_and_a_link_are_deleted_from_the_file_view(
     create_agent(page, "Tidier")
     send_task(page, f"{script} make files")
     expect(run_card(page).locator(".run-status")).to_have_text("Succeeded")
+    expect(run_card(page).locator(".callout.warning")).to_contain_text(
+        "db_link (a link to ../../../platform.db, outside the workspace)"
+    )
     files = page.locator("section.files")
     expect(files.locator(".file-row")).to_have_count(3)
     expect(files.locator('.file-row[data-path="alias"]')).to_contain_text("→ kept.txt")
