@@ -10,7 +10,7 @@ import asyncio
 import io
 import os
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from agent_platform.workspaces import (
     BlobStore,
     BlobStoreNotAvailable,
     LocalBlobStore,
+    WorkspaceFile,
     WorkspaceTooLarge,
     list_files,
     open_blob_store,
@@ -46,8 +47,10 @@ async def stored(blobs: BlobStore, agent_id: str) -> bytes | None:
         return None if archive is None else archive.read()
 
 
-async def put(blobs: BlobStore, agent_id: str, archive: bytes) -> None:
-    await blobs.put(agent_id, io.BytesIO(archive))
+async def put(
+    blobs: BlobStore, agent_id: str, archive: bytes, files: Sequence[WorkspaceFile] = ()
+) -> None:
+    await blobs.put(agent_id, io.BytesIO(archive), files)
 
 
 @pytest.fixture(params=["local", "gcs"])
@@ -70,6 +73,32 @@ async def test_a_stored_workspace_reads_back_whole(blobs: BlobStore) -> None:
     read_back = await stored(blobs, "agt_1")
     assert read_back == archive
     assert [f.path for f in list_files(read_back)] == ["notes.md", "src/main.py"]
+
+
+async def test_the_listing_stored_with_an_archive_is_read_back(blobs: BlobStore) -> None:
+    archive = archive_of(**{"notes.md": b"hello"})
+    files = [WorkspaceFile("notes.md", 5, False), WorkspaceFile("to-notes", 0, False, "notes.md")]
+    assert await blobs.listing("agt_1") is None
+    await put(blobs, "agt_1", archive, files)
+    assert await blobs.listing("agt_1") == files
+    await blobs.delete("agt_1")
+    assert await blobs.listing("agt_1") is None
+
+
+async def test_a_listing_left_beside_another_archive_is_not_trusted(
+    blobs: BlobStore, request: pytest.FixtureRequest
+) -> None:
+    await put(blobs, "agt_1", archive_of(old=b"1"), [WorkspaceFile("old", 1, False)])
+    # Another archive lands without its listing: the loser of a race of two uploads, or an
+    # archive an older platform stored.
+    newer = archive_of(new=b"2")
+    if isinstance(blobs, LocalBlobStore):
+        (request.getfixturevalue("tmp_path") / "workspaces" / "agt_1.tar.gz").write_bytes(newer)
+    else:
+        assert isinstance(blobs, GcsBlobStore)
+        blobs._blob("agt_1").upload_from_string(newer)
+    assert await blobs.listing("agt_1") is None
+    assert await stored(blobs, "agt_1") == newer
 
 
 async def test_a_new_upload_replaces_the_workspace(blobs: BlobStore) -> None:
@@ -115,14 +144,19 @@ async def test_concurrent_uploads_leave_one_whole_workspace(blobs: BlobStore) ->
     assert await stored(blobs, "agt_1") in uploads
 
 
-async def test_a_workspace_is_one_object_under_the_workspaces_prefix(gcs_server: GcsServer) -> None:
+async def test_a_workspace_is_an_archive_and_its_listing_under_the_workspaces_prefix(
+    gcs_server: GcsServer,
+) -> None:
     client = gcs_server.client()
     bucket = client.bucket(gcs_server.new_bucket())
     await put(GcsBlobStore(bucket), "agt_1", archive_of(a=b"1"))
     blob = bucket.get_blob("workspaces/agt_1.tar.gz")
     assert blob is not None
     assert blob.content_type == "application/gzip"
-    assert [b.name for b in client.list_blobs(bucket)] == ["workspaces/agt_1.tar.gz"]
+    assert [b.name for b in client.list_blobs(bucket)] == [
+        "workspaces/agt_1.files.json",
+        "workspaces/agt_1.tar.gz",
+    ]
 
 
 async def test_a_missing_bucket_is_reported_with_what_to_check(gcs_server: GcsServer) -> None:

@@ -210,14 +210,16 @@ async def test_the_local_store_keeps_one_archive_per_agent(tmp_path: Path) -> No
     store = LocalBlobStore(tmp_path, max_bytes=MAX_BYTES)
     async with store.reading("agt_1") as missing:
         assert missing is None
-    await store.put("agt_1", io.BytesIO(_archive({"d/f.txt": b"x"})))
+    listed = [WorkspaceFile("d/f.txt", 1, is_dir=False)]
+    await store.put("agt_1", io.BytesIO(_archive({"d/f.txt": b"x"})), listed)
+    assert await store.listing("agt_1") == listed
     async with store.reading("agt_1") as archive:
         assert archive is not None
         assert list_files(archive) == [WorkspaceFile("d/f.txt", 1, is_dir=False)]
         with pytest.raises(WorkspaceFileNotFound):
             read_file(archive, "missing.txt")
     with pytest.raises(WorkspaceTooLarge):
-        await store.put("agt_1", io.BytesIO(b"x" * (MAX_BYTES + 1)))
+        await store.put("agt_1", io.BytesIO(b"x" * (MAX_BYTES + 1)), [])
     await store.delete("agt_1")
     async with store.reading("agt_1") as deleted:
         assert deleted is None
@@ -225,4 +227,4 @@ async def test_the_local_store_keeps_one_archive_per_agent(tmp_path: Path) -> No
 
 async def test_the_local_store_refuses_ids_that_are_paths(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an agent id"):
-        await LocalBlobStore(tmp_path / "ws").put("../escape", io.BytesIO(b"x"))
+        await LocalBlobStore(tmp_path / "ws").put("../escape", io.BytesIO(b"x"), [])

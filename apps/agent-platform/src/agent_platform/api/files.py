@@ -107,14 +107,17 @@ router = APIRouter(prefix="/api/agents/{agent_id}", tags=["workspace"])
 async def listing(agent_id: str, user: UserDep, services: ServicesDep) -> FileList:
     """The files, folders and links in the agent's workspace, by path; empty before a run."""
     await owned_agent(services, user, agent_id)
-    async with services.blobs.reading(agent_id) as archive:
-        if archive is None:
-            return FileList(items=[])
-        try:
-            files = await asyncio.to_thread(list_files, archive)
-        except UNREADABLE:
-            raise _damaged(agent_id) from None
-    return FileList(items=[FileOut.of(f) for f in files])
+    files = await services.blobs.listing(agent_id)
+    if files is None:
+        # No listing stored with the archive (one stored before listings were): read it.
+        async with services.blobs.reading(agent_id) as archive:
+            if archive is None:
+                return FileList(items=[])
+            try:
+                files = await asyncio.to_thread(list_files, archive)
+            except UNREADABLE:
+                raise _damaged(agent_id) from None
+    return FileList(items=[FileOut.of(f) for f in sorted(files, key=lambda f: f.path)])
 
 
 @router.get(
@@ -156,8 +159,8 @@ async def read(
 async def _replace(services: Services, agent_id: str, updated: Archive) -> None:
     """Store an archive the user's change produced, if it stays within the limits."""
     try:
-        await asyncio.to_thread(checked, updated, limits_of(services.settings))
-        await services.blobs.put(agent_id, updated)
+        files = await asyncio.to_thread(checked, updated, limits_of(services.settings))
+        await services.blobs.put(agent_id, updated, files)
     except WorkspaceTooLarge as too_large:
         raise HTTPException(413, f"{too_large}; the workspace is unchanged") from None
     except UnsafeWorkspaceEntry as unsafe:
@@ -225,7 +228,8 @@ async def delete(agent_id: str, path: str, user: UserDep, services: ServicesDep)
                 raise _damaged(agent_id, "; nothing was deleted from it") from None
             if not removed:
                 raise HTTPException(404, f"{path} is not in the workspace")
-            await services.blobs.put(agent_id, updated)
+            files = await asyncio.to_thread(list_files, updated)
+            await services.blobs.put(agent_id, updated, files)
     return Response(status_code=204)
 
 

@@ -81,7 +81,7 @@ async def upload(run: PathRunDep, request: Request, services: ServicesDep) -> Re
                 raise HTTPException(413, f"{too_large}; {KEPT}")
             await asyncio.to_thread(archive.write, chunk)
         try:
-            await asyncio.to_thread(checked, archive, limits)
+            files = await asyncio.to_thread(checked, archive, limits)
         except UNREADABLE:
             raise HTTPException(
                 400, "the workspace upload is not a gzipped tar archive; the workspace is unchanged"
@@ -90,5 +90,5 @@ async def upload(run: PathRunDep, request: Request, services: ServicesDep) -> Re
             raise HTTPException(400, f"the workspace cannot be kept: {unsafe}; {KEPT}") from None
         except WorkspaceTooLarge as too_large:
             raise HTTPException(413, f"{too_large}; {KEPT}") from None
-        await services.blobs.put(run.agent_id, archive)
+        await services.blobs.put(run.agent_id, archive, files)
     return Response(status_code=204)

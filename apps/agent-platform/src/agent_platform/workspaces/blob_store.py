@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -91,16 +92,43 @@ class WorkspaceFile:
 
 
 class BlobStore(Protocol):
+    """One archive per agent, and beside it the listing of that archive.
+
+    The listing is stamped with the archive it describes (a Cloud Storage generation, a file's
+    inode, size and modification time), so a listing that lost a race with another upload, or
+    that an archive from an older platform never had, is known to be stale and is not used.
+    """
+
     def reading(self, agent_id: str) -> AbstractAsyncContextManager[Archive | None]:
         """The agent's workspace archive as a seekable file open for reading; None if none yet."""
 
-    async def put(self, agent_id: str, archive: Archive) -> None:
-        """Replace the agent's workspace with the archive read from its start.
+    async def put(self, agent_id: str, archive: Archive, files: Sequence[WorkspaceFile]) -> None:
+        """Replace the agent's workspace with the archive read from its start, and its listing.
 
         Raise WorkspaceTooLarge above the archive size limit, keeping the workspace it had.
         """
 
+    async def listing(self, agent_id: str) -> list[WorkspaceFile] | None:
+        """The listing stored with the agent's current archive; None if there is none to trust."""
+
     async def delete(self, agent_id: str) -> None: ...
+
+
+def listing_document(stamp: str, files: Sequence[WorkspaceFile]) -> bytes:
+    """A listing as stored beside its archive, stamped with the archive it describes."""
+    rows = [[f.path, f.size, f.is_dir, f.link_target] for f in files]
+    return json.dumps({"archive": stamp, "files": rows}, separators=(",", ":")).encode()
+
+
+def listing_of(document: bytes, stamp: str) -> list[WorkspaceFile] | None:
+    """The files of a stored listing if it describes the archive stamped `stamp`."""
+    try:
+        parsed = json.loads(document)
+        if parsed["archive"] != stamp:
+            return None
+        return [WorkspaceFile(p, int(size), bool(d), t) for p, size, d, t in parsed["files"]]
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged or from another version: the archive itself still tells
 
 
 def temporary_archive() -> Archive:

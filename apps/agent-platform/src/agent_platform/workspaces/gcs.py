@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -21,8 +21,11 @@ from google.cloud import storage  # type: ignore[attr-defined]  # untyped librar
 from agent_platform.workspaces.blob_store import (
     DEFAULT_MAX_BYTES,
     Archive,
+    WorkspaceFile,
     WorkspaceTooLarge,
     archive_size,
+    listing_document,
+    listing_of,
     temporary_archive,
 )
 
@@ -57,6 +60,10 @@ class GcsBlobStore:
             raise ValueError(f"{agent_id!r} is not an agent id")
         return self._bucket.blob(f"{PREFIX}{agent_id}.tar.gz", chunk_size=UPLOAD_CHUNK_BYTES)
 
+    def _listing_blob(self, agent_id: str) -> storage.Blob:
+        archive: str = self._blob(agent_id).name
+        return self._bucket.blob(archive.removesuffix(".tar.gz") + ".files.json")
+
     @asynccontextmanager
     async def reading(self, agent_id: str) -> AsyncIterator[Archive | None]:
         # Downloaded to a temporary file, never into memory: tar needs to seek, and an object
@@ -73,7 +80,7 @@ class GcsBlobStore:
             archive.seek(0)
             yield archive if found else None
 
-    async def put(self, agent_id: str, archive: Archive) -> None:
+    async def put(self, agent_id: str, archive: Archive, files: Sequence[WorkspaceFile]) -> None:
         size = archive_size(archive)
         if size > self.max_bytes:
             raise WorkspaceTooLarge.archive(size, self.max_bytes)
@@ -86,17 +93,40 @@ class GcsBlobStore:
                 content_type="application/gzip",
                 timeout=TIMEOUT_SECONDS,
             )
+            # The upload's answer gives the new object's generation: what the listing describes.
+            await asyncio.to_thread(
+                self._listing_blob(agent_id).upload_from_string,
+                listing_document(str(blob.generation), files),
+                content_type="application/json",
+                timeout=TIMEOUT_SECONDS,
+            )
         except GoogleAPICallError as error:
             raise self._error("writing", agent_id, error) from error
 
-    async def delete(self, agent_id: str) -> None:
-        blob = self._blob(agent_id)
+    async def listing(self, agent_id: str) -> list[WorkspaceFile] | None:
         try:
-            await asyncio.to_thread(blob.delete, timeout=TIMEOUT_SECONDS)
+            current = await asyncio.to_thread(
+                self._bucket.get_blob, self._blob(agent_id).name, timeout=TIMEOUT_SECONDS
+            )
+            if current is None:
+                return None
+            document: bytes = await asyncio.to_thread(
+                self._listing_blob(agent_id).download_as_bytes, timeout=TIMEOUT_SECONDS
+            )
         except NotFound:
-            return
+            return None
         except GoogleAPICallError as error:
-            raise self._error("deleting", agent_id, error) from error
+            raise self._error("reading", agent_id, error) from error
+        return listing_of(document, str(current.generation))
+
+    async def delete(self, agent_id: str) -> None:
+        for blob in (self._blob(agent_id), self._listing_blob(agent_id)):
+            try:
+                await asyncio.to_thread(blob.delete, timeout=TIMEOUT_SECONDS)
+            except NotFound:
+                continue
+            except GoogleAPICallError as error:
+                raise self._error("deleting", agent_id, error) from error
 
     def _error(self, doing: str, agent_id: str, error: GoogleAPICallError) -> WorkspaceStorageError:
         return WorkspaceStorageError(
