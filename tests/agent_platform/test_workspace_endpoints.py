@@ -228,3 +228,28 @@ async def test_the_local_store_keeps_one_archive_per_agent(tmp_path: Path) -> No
 async def test_the_local_store_refuses_ids_that_are_paths(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an agent id"):
         await LocalBlobStore(tmp_path / "ws").put("../escape", io.BytesIO(b"x"), [])
+
+
+async def test_a_listing_is_served_from_what_was_stored_without_reading_the_archive(
+    served: Served, alice: Caller
+) -> None:
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    async with _runner(served, token) as runner:
+        path = protocol.WORKSPACE_PATH.format(run_id=run_id)
+        assert (await runner.put(path, content=_archive({"a.txt": b"a"}))).status_code == 204
+    # Garbage of the same size over the same file, its times put back: only reading the
+    # archive could tell.
+    stored = served.settings.data_dir / "workspaces" / f"{agent['id']}.tar.gz"
+    before = stored.stat()
+    with stored.open("r+b") as archive:
+        archive.write(b"\0" * before.st_size)
+    os.utime(stored, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    files = f"/api/agents/{agent['id']}/files"
+    listed = await alice.http.get(files)
+    read = await alice.http.get(f"{files}/a.txt")
+
+    assert [item["path"] for item in listed.json()["items"]] == ["a.txt"]
+    assert read.status_code == 500
+    assert "workspace archive is damaged" in read.json()["message"]
