@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     gcs_bucket: str | None = None
     # The largest workspace archive an agent may keep; a bigger upload is refused with 413.
     workspace_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # What a workspace may unpack to: the sum of its files' sizes and how many entries (files,
+    # folders, links) it has. A small archive can hold a huge file of zeros, so the archive's
+    # size alone bounds neither the sandbox's disk nor the time a listing takes.
+    workspace_max_unpacked_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    workspace_max_files: int = Field(default=100_000, ge=1)
 
     # The URL runners use to reach this API; defaults to http://<host>:<port>.
     public_url: str = "http://127.0.0.1:8000"

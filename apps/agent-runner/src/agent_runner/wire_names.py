@@ -59,3 +59,4 @@ class EventType(StrEnum):
     USAGE = "usage"  # data: Usage fields, cumulative for the run
     RESULT = "result"  # terminal; data: RunResult
     ERROR = "error"  # data: {"message", "kind"}; a terminal RESULT follows
+    NOTICE = "notice"  # data: {"message", "kind"}; the run goes on

@@ -118,10 +118,13 @@ export function runView(initialRun, agent, { onStatus, onFinished, onFailure }) 
       case "error":
         showProblem(data.message);
         break;
+      case "notice":
+        problems.append(h("p", { class: "callout warning" }, data.message));
+        break;
       case "result":
         run = { ...run, status: data.outcome, finished_at: run.finished_at || event.time };
         if (data.usage) usage = data.usage;
-        if (data.error && !problems.childElementCount) showProblem(data.error);
+        if (data.error && !problems.querySelector(".error")) showProblem(data.error);
         break;
       default:
         break;
@@ -150,7 +153,7 @@ export function runView(initialRun, agent, { onStatus, onFinished, onFailure }) 
       if (isActive(stored.status)) return;
       run = stored;
       usage = stored.usage;
-      if (stored.error && !problems.childElementCount) showProblem(stored.error);
+      if (stored.error && !problems.querySelector(".error")) showProblem(stored.error);
       if (!transcript.childElementCount && !isActive(stored.status)) {
         transcript.append(h("p", { class: "muted" }, "This run recorded no steps."));
       }
