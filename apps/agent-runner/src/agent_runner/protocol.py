@@ -43,6 +43,7 @@ __all__ = [
     "EVENTS_PATH",
     "GATEWAY_PREFIX",
     "MAX_EVENTS_PER_BATCH",
+    "MAX_SEQ",
     "SANDBOX_BUBBLEWRAP",
     "SANDBOX_NONE",
     "TOOL_NAMES",
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 MAX_EVENTS_PER_BATCH: Final = 500
+# Stores keep a seq as a signed 64-bit integer (SQLite's INTEGER, Firestore's integer).
+MAX_SEQ: Final = 2**63 - 1
 
 
 class Wire(BaseModel):
@@ -124,7 +127,7 @@ class Assignment(Wire):
 class Event(Wire):
     """One step of a run. `seq` starts at 1 and is gap-free per run; re-sending is harmless."""
 
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     type: EventType
     data: dict[str, Any] = Field(default_factory=dict)
     time: datetime
