@@ -150,6 +150,9 @@ def _message(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
         "cache_read_input_tokens": 0,
     }
     usage.update(reply.usage or {})
+    # As the API does, never more output billed than the request allowed.
+    if isinstance(limit := body.get("max_tokens"), int):
+        usage["output_tokens"] = min(usage["output_tokens"], limit)
     stop = "tool_use" if any(c["type"] == "tool_use" for c in content) else "end_turn"
     return {
         "id": f"msg_{next(_ids):06d}",
