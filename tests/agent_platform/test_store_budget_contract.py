@@ -62,3 +62,18 @@ async def test_parallel_reservations_never_exceed_the_budget(store: Store) -> No
     )
     after = await store.reserve_tokens(run.id, budget=BUDGET, least=1, most=BUDGET)
     assert after == Reservation(granted=BUDGET - 10 * len(granted), used=10 * len(granted), held=0)
+
+
+async def test_a_call_cancelled_at_any_point_leaves_the_store_usable(store: Store) -> None:
+    # A runner that leaves mid-request cancels the request's task, wherever it is.
+    run = await a_run(store)
+    for turns in range(6):
+        settling = asyncio.create_task(store.settle_tokens(run.id, 0, Usage(output_tokens=1)))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        settling.cancel()
+        await asyncio.gather(settling, return_exceptions=True)
+    reservation = await store.reserve_tokens(run.id, budget=BUDGET, least=1, most=10)
+    assert reservation is not None
+    assert reservation.granted == 10
+    assert reservation.used <= 6

@@ -7,6 +7,7 @@ they never see a write that is not committed yet and never wait behind one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -256,11 +257,15 @@ class SqliteStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a caller cancelled while BEGIN waits for the writer's thread
+                # has not stopped it, and must end it, or every later BEGIN fails.
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # Queued after BEGIN on the writer's thread; nothing to undo if BEGIN failed.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
 
