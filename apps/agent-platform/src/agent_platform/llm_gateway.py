@@ -203,7 +203,7 @@ class LlmGateway:
         try:
             answer = await self._http.send(upstream, stream=True)
         except httpx.HTTPError as exc:
-            await bill.settle()
+            await self._settle_now(bill)
             return self._unreachable(exc)
         headers = {k: v for k, v in answer.headers.items() if k in _FORWARDED_RESPONSE}
         if streamed and answer.headers.get("content-type", "").startswith("text/event-stream"):
@@ -214,7 +214,7 @@ class LlmGateway:
         try:
             content = await answer.aread()
         except httpx.HTTPError as exc:
-            await bill.settle()
+            await self._settle_now(bill)
             return self._unreachable(exc)
         finally:
             await answer.aclose()
@@ -224,7 +224,7 @@ class LlmGateway:
             except (ValueError, AttributeError):
                 log.warning("upstream answer without readable usage", extra={"run_id": bill.run_id})
         # Settled before answering, so the run's next call sees it in the budget.
-        await bill.settle()
+        await self._settle_now(bill)
         return Response(content, status_code=answer.status_code, headers=headers)
 
     def _unreachable(self, exc: httpx.HTTPError) -> Response:
@@ -261,25 +261,37 @@ class LlmGateway:
                     cut,
                     extra={"run_id": bill.run_id, "usage": meter.usage.model_dump()},
                 )
+            # Settled before the response ends, so the run's next call (its retry, too) sees
+            # it in the budget.
+            await self._settle_now(bill)
+            if cut is not None:
                 yield stream_error(
                     f"the Anthropic API's stream {cut}; the partial reply is void, "
                     "send the request again"
                 )
-            # Settled before the response ends, so the run's next call sees it in the budget.
-            await bill.settle()
         finally:
             await answer.aclose()
             # A runner that left mid-reply: what the stream billed still counts.
             bill.usage = meter.usage
             self._settle_later(bill)
 
-    def _settle_later(self, bill: _Bill) -> None:
+    async def _settle_now(self, bill: _Bill) -> None:
+        """Settle before going on; a runner that leaves meanwhile does not cut it short.
+
+        A request's task is cancelled when its client goes, and a store write cancelled
+        halfway would lose the settlement.
+        """
+        if (task := self._settle_later(bill)) is not None:
+            await asyncio.shield(task)
+
+    def _settle_later(self, bill: _Bill) -> asyncio.Task[None] | None:
         """Settle without holding up the reply (nor being lost if the client leaves)."""
         if bill.settled:
-            return
+            return None
         task = asyncio.get_running_loop().create_task(bill.settle())
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
+        return task
 
 
 @dataclass
