@@ -141,4 +141,4 @@ async def test_a_last_event_id_that_is_not_a_seq_is_refused(served: Served, alic
     answer = await alice.http.get(
         f"/api/runs/{run_id}/events/stream", headers={"Last-Event-ID": "yesterday"}
     )
-    assert answer.status_code == 422
+    assert answer.status_code == 400

@@ -4,6 +4,13 @@ A runner knows three things, handed to it through its environment: the run id, t
 base URL and a run-scoped bearer token. With them it reads its assignment, reaches Claude through
 the platform's LLM gateway, moves the agent's workspace and reports events. It never sees the
 Anthropic key or the platform's store.
+
+The gateway speaks the Messages API, with two promises a runner relies on. Each call's tokens
+(its request's size in bytes, bounding its input, plus `max_tokens`) are reserved against the
+run's budget before it goes upstream: a call that does not fit is refused with 403
+`budget_exhausted` once the budget is spent, or 429 while the run's other calls in flight hold
+it. And a streamed reply that breaks off upstream, or ends before `message_stop`, ends with an
+`error` event instead: the runner asks for it again (`agent_runner.conversation.retry_delay`).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ __all__ = [
     "HANDOVER_RUN_ID",
     "HANDOVER_RUN_TOKEN",
     "MAX_EVENTS_PER_BATCH",
+    "MAX_SEQ",
     "SANDBOX_BUBBLEWRAP",
     "SANDBOX_NONE",
     "TOOL_NAMES",
@@ -71,6 +79,8 @@ __all__ = [
 ]
 
 MAX_EVENTS_PER_BATCH: Final = 500
+# Stores keep a seq as a signed 64-bit integer (SQLite's INTEGER, Firestore's integer).
+MAX_SEQ: Final = 2**63 - 1
 
 
 class Wire(BaseModel):
@@ -134,7 +144,7 @@ class Assignment(Wire):
 class Event(Wire):
     """One step of a run. `seq` starts at 1 and is gap-free per run; re-sending is harmless."""
 
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     type: EventType
     data: dict[str, Any] = Field(default_factory=dict)
     time: datetime

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from agent_runner import conversation, protocol, workspace_archive
-from agent_runner.agent import Agent
+from agent_runner.agent import Agent, ReplyCut
 from agent_runner.config import EXIT_CANNOT_START, RunnerConfig
 from agent_runner.conversation import Finish
 from agent_runner.platform_client import PlatformClient, PlatformError, PlatformUnreachable
@@ -137,6 +137,18 @@ async def _work(
 def _failure(exc: BaseException) -> Finish:
     import anthropic
 
+    if isinstance(exc, ReplyCut):
+        cause = exc.__cause__
+        if isinstance(cause, anthropic.APIStatusError):  # an error event; no HTTP status
+            described = conversation.describe_api_error(None, cause.body, str(cause))
+            if described.kind == "overloaded":
+                return described
+        return Finish(
+            Outcome.FAILED,
+            f"Claude's reply was cut off {conversation.STREAM_ATTEMPTS} times in a row, the "
+            f"last time: {exc}; check that the platform and the Anthropic API are up",
+            kind="upstream",
+        )
     if isinstance(exc, anthropic.APIStatusError):
         return conversation.describe_api_error(exc.status_code, exc.body, str(exc))
     if isinstance(exc, anthropic.APIConnectionError):

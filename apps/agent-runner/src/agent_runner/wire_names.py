@@ -52,7 +52,9 @@ TOOL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
 
 
 class EventType(StrEnum):
-    STATUS = "status"  # data: {"status": "starting" | "running"}
+    # data: {"status": "starting" | "running"}, or {"status": "retrying", "message"} when a
+    # reply of Claude's was cut mid-stream and is asked for again (its text deltas so far void)
+    STATUS = "status"
     TEXT_DELTA = "text_delta"  # data: {"text": "..."}
     TOOL_CALL = "tool_call"  # data: {"id", "name", "input"}
     TOOL_RESULT = "tool_result"  # data: {"id", "output", "is_error", "truncated"}

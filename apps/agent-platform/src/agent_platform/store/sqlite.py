@@ -7,6 +7,7 @@ they never see a write that is not committed yet and never wait behind one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -25,6 +26,7 @@ from agent_platform.domain import (
     ApiToken,
     Lease,
     Message,
+    Reservation,
     Run,
     RunStatus,
     RunTransition,
@@ -35,7 +37,9 @@ from agent_platform.domain import (
 from agent_platform.store.base import StoreError
 
 # Columns added after the first release, for files created before them.
-ADDED_COLUMNS = {"runs": ("lease_holder TEXT", "lease_until TEXT")}
+ADDED_COLUMNS = {
+    "runs": ("lease_holder TEXT", "lease_until TEXT", "reserved_tokens INTEGER NOT NULL DEFAULT 0")
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -81,7 +85,9 @@ CREATE TABLE IF NOT EXISTS runs (
     idempotency_key TEXT,
     run_token_hash TEXT UNIQUE,
     lease_holder TEXT,
-    lease_until TEXT
+    lease_until TEXT,
+    -- Tokens of the budget set aside for the run's gateway calls in flight.
+    reserved_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (agent_id, created_at);
@@ -251,11 +257,15 @@ class SqliteStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a caller cancelled while BEGIN waits for the writer's thread
+                # has not stopped it, and must end it, or every later BEGIN fails.
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # Queued after BEGIN on the writer's thread; nothing to undo if BEGIN failed.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
 
@@ -551,7 +561,27 @@ class SqliteStore:
         )
         return [_run(r) for r in rows]
 
-    async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
+    async def reserve_tokens(
+        self, run_id: str, *, budget: int, least: int, most: int
+    ) -> Reservation | None:
+        async with self._transaction() as db:
+            row = await _first(
+                db, "SELECT usage, reserved_tokens FROM runs WHERE id = ?", (run_id,)
+            )
+            if row is None:
+                return None
+            used = Usage.model_validate_json(row["usage"]).total_tokens
+            held = int(row["reserved_tokens"])
+            granted = min(most, budget - used - held)
+            if granted < least:
+                return Reservation(0, used, held)
+            await db.execute(
+                "UPDATE runs SET reserved_tokens = reserved_tokens + ? WHERE id = ?",
+                (granted, run_id),
+            )
+        return Reservation(granted, used, held)
+
+    async def settle_tokens(self, run_id: str, reserved: int, usage: Usage) -> Run | None:
         async with self._transaction() as db:
             row = await _first(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None:
@@ -559,7 +589,9 @@ class SqliteStore:
             run = _run(row)
             total = run.usage + usage
             await db.execute(
-                "UPDATE runs SET usage = ? WHERE id = ?", (total.model_dump_json(), run_id)
+                "UPDATE runs SET usage = ?, reserved_tokens = max(0, reserved_tokens - ?)"
+                " WHERE id = ?",
+                (total.model_dump_json(), reserved, run_id),
             )
         return replace(run, usage=total)
 

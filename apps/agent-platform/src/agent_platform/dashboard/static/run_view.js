@@ -90,6 +90,8 @@ export function runView(initialRun, agent, { onStatus, onFinished, onFailure }) 
       case "status":
         // The sandbox reports its phases (starting, running): either way the run has begun.
         if (isActive(run.status)) run = { ...run, status: "running", started_at: run.started_at || event.time };
+        // A reply cut mid-stream is asked for again: its answer starts a text block of its own.
+        if (data.status === "retrying") textBlock = null;
         if (!transcript.childElementCount) {
           waiting.textContent = data.status === "starting" ? "The sandbox is starting…" : "The agent is at work…";
           transcript.append(waiting);
