@@ -23,6 +23,16 @@ class Settings:
     digest_environments: frozenset[str] = frozenset({"prod"})
     gvisor_environments: frozenset[str] = frozenset({"prod"})
     sandbox_namespace: str = "agent-runs"
+    # The cluster's Kubernetes minor version (gitops.yaml kubernetesVersion): what admission
+    # accepts changes with it (safe sysctls, Pod Security checks).
+    kubernetes_version: str = "1.34"
+
+    @property
+    def kubernetes_minor(self) -> int:
+        """The minor number of kubernetes_version ("1.34" -> 34); 0 if unreadable."""
+        _, _, minor = self.kubernetes_version.removeprefix("v").partition(".")
+        digits = minor.split(".")[0]
+        return int(digits) if digits.isdigit() else 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class RuleInfo:
     reads: tuple[str, ...]
     fix: str
     doc: str
+    # The public documentation of the behaviour the rule encodes (GKE, Kubernetes).
+    see: str = field(default="", kw_only=True)
 
 
 Check = Callable[["Context"], Iterable[Violation]]
@@ -49,7 +61,8 @@ Check = Callable[["Context"], Iterable[Violation]]
 @dataclass(frozen=True)
 class Rule(RuleInfo):
     check: Check
-    # Needs the whole render (other objects, environment facts), not just one file's objects.
+    # Needs what only an environment's render holds (its facts, other targets' renders), so it
+    # cannot be judged from a lone manifest file. Rules across the objects of one file do not.
     whole_render: bool = False
 
 
@@ -62,6 +75,9 @@ class Finding:
     message: str
     fix: str
     suppressed: str | None = None
+    # Where the object is written: repository path and 1-based line, when known.
+    file: str = ""
+    line: int = 0
 
 
 ENVIRONMENT_CONFIGMAP = ("agent-platform", "platform-environment")
@@ -144,11 +160,12 @@ def rule(
     fix: str,
     doc: str,
     whole_render: bool = False,
+    see: str = "",
 ) -> Callable[[Check], Rule]:
     """Turn a check function into a catalogue Rule."""
 
     def wrap(check: Check) -> Rule:
-        return Rule(id, severity, title, reads, fix, doc, check, whole_render)
+        return Rule(id, severity, title, reads, fix, doc, check, whole_render, see=see)
 
     return wrap
 
