@@ -25,7 +25,6 @@ def _pods_in(ctx: Context, namespace: str) -> tuple[Workload, ...]:
     reads=("Service.spec.selector", "spec.template.metadata.labels"),
     fix="make the Service's selector match the pod template labels of a workload in its namespace",
     doc="A Service that selects nothing has no endpoints: the load balancer answers 502.",
-    whole_render=True,
 )
 def service_selects(ctx: Context) -> Iterator[Violation]:
     for service in ctx.kind("Service"):
@@ -51,7 +50,6 @@ def hpa_target(ctx: Context, hpa: Resource) -> Resource | None:
     reads=("HorizontalPodAutoscaler.spec.scaleTargetRef",),
     fix="point scaleTargetRef at a Deployment or StatefulSet of the same namespace",
     doc="An HPA with a missing target does nothing and reports FailedGetScale.",
-    whole_render=True,
 )
 def hpa_targets(ctx: Context) -> Iterator[Violation]:
     for hpa in ctx.kind("HorizontalPodAutoscaler"):
@@ -67,7 +65,6 @@ def hpa_targets(ctx: Context) -> Iterator[Violation]:
     reads=("PodDisruptionBudget.spec.selector",),
     fix="make the PDB's selector match the pod template labels of a workload in its namespace",
     doc="A PDB that selects nothing protects nothing during node upgrades.",
-    whole_render=True,
 )
 def pdb_selects(ctx: Context) -> Iterator[Violation]:
     for pdb in ctx.kind("PodDisruptionBudget"):
@@ -94,7 +91,6 @@ def _role_exists(ctx: Context, binding: Resource, ref: Mapping[str, Any]) -> boo
     reads=("RoleBinding.roleRef", "RoleBinding.subjects"),
     fix="define the Role (same namespace) and ServiceAccount the binding names, or fix the names",
     doc="A binding to a missing role or account grants nothing, and the workload gets 403s.",
-    whole_render=True,
 )
 def bindings(ctx: Context) -> Iterator[Violation]:
     namespaces = {r.namespace for r in ctx.resources if r.namespace}
@@ -160,7 +156,6 @@ def _references(workload: Workload) -> Iterator[tuple[str, str]]:
     fix="add the object to the kustomization (Secrets come from a SecretProviderClass's "
     "secretObjects), fix the name, or mark the reference optional",
     doc="A missing ConfigMap or Secret leaves pods in CreateContainerConfigError.",
-    whole_render=True,
 )
 def pod_references(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -183,7 +178,6 @@ def pod_references(ctx: Context) -> Iterator[Violation]:
     reads=("spec.serviceAccountName",),
     fix="define the ServiceAccount in the workload's namespace or fix serviceAccountName",
     doc="Pods of a missing ServiceAccount are never created (the ReplicaSet reports forbidden).",
-    whole_render=True,
 )
 def service_accounts(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -243,7 +237,6 @@ def _annotation_names(value: str) -> Iterator[str]:
     fix="define the Service, ManagedCertificate, FrontendConfig or BackendConfig in the same "
     "namespace, or fix the name",
     doc="GKE's ingress controller fails the whole load balancer when one name is wrong.",
-    whole_render=True,
 )
 def ingress_references(ctx: Context) -> Iterator[Violation]:
     for ingress in ctx.kind("Ingress"):
@@ -269,7 +262,6 @@ def ingress_references(ctx: Context) -> Iterator[Violation]:
     reads=("Deployment.spec.replicas", "HorizontalPodAutoscaler.spec.scaleTargetRef"),
     fix="delete spec.replicas from the workload; the HPA's minReplicas sets the floor",
     doc="Every sync would reset the replica count the HPA chose (Argo CD fights the HPA).",
-    whole_render=True,
 )
 def hpa_replicas(ctx: Context) -> Iterator[Violation]:
     for hpa in ctx.kind("HorizontalPodAutoscaler"):
