@@ -56,7 +56,11 @@ def from_paths(config: Config, paths: list[Path]) -> list[Target]:
     overlays = (config.root / config.overlays).resolve()
     found = []
     for path in paths:
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve(strict=True)
+        except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python < 3.13)
+            reason = getattr(error, "strerror", None) or str(error)
+            raise TargetError(f"{path} cannot be read: {reason}") from error
         try:
             name = str(resolved.relative_to(config.root.resolve()))
         except ValueError:
