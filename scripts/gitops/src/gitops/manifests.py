@@ -149,10 +149,10 @@ def _check_aliases(text: str, origin: str) -> None:
 
 
 def _starts(text: str) -> list[int]:
-    """The 1-based line each document of `text` starts on, explicit `---` or not."""
+    """The 1-based line each document of `text` starts on: the line after its `---`, if any."""
     lines = [1]
     for marker in _DOCUMENT_START.finditer(text):
-        line = text.count("\n", 0, marker.start()) + 1
+        line = text.count("\n", 0, marker.start()) + 2
         if marker.start() == 0:
             lines[0] = line
         else:
