@@ -235,8 +235,12 @@ def test_cloud_armor_and_iap_are_set_up_where_the_backend_config_asks_for_them(
         rules = _commands(plan, "rules", "create", "--security-policy", policy)
         assert {r[r.index("--action") + 1] for r in rules} == {"deny-403", "throttle"}
     if iap:
-        # IAP's Google-managed OAuth client: no brand, no client and no Secret to create.
-        assert "oauthclientCredentials" not in iap
+        # A custom OAuth client, so programmatic clients pass IAP (policy IAP001). Its Secret is
+        # made by hand from the console's values (docs/runbook.md, "Programmatic access to
+        # prod"): the OAuth client itself is created in the console.
+        secret = iap["oauthclientCredentials"]["secretName"]
+        runbook = (ROOT / "docs/runbook.md").read_text(encoding="utf-8")
+        assert f"create secret generic {secret}" in runbook
         assert (IAP_MEMBER, "roles/iap.httpsResourceAccessor") in _grants(plan, project)
 
 

@@ -282,27 +282,27 @@ def test_secret_values_come_from_their_files_without_trailing_newline(tmp_path: 
     key_file.write_text(ANTHROPIC_VALUE + "\n")
 
     values = read_secrets(
-        {"anthropic-api-key", "github-bot-token"},
-        {"anthropic-api-key": str(key_file), "github-bot-token": "-"},
+        {"anthropic-api-key", "github-app-key"},
+        {"anthropic-api-key": str(key_file), "github-app-key": "-"},
         io.BytesIO(GITHUB_VALUE.encode() + b"\n"),
     )
 
     assert values == {
         "anthropic-api-key": ANTHROPIC_VALUE.encode(),
-        "github-bot-token": GITHUB_VALUE.encode(),
+        "github-app-key": GITHUB_VALUE.encode(),
     }
 
 
 def test_two_secrets_cannot_both_come_from_stdin() -> None:
-    both = {"anthropic-api-key": "-", "github-bot-token": "-"}
+    both = {"anthropic-api-key": "-", "github-app-key": "-"}
 
     with pytest.raises(BootstrapError, match="only one secret"):
         read_secrets(set(both), both, io.BytesIO(b"x"))
 
 
 def test_a_missing_secret_value_names_the_option_to_pass() -> None:
-    with pytest.raises(BootstrapError, match="--github-token-file"):
-        read_secrets({"github-bot-token"}, {}, io.BytesIO(b""))
+    with pytest.raises(BootstrapError, match="--github-app-key-file"):
+        read_secrets({"github-app-key"}, {}, io.BytesIO(b""))
 
 
 # --- end to end, against the stand-in for gcloud and kubectl ------------------------------------
@@ -376,7 +376,7 @@ def test_apply_creates_only_what_is_missing_and_feeds_secrets_and_lookups_in(
         "--apply",
         "--anthropic-api-key-file",
         "-",
-        "--github-token-file",
+        "--github-app-key-file",
         str(token_file),
         stdin=ANTHROPIC_VALUE.encode() + b"\n",
     )
@@ -389,11 +389,11 @@ def test_apply_creates_only_what_is_missing_and_feeds_secrets_and_lookups_in(
     assert ["gcloud", "container", "clusters", "update", "ai-agent-cluster"] in [
         a[:5] for a in applied
     ]
-    assert ["gcloud", "secrets", "create", "github-bot-token"] in [a[:4] for a in applied]
+    assert ["gcloud", "secrets", "create", "github-app-key"] in [a[:4] for a in applied]
     stored = {
         c["argv"][4]: c["stdin"] for c in calls if c["argv"][1:4] == ["secrets", "versions", "add"]
     }
-    assert stored == {"anthropic-api-key": ANTHROPIC_VALUE, "github-bot-token": GITHUB_VALUE}
+    assert stored == {"anthropic-api-key": ANTHROPIC_VALUE, "github-app-key": GITHUB_VALUE}
     stores = [c for c in calls if c["argv"][1:4] == ["secrets", "versions", "add"]]
     for secret in (ANTHROPIC_VALUE, GITHUB_VALUE):
         assert secret not in output

@@ -61,6 +61,7 @@ def test_every_rule_has_a_failing_fixture() -> None:
         "trigger-schema",
         "trigger-build-file",
         "trigger-pin-loop",
+        "trigger-pull-request-writes",
         "dockerfile-root-user",
         "dockerfile-unpinned-base",
         "dockerfile-add-url",

@@ -265,6 +265,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     add_bootstrap,
     pipeline_commands.add_pr_comment,
     pipeline_commands.add_pr_open,
+    pipeline_commands.add_github_token,
 ]
 
 

@@ -18,7 +18,7 @@ def run_bootstrap(args: argparse.Namespace) -> int:
         secret: value
         for secret, value in (
             (ANTHROPIC_SECRET, args.anthropic_api_key_file),
-            (GITHUB_SECRET, args.github_token_file),
+            (GITHUB_SECRET, args.github_app_key_file),
         )
         if value is not None
     }
@@ -61,6 +61,6 @@ def add_bootstrap(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument(
         shell.SECRET_OPTIONS[GITHUB_SECRET],
         metavar="PATH",
-        help="file holding the pipeline bot's GitHub token, or - for stdin",
+        help="the pipeline GitHub App's private key file (.pem), or - for stdin",
     )
     parser.set_defaults(run=run_bootstrap)

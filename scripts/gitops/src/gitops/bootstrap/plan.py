@@ -28,8 +28,12 @@ REPOSITORY = "agent-platform"
 PLATFORM_ACCOUNT = "agent-platform"
 PLATFORM_NAMESPACE = "agent-platform"
 BUILD_ACCOUNT = "cloud-build"
+# Pull-request builds run code nobody has reviewed yet, so they get an identity of their own
+# that cannot push images or write the build cache main's builds import.
+PULL_REQUEST_ACCOUNT = "cloud-build-pr"
 ANTHROPIC_SECRET = "anthropic-api-key"  # noqa: S105 - a name, not a value
-GITHUB_SECRET = "github-bot-token"  # noqa: S105 - a name, not a value
+# The pipeline GitHub App's private key (.pem), traded for installation tokens by build steps.
+GITHUB_SECRET = "github-app-key"  # noqa: S105 - a name, not a value
 # The Ingress's `kubernetes.io/ingress.global-static-ip-name`.
 ADDRESS = "agent-platform"
 # The prod BackendConfig's `securityPolicy.name`.
@@ -281,6 +285,8 @@ def steps(
         _service_account(target, BUILD_ACCOUNT, "Cloud Build pipelines"),
         *_secret(target, GITHUB_SECRET, target.account(BUILD_ACCOUNT)),
         *_build_identity(target, triggers),
+        _service_account(target, PULL_REQUEST_ACCOUNT, "Cloud Build pull-request checks"),
+        *_pull_request_identity(target),
         *_argocd(home, others),
     ]
 
@@ -659,21 +665,89 @@ def _registry(target: CloudProject, pulling: Sequence[Environment]) -> Iterable[
         )
 
 
+def _needed_by(step: Step, why: str) -> Step:
+    """A grant, saying which pipeline step needs it."""
+    return replace(step, summary=f"{step.summary}: {why}")
+
+
+def _pull_request_identity(target: CloudProject) -> Iterable[Step]:
+    member = f"serviceAccount:{target.account(PULL_REQUEST_ACCOUNT)}"
+    yield _needed_by(
+        _binding(
+            target,
+            "projects {name}",
+            target.project,
+            member,
+            "roles/logging.logWriter",
+            "the project",
+        ),
+        "every step writes its log (logging: CLOUD_LOGGING_ONLY)",
+    )
+    yield _needed_by(
+        _binding(
+            target,
+            "artifacts repositories {name} --project {project} --location {region}",
+            REPOSITORY,
+            member,
+            "roles/artifactregistry.reader",
+            label=f"repository {REPOSITORY}",
+        ),
+        "prepare imports the tools image's build cache, and never writes it",
+    )
+    yield _needed_by(
+        _binding(
+            target,
+            "storage buckets {name}",
+            target.bucket("build-artifacts"),
+            member,
+            "roles/storage.objectCreator",
+        ),
+        "the build's artifacts: JUnit reports and diff.md",
+    )
+    yield _needed_by(
+        _binding(
+            target,
+            "secrets {name} --project {project}",
+            GITHUB_SECRET,
+            member,
+            "roles/secretmanager.secretAccessor",
+            label=f"secret {GITHUB_SECRET}",
+        ),
+        "diff posts the PR comment",
+    )
+
+
 def _build_identity(target: CloudProject, triggers: Sequence[Trigger]) -> Iterable[Step]:
     member = f"serviceAccount:{target.account(BUILD_ACCOUNT)}"
-    yield _binding(
-        target, "projects {name}", target.project, member, "roles/logging.logWriter", "the project"
+    yield _needed_by(
+        _binding(
+            target,
+            "projects {name}",
+            target.project,
+            member,
+            "roles/logging.logWriter",
+            "the project",
+        ),
+        "every step writes its log (logging: CLOUD_LOGGING_ONLY)",
     )
-    yield _binding(
-        target,
-        "artifacts repositories {name} --project {project} --location {region}",
-        REPOSITORY,
-        member,
-        "roles/artifactregistry.writer",
-        label=f"repository {REPOSITORY}",
+    yield _needed_by(
+        _binding(
+            target,
+            "artifacts repositories {name} --project {project} --location {region}",
+            REPOSITORY,
+            member,
+            "roles/artifactregistry.writer",
+            label=f"repository {REPOSITORY}",
+        ),
+        "prepare and build-* push images and the build cache; read-digests reads tags",
     )
     artifacts = target.bucket("build-artifacts")
-    yield _binding(target, "storage buckets {name}", artifacts, member, "roles/storage.objectAdmin")
+    yield _needed_by(
+        _binding(
+            target, "storage buckets {name}", artifacts, member, "roles/storage.objectCreator"
+        ),
+        "the build's artifacts: JUnit reports uploaded after the last step",
+    )
     for trigger in triggers:
         yield _step(
             f"trigger/{trigger.name}",

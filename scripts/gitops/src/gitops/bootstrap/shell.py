@@ -42,7 +42,7 @@ from gitops.targets import discover
 # The command-line option that names where each secret's value comes from.
 SECRET_OPTIONS: Mapping[str, str] = {
     ANTHROPIC_SECRET: "--anthropic-api-key-file",
-    GITHUB_SECRET: "--github-token-file",
+    GITHUB_SECRET: "--github-app-key-file",
 }
 # Where an overlay states its environment's facts (see docs/architecture.md).
 ENVIRONMENT_FILE = "platform-environment.yaml"

@@ -52,6 +52,11 @@ PULL_REQUEST_SUBSTITUTIONS = frozenset(
 # paths it writes, or its own commit starts the next build.
 PIN_SCRIPT = "pipelines/scripts/pin-dev.sh"
 PINNED_PATHS = "overlays/**"
+# What a pull request's build must not do: its code is not reviewed yet, so it neither pushes
+# images or pins nor writes the tools image's build cache that main's builds import.
+WRITING_SCRIPTS = (PIN_SCRIPT, "pipelines/scripts/build-image.sh")
+PREPARE_SCRIPT = "pipelines/scripts/prepare.sh"
+CACHE_EXPORT = "export"
 
 REQUIRED_PLATFORM = "linux/amd64"
 
@@ -123,6 +128,7 @@ def check_trigger(
     return [
         *_trigger_substitution_findings(doc, build, path),
         *_pin_loop_findings(doc, build, path),
+        *_pull_request_write_findings(doc, build, path),
     ]
 
 
@@ -376,3 +382,29 @@ def _pin_loop_findings(
             f"this push trigger runs {PIN_SCRIPT}, which commits to `overlays/`: add "
             f"`{PINNED_PATHS}` to `ignoredFiles` or each pin starts another build",
         )
+
+
+def _pull_request_write_findings(
+    trigger: Mapping[str, Any], build: Mapping[str, Any], path: str
+) -> Iterator[Finding]:
+    if not (trigger.get("github") or {}).get("pullRequest"):
+        return
+    for index, step in enumerate(build.get("steps") or []):
+        label = step.get("id") or f"steps[{index}]"
+        args = [str(arg) for arg in step.get("args") or []]
+        text = " ".join(args)
+        for script in WRITING_SCRIPTS:
+            if script in text:
+                yield Finding(
+                    "trigger-pull-request-writes",
+                    path,
+                    f"step `{label}` of a pull-request build runs {script}: unreviewed code must "
+                    "not push images or pins; run it from the push trigger's build only",
+                )
+        if PREPARE_SCRIPT in text and CACHE_EXPORT in args:
+            yield Finding(
+                "trigger-pull-request-writes",
+                path,
+                f"step `{label}` of a pull-request build exports the build cache main's builds "
+                "import: pass `import` to prepare.sh",
+            )

@@ -1,20 +1,22 @@
-"""The subcommands the delivery pipelines run: `pipelines check`, `pr-comment` and `pr-open`,
-registered in `gitops.cli.COMMANDS` like every other subcommand."""
+"""The subcommands the delivery pipelines run: `pipelines check`, `pr-comment`, `pr-open` and
+`github-token`, registered in `gitops.cli.COMMANDS` like every other subcommand."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitops.config import root_given
-from gitops.pipelines import pr_comment
+from gitops.pipelines import github_app, pr_comment
 from gitops.pipelines.github import DEFAULT_API_URL, GitHub
 
 CLEAN, TOOL_ERROR = 0, 2
 TOKEN_VARIABLE = "GITHUB_TOKEN"  # noqa: S105 - the variable's name
+APP_KEY_VARIABLE = "GITHUB_APP_KEY"
 
 if TYPE_CHECKING:
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -111,3 +113,48 @@ def add_pr_open(commands: Commands) -> None:
     parser.add_argument("--base", required=True, help="branch to merge into")
     parser.add_argument("--title", required=True)
     parser.set_defaults(run=run_pr_open)
+
+
+# --- github-token -------------------------------------------------------------------------------
+
+
+def run_github_token(args: argparse.Namespace) -> int:
+    key = os.environ.get(APP_KEY_VARIABLE)
+    if not key:
+        print(
+            f"gitops github-token: set {APP_KEY_VARIABLE} to the GitHub App's private key (in "
+            "Cloud Build: secretEnv from Secret Manager); keys are never taken from the command "
+            "line",
+            file=sys.stderr,
+        )
+        return TOOL_ERROR
+    try:
+        permissions = github_app.parse_permissions(args.permissions)
+        token = github_app.installation_token(
+            args.api_url,
+            args.app_id,
+            args.installation_id,
+            key.encode(),
+            args.repo,
+            permissions,
+            now=int(time.time()),
+        )
+    except ValueError as error:
+        print(f"gitops github-token: {error}", file=sys.stderr)
+        return TOOL_ERROR
+    # Only ever read by `$(...)` in pipelines/scripts/as-app.sh, never printed to a log.
+    print(token)
+    return CLEAN
+
+
+def add_github_token(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "github-token",
+        help="print a GitHub App installation token for one repository (key: GITHUB_APP_KEY)",
+    )
+    parser.add_argument("--api-url", default=DEFAULT_API_URL, help="GitHub REST API base URL")
+    parser.add_argument("--app-id", required=True, help="the App's numeric id")
+    parser.add_argument("--installation-id", required=True, help="its installation's id")
+    parser.add_argument("--repo", required=True, help="owner/name: the only repository it may use")
+    parser.add_argument("permissions", nargs="+", help="what the token may do, e.g. contents=write")
+    parser.set_defaults(run=run_github_token)
