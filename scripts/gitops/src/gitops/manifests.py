@@ -149,7 +149,8 @@ def _check_aliases(text: str, origin: str) -> None:
 
 
 def _starts(text: str) -> list[int]:
-    """The 1-based line each document of `text` starts on: the line after its `---`, if any."""
+    """The 1-based line each document of `text` starts on: its first line that is neither blank
+    nor a comment (a licence header is not the object)."""
     lines = [1]
     for marker in _DOCUMENT_START.finditer(text):
         line = text.count("\n", 0, marker.start()) + 2
@@ -157,6 +158,13 @@ def _starts(text: str) -> list[int]:
             lines[0] = line
         else:
             lines.append(line)
+    written = text.splitlines()
+    for index, line in enumerate(lines):
+        while line <= len(written) and (
+            not written[line - 1].strip() or written[line - 1].lstrip().startswith("#")
+        ):
+            line += 1
+        lines[index] = line
     return lines
 
 
