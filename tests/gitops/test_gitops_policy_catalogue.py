@@ -56,9 +56,22 @@ def test_every_rule_has_a_unique_id_a_fix_and_a_doc_line() -> None:
 
 
 def test_a_lone_manifest_file_is_checked_across_the_objects_it_holds() -> None:
+    pod = (FIXTURES / "REF006" / "fail.yaml").read_text()
+    other = (
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web, namespace: agent-platform}\n"
+    )
+    bundled = parse(f"{pod}---\n{other}", "file")
+    alone = {f.rule for f in evaluate("file", bundled, Settings(), whole_render=False)}
+    assert "REF006" in alone
+
+
+def test_a_lone_file_of_one_object_is_not_blamed_for_objects_written_elsewhere() -> None:
+    # One object per file is the usual layout: the ServiceAccount is in its own file.
     resources = parse((FIXTURES / "REF006" / "fail.yaml").read_text(), "file")
     alone = {f.rule for f in evaluate("file", resources, Settings(), whole_render=False)}
-    assert "REF006" in alone
+    assert "REF006" not in alone
+    whole = {f.rule for f in evaluate("file", resources, Settings())}
+    assert "REF006" in whole
 
 
 def test_rules_that_need_an_environment_are_named_as_skipped_for_a_lone_file() -> None:

@@ -77,3 +77,72 @@ def test_a_name_yaml_reads_as_a_boolean_is_labelled_as_written(
     main(["--root", str(root), "validate", "--format", "json", str(root / "cm.yaml")])
     report = json.loads(capsys.readouterr().out)
     assert all(f["resource"] != "ConfigMap a/True" for f in report["findings"])
+
+
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: apps}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"""
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: apps}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: web
+      containers:
+        - name: web
+          image: registry.example.com/web:1.0
+          envFrom: [{configMapRef: {name: web-settings}}]
+"""
+
+
+def test_one_object_per_file_is_not_blamed_for_its_neighbours(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = scratch_repo({"app/service.yaml": SERVICE, "app/deployment.yaml": DEPLOYMENT})
+    for name in ("service.yaml", "deployment.yaml"):
+        main(["--root", str(root), "validate", "--format", "json", str(root / "app" / name)])
+        report = json.loads(capsys.readouterr().out)
+        assert not {f["rule"] for f in report["findings"]} & {"REF001", "REF005", "REF006"}
+
+
+def test_a_kustomization_file_is_judged_by_what_it_builds(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = scratch_repo(
+        {
+            "app/service.yaml": SERVICE,
+            "app/kustomization.yaml": "resources: [service.yaml]\n",
+        }
+    )
+    code = main(
+        ["--root", str(root), "validate", "--format", "json", str(root / "app/kustomization.yaml")]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["targets"] == ["app"]
+    # Rendered as a whole, the Service's missing pods are a finding; the file is no object.
+    assert {(f["rule"], f["resource"]) for f in report["findings"]} == {
+        ("REF001", "Service apps/web")
+    }
+    assert code == 1
+
+
+def test_an_object_without_a_namespace_is_labelled_without_a_slash(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod = DEPLOYMENT.replace(", namespace: apps", "")
+    root = scratch_repo(
+        {"app/deployment.yaml": pod, "app/kustomization.yaml": "resources: [deployment.yaml]\n"}
+    )
+    main(["--root", str(root), "validate", "--format", "json", str(root / "app")])
+    messages = [f["message"] for f in json.loads(capsys.readouterr().out)["findings"]]
+    assert "ConfigMap web-settings is not here" in messages
+    assert all("/" not in f.split(" is not here")[0] for f in messages if "is not here" in f)

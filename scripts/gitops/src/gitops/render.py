@@ -54,6 +54,16 @@ class UnreadableManifest(ManifestError):
     """A manifest file cannot be read as text: missing, a symlink loop, not UTF-8, too large."""
 
 
+def is_kustomize_config(resource: Resource) -> bool:
+    """kustomize's own configuration (a Kustomization, Component, transformer or local config):
+    kustomize reads it and the cluster never sees it, so it is judged through the render."""
+    return (
+        resource.api_version == "builtin"
+        or resource.group.startswith("kustomize.config.k8s.io")
+        or str(resource.annotations.get("config.kubernetes.io/local-config")) == "true"
+    )
+
+
 def read_manifest(path: Path) -> str:
     """A manifest file's text; raises UnreadableManifest saying what is wrong with it."""
     try:
@@ -175,9 +185,13 @@ def _build(target: Target, kustomize: str, scratch: Path | None) -> tuple[str, P
     if scratch is not None:
         wrapper = Path(tempfile.mkdtemp(prefix="origin-", dir=scratch))
         relative = os.path.relpath(target.path.resolve(), wrapper)
+        # A Component can only be pulled in as a component, never as a resource.
+        field = (
+            "components" if _kustomization(target.path).get("kind") == "Component" else "resources"
+        )
         (wrapper / "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-            f"buildMetadata: [originAnnotations]\nresources:\n- {relative}\n",
+            f"buildMetadata: [originAnnotations]\n{field}:\n- {relative}\n",
             encoding="utf-8",
         )
         path = wrapper
@@ -213,9 +227,10 @@ def render_one(
         # A file the user named that cannot be read is a usage error, not a finding.
         text = read_manifest(target.path)
         try:
-            return Rendered(target, text, tuple(parse(text, target.name, file=target.name)))
+            resources = parse(text, target.name, file=target.name)
         except ManifestError as error:
             return Rendered(target, "", (), error=str(error))
+        return Rendered(target, text, tuple(r for r in resources if not is_kustomize_config(r)))
     try:
         refusal = _refusal(target, allow_remote)
         if refusal is not None:

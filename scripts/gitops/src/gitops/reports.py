@@ -47,7 +47,8 @@ def text(report: Report) -> str:
         if skipped:
             lines.append(
                 f"  skipped {len(skipped)} rules that need an environment's render "
-                f"(run on its overlay): {', '.join(skipped)}"
+                f"(run on its overlay): {', '.join(skipped)}; references to objects outside "
+                "the file are judged there too"
             )
         for resource, group in groupby(findings, key=lambda f: f.resource):
             lines.append(f"  {resource}")

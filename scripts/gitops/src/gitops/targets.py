@@ -61,6 +61,10 @@ def from_paths(config: Config, paths: list[Path]) -> list[Target]:
         except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python < 3.13)
             reason = getattr(error, "strerror", None) or str(error)
             raise TargetError(f"{path} cannot be read: {reason}") from error
+        if resolved.is_file() and resolved.name in KUSTOMIZATION_FILES:
+            # The kustomization's objects are what it builds, not the file itself.
+            resolved = resolved.parent
+            path = path.parent
         try:
             name = str(resolved.relative_to(config.root.resolve()))
         except ValueError:

@@ -100,7 +100,14 @@ def evaluate(
     other targets' renders) skip it, and `skipped_alone` names them. Rules across objects still
     run among the objects the file holds.
     """
-    ctx = Context.build(target, resources, settings, is_environment=is_environment, renders=renders)
+    ctx = Context.build(
+        target,
+        resources,
+        settings,
+        is_environment=is_environment,
+        renders=renders,
+        lone=not whole_render,
+    )
     return [
         Finding(
             rule=rule.id,

@@ -83,6 +83,11 @@ class Finding:
 ENVIRONMENT_CONFIGMAP = ("agent-platform", "platform-environment")
 
 
+def object_label(kind: str, namespace: str, name: str) -> str:
+    """`Kind namespace/name`, or `Kind name` for an object without a namespace."""
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
 @dataclass(frozen=True)
 class Context:
     """One rendered target, indexed once so that every rule runs in linear time."""
@@ -98,6 +103,8 @@ class Context:
     pods_by_namespace: Mapping[str, tuple[Workload, ...]] = field(default_factory=dict)
     # Other targets rendered in the same run, by repository path (e.g. "overlays/dev").
     renders: Mapping[str, Sequence[Resource]] = field(default_factory=dict)
+    # A lone manifest file rather than a whole render: the objects it names may live elsewhere.
+    lone: bool = False
 
     @classmethod
     def build(
@@ -108,6 +115,7 @@ class Context:
         *,
         is_environment: bool = False,
         renders: Mapping[str, Sequence[Resource]] | None = None,
+        lone: bool = False,
     ) -> Context:
         items = tuple(resources)
         by_kind: defaultdict[str, list[Resource]] = defaultdict(list)
@@ -137,6 +145,7 @@ class Context:
             workloads=tuple(workloads),
             pods_by_namespace={ns: tuple(found) for ns, found in by_namespace.items()},
             renders=renders or {},
+            lone=lone,
         )
 
     @property
@@ -149,6 +158,19 @@ class Context:
 
     def find(self, kind: str, namespace: str, name: str) -> Resource | None:
         return self.by_name.get((kind, namespace, name))
+
+    def holds(self, *kinds: str) -> bool:
+        """Whether a missing object of `kinds` can be judged here.
+
+        A render holds everything its environment deploys, so a missing object is missing. A
+        lone file written one object per file (the usual layout) holds the Service but not the
+        Deployment it selects; only a file that holds objects of the kind is judged for them.
+        """
+        return not self.lone or any(kind in self.by_kind for kind in kinds)
+
+    def holds_pods(self) -> bool:
+        """Like `holds`, for the pod templates a selector matches."""
+        return not self.lone or bool(self.workloads)
 
 
 def rule(

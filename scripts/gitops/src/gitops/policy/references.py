@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gitops.manifests import Resource, mapping, sequence
-from gitops.policy.model import Context, Severity, Violation, rule
+from gitops.policy.model import Context, Severity, Violation, object_label, rule
 from gitops.policy.workloads import Workload, selects, selects_map
 
 # ClusterRoles every cluster has; bindings to them need nothing in git.
@@ -27,6 +27,8 @@ def _pods_in(ctx: Context, namespace: str) -> tuple[Workload, ...]:
     doc="A Service that selects nothing has no endpoints: the load balancer answers 502.",
 )
 def service_selects(ctx: Context) -> Iterator[Violation]:
+    if not ctx.holds_pods():
+        return
     for service in ctx.kind("Service"):
         selector = mapping(mapping(service.body.get("spec")).get("selector"))
         if not selector:
@@ -54,7 +56,10 @@ def hpa_target(ctx: Context, hpa: Resource) -> Resource | None:
 def hpa_targets(ctx: Context) -> Iterator[Violation]:
     for hpa in ctx.kind("HorizontalPodAutoscaler"):
         ref = mapping(mapping(hpa.body.get("spec")).get("scaleTargetRef"))
-        if ref.get("kind") not in _SCALABLE or hpa_target(ctx, hpa) is None:
+        kind = str(ref.get("kind", ""))
+        if kind in _SCALABLE and not ctx.holds(kind):
+            continue
+        if kind not in _SCALABLE or hpa_target(ctx, hpa) is None:
             yield Violation(hpa, f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not here")
 
 
@@ -67,6 +72,8 @@ def hpa_targets(ctx: Context) -> Iterator[Violation]:
     doc="A PDB that selects nothing protects nothing during node upgrades.",
 )
 def pdb_selects(ctx: Context) -> Iterator[Violation]:
+    if not ctx.holds_pods():
+        return
     for pdb in ctx.kind("PodDisruptionBudget"):
         selector = mapping(mapping(pdb.body.get("spec")).get("selector"))
         if not any(selects(selector, w.labels) for w in _pods_in(ctx, pdb.namespace)):
@@ -96,15 +103,20 @@ def bindings(ctx: Context) -> Iterator[Violation]:
     namespaces = {r.namespace for r in ctx.resources if r.namespace}
     for binding in (*ctx.kind("RoleBinding"), *ctx.kind("ClusterRoleBinding")):
         ref = mapping(binding.body.get("roleRef"))
-        if not _role_exists(ctx, binding, ref):
+        if ctx.holds(str(ref.get("kind", ""))) and not _role_exists(ctx, binding, ref):
             yield Violation(binding, f"roleRef {ref.get('kind')} {ref.get('name')} is not here")
         for subject in (mapping(s) for s in sequence(binding.body.get("subjects"))):
             if subject.get("kind") != "ServiceAccount":
                 continue
             namespace = str(subject.get("namespace") or binding.namespace)
             name = str(subject.get("name", ""))
-            if namespace in namespaces and ctx.find("ServiceAccount", namespace, name) is None:
-                yield Violation(binding, f"subject ServiceAccount {namespace}/{name} is not here")
+            if (
+                namespace in namespaces
+                and ctx.holds("ServiceAccount")
+                and ctx.find("ServiceAccount", namespace, name) is None
+            ):
+                label = object_label("ServiceAccount", namespace, name)
+                yield Violation(binding, f"subject {label} is not here")
 
 
 def _synced_secrets(ctx: Context, namespace: str) -> set[str]:
@@ -164,11 +176,13 @@ def pod_references(ctx: Context) -> Iterator[Violation]:
         for kind, name in _references(workload):
             if ctx.find(kind, namespace, name) is not None:
                 continue
+            if not ctx.holds(kind, *(("SecretProviderClass",) if kind == "Secret" else ())):
+                continue
             if kind == "Secret":
                 synced = _synced_secrets(ctx, namespace) if synced is None else synced
                 if name in synced:
                     continue
-            yield Violation(workload.resource, f"{kind} {namespace}/{name} is not here")
+            yield Violation(workload.resource, f"{object_label(kind, namespace, name)} is not here")
 
 
 @rule(
@@ -184,6 +198,7 @@ def service_accounts(ctx: Context) -> Iterator[Violation]:
         name = workload.service_account
         if (
             name != "default"
+            and ctx.holds("ServiceAccount")
             and ctx.find("ServiceAccount", workload.resource.namespace, name) is None
         ):
             yield Violation(workload.resource, f"ServiceAccount {name} is not here")
@@ -241,7 +256,7 @@ def _annotation_names(value: str) -> Iterator[str]:
 def ingress_references(ctx: Context) -> Iterator[Violation]:
     for ingress in ctx.kind("Ingress"):
         for name in _ingress_services(ingress):
-            if ctx.find("Service", ingress.namespace, name) is None:
+            if ctx.holds("Service") and ctx.find("Service", ingress.namespace, name) is None:
                 yield Violation(ingress, f"backend Service {name} is not here")
     for carrier, annotation, kind in _GKE_ANNOTATIONS:
         for resource in ctx.kind(carrier):
@@ -249,7 +264,7 @@ def ingress_references(ctx: Context) -> Iterator[Violation]:
             if value is None:
                 continue
             for name in _annotation_names(str(value)):
-                if ctx.find(kind, resource.namespace, name) is None:
+                if ctx.holds(kind) and ctx.find(kind, resource.namespace, name) is None:
                     yield Violation(
                         resource, f"{annotation} names {kind} {name}, which is not here"
                     )
