@@ -392,6 +392,52 @@ def requests_declared(ctx: Context) -> Iterator[Violation]:
                         yield Violation(workload.resource, str(error))
 
 
+# Resources GKE calls unsafe to intercept with an admission webhook: a webhook that fails or is
+# slow there breaks node registration and authentication for the whole cluster, so Autopilot
+# refuses such webhook configurations. (group, resource); "*" matches any.
+UNSAFE_WEBHOOK_RESOURCES = (
+    ("", "nodes"),
+    ("authentication.k8s.io", "tokenreviews"),
+    ("authorization.k8s.io", "subjectaccessreviews"),
+    ("certificates.k8s.io", "certificatesigningrequests"),
+)
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+
+def _intercepts(webhook_rule: Mapping[str, Any], group: str, resource: str) -> bool:
+    groups = [str(g) for g in sequence(webhook_rule.get("apiGroups"))]
+    resources = [str(r).split("/")[0] for r in sequence(webhook_rule.get("resources"))]
+    return (group in groups or "*" in groups) and (resource in resources or "*" in resources)
+
+
+@rule(
+    "AP013",
+    Severity.ERROR,
+    "no admission webhooks on nodes or authentication",
+    reads=("webhooks[].rules[].apiGroups", "webhooks[].rules[].resources"),
+    fix="narrow the webhook's rules to your own resources; never intercept nodes, tokenreviews, "
+    "subjectaccessreviews or certificatesigningrequests",
+    doc="Autopilot refuses webhooks that intercept nodes, token and access reviews or CSRs: one "
+    "failing webhook there stops nodes joining and every request authenticating.",
+    see="https://cloud.google.com/kubernetes-engine/docs/how-to/optimize-webhooks",
+)
+def unsafe_webhooks(ctx: Context) -> Iterator[Violation]:
+    for resource in (r for kind in WEBHOOK_KINDS for r in ctx.kind(kind)):
+        for webhook in (mapping(w) for w in sequence(resource.body.get("webhooks"))):
+            caught = sorted(
+                {
+                    f"{group or 'core'}/{name}"
+                    for webhook_rule in (mapping(r) for r in sequence(webhook.get("rules")))
+                    for group, name in UNSAFE_WEBHOOK_RESOURCES
+                    if _intercepts(webhook_rule, group, name)
+                }
+            )
+            if caught:
+                yield Violation(
+                    resource, f"webhook {webhook.get('name')} intercepts {', '.join(caught)}"
+                )
+
+
 RULES = (
     privileged,
     host_namespaces,
@@ -405,4 +451,5 @@ RULES = (
     request_range,
     request_ratio,
     requests_declared,
+    unsafe_webhooks,
 )
