@@ -94,6 +94,15 @@ def _kustomization(directory: Path) -> dict[str, Any]:
     return {}
 
 
+def _is_patch_file(path: Path) -> bool:
+    """Whether the kustomization beside `path` applies it as a patch rather than a resource."""
+    body = _kustomization(path.parent)
+    named = [str(entry) for entry in sequence(body.get("patchesStrategicMerge"))]
+    for key in ("patches", "patchesJson6902"):
+        named += [str(mapping(entry).get("path", "")) for entry in sequence(body.get(key))]
+    return any((path.parent / name).resolve() == path.resolve() for name in named if name)
+
+
 def remote_bases(directory: Path, seen: set[Path] | None = None) -> Iterator[str]:
     """Every remote resource, base or component the kustomization at `directory` reaches."""
     seen = set() if seen is None else seen
@@ -230,7 +239,13 @@ def render_one(
             resources = parse(text, target.name, file=target.name)
         except ManifestError as error:
             return Rendered(target, "", (), error=str(error))
-        return Rendered(target, text, tuple(r for r in resources if not is_kustomize_config(r)))
+        if _is_patch_file(target.path):
+            resources = []  # a patch is judged applied, in the render of its kustomization
+        return Rendered(
+            target,
+            text,
+            tuple(r for r in resources if not is_kustomize_config(r) and "$patch" not in r.body),
+        )
     try:
         refusal = _refusal(target, allow_remote)
         if refusal is not None:
