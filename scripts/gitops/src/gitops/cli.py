@@ -230,7 +230,9 @@ def add_promote(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run_scan_secrets(args: argparse.Namespace) -> int:
     config = _config(args)
-    leaks = secret_scan.scan(config.root, snapshot.tracked_files(config.root))
+    leaks = secret_scan.scan(
+        config.root, snapshot.tracked_files(config.root), find_tool("gitleaks", config.root)
+    )
     for leak in leaks:
         print(f"{leak.path}:{leak.line}: {leak.kind}: {leak.excerpt}")
     if leaks:
