@@ -146,3 +146,16 @@ def test_an_object_without_a_namespace_is_labelled_without_a_slash(
     messages = [f["message"] for f in json.loads(capsys.readouterr().out)["findings"]]
     assert "ConfigMap web-settings is not here" in messages
     assert all("/" not in f.split(" is not here")[0] for f in messages if "is not here" in f)
+
+
+def test_a_directory_named_twice_is_one_target(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = scratch_repo(
+        {"app/service.yaml": SERVICE, "app/kustomization.yaml": "resources: [service.yaml]\n"}
+    )
+    app = str(root / "app")
+    main(["--root", str(root), "validate", "--format", "json", app, f"{app}/kustomization.yaml"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["targets"] == ["app"]
+    assert len(report["findings"]) == 1

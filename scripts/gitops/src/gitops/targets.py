@@ -54,7 +54,7 @@ def discover(config: Config) -> list[Target]:
 def from_paths(config: Config, paths: list[Path]) -> list[Target]:
     """Targets for paths a user names: kustomization directories or manifest files."""
     overlays = (config.root / config.overlays).resolve()
-    found = []
+    found: list[Target] = []
     for path in paths:
         try:
             resolved = path.resolve(strict=True)
@@ -78,4 +78,6 @@ def from_paths(config: Config, paths: list[Path]) -> list[Target]:
             raise TargetError(
                 f"{path} is neither a directory with a kustomization.yaml nor a manifest file"
             )
-    return found
+    # A directory and its kustomization.yaml, or a path named twice, are one target.
+    unique = {target.path: target for target in reversed(found)}
+    return [target for target in found if unique[target.path] is target]
