@@ -107,3 +107,14 @@ def test_findings_past_the_cap_are_counted_not_listed(
     assert code == 1
     assert '"truncated": ' in out
     assert '"truncated": 0' not in out
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "many"])
+def test_a_bad_job_count_is_a_usage_error(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str], jobs: str
+) -> None:
+    root = scratch_repo({})
+    with pytest.raises(SystemExit) as stopped:
+        main(["--root", str(root), "validate", "--jobs", jobs])
+    assert stopped.value.code == 2
+    assert "--jobs" in capsys.readouterr().err

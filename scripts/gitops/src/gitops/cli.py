@@ -39,6 +39,17 @@ def _targets(config: Config, paths: Sequence[str]) -> list[Target]:
     return from_paths(config, [Path(p) for p in paths]) if paths else discover(config)
 
 
+def _positive(text: str) -> int:
+    """A count of at least one, for argparse: a usage error (exit 2) otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _emit(text: str, output: str | None) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")
@@ -122,7 +133,7 @@ def add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FORMAT=PATH",
         help="also write the report in FORMAT to PATH (repeatable), e.g. junit=report.xml",
     )
-    parser.add_argument("--jobs", type=int, default=default_jobs(), help="parallel renders")
+    parser.add_argument("--jobs", type=_positive, default=default_jobs(), help="parallel renders")
     parser.add_argument("--list-rules", action="store_true", help="print the rule catalogue")
     parser.add_argument(
         "--allow-remote-bases",
@@ -176,7 +187,7 @@ def add_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--base", required=True, help="git revision to compare with")
     parser.add_argument("--format", choices=["text", "markdown"], default="text")
     parser.add_argument("--output", help="write to this file instead of stdout")
-    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--jobs", type=_positive, default=default_jobs())
     parser.set_defaults(run=run_diff)
 
 
