@@ -100,7 +100,8 @@ def _is_patch_file(path: Path) -> bool:
     named = [str(entry) for entry in sequence(body.get("patchesStrategicMerge"))]
     for key in ("patches", "patchesJson6902"):
         named += [str(mapping(entry).get("path", "")) for entry in sequence(body.get(key))]
-    return any((path.parent / name).resolve() == path.resolve() for name in named if name)
+    # Compared as written: resolving could meet a symlink loop in a hostile kustomization.
+    return any(os.path.normpath(path.parent / name) == os.path.normpath(path) for name in named)
 
 
 def remote_bases(directory: Path, seen: set[Path] | None = None) -> Iterator[str]:
