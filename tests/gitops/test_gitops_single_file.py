@@ -159,3 +159,14 @@ def test_a_directory_named_twice_is_one_target(
     report = json.loads(capsys.readouterr().out)
     assert report["targets"] == ["app"]
     assert len(report["findings"]) == 1
+
+
+def test_a_reference_to_a_name_yaml_reads_as_a_boolean_finds_its_object(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod = DEPLOYMENT.replace("web-settings", "on")
+    configmap = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: on, namespace: apps}\n"
+    root = scratch_repo({"app.yaml": f"{pod}---\n{configmap}"})
+    main(["--root", str(root), "validate", "--format", "json", str(root / "app.yaml")])
+    messages = [f["message"] for f in json.loads(capsys.readouterr().out)["findings"]]
+    assert not [m for m in messages if "ConfigMap" in m and "is not here" in m]

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gitops.manifests import Resource, mapping, sequence
+from gitops.manifests import Resource, mapping, scalar_text, sequence
 from gitops.policy.model import Context, Severity, Violation, rule
 from gitops.policy.workloads import Workload
 
@@ -49,7 +49,7 @@ def _env_pairs(ctx: Context, workload: Workload) -> Iterator[tuple[str, str]]:
             yield str(env.get("name", "")), str(env.get("value", ""))
         for source in sequence(container.get("envFrom")):
             ref = mapping(mapping(source).get("configMapRef"))
-            configmap = ctx.find("ConfigMap", namespace, str(ref.get("name", "")))
+            configmap = ctx.find("ConfigMap", namespace, scalar_text(ref.get("name")))
             if configmap is not None:
                 for key, value in mapping(configmap.body.get("data")).items():
                     yield str(key), str(value)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gitops.manifests import Resource, mapping, sequence
+from gitops.manifests import Resource, mapping, scalar_text, sequence
 from gitops.policy.model import Context, Severity, Violation, object_label, rule
 from gitops.policy.workloads import Workload, selects, selects_map
 
@@ -42,7 +42,7 @@ _SCALABLE = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
 
 def hpa_target(ctx: Context, hpa: Resource) -> Resource | None:
     ref = mapping(mapping(hpa.body.get("spec")).get("scaleTargetRef"))
-    return ctx.find(str(ref.get("kind", "")), hpa.namespace, str(ref.get("name", "")))
+    return ctx.find(str(ref.get("kind", "")), hpa.namespace, scalar_text(ref.get("name")))
 
 
 @rule(
@@ -81,7 +81,7 @@ def pdb_selects(ctx: Context) -> Iterator[Violation]:
 
 
 def _role_exists(ctx: Context, binding: Resource, ref: Mapping[str, Any]) -> bool:
-    name = str(ref.get("name", ""))
+    name = scalar_text(ref.get("name"))
     if ref.get("kind") == "ClusterRole":
         return (
             name in BUILTIN_CLUSTER_ROLES
@@ -109,7 +109,7 @@ def bindings(ctx: Context) -> Iterator[Violation]:
             if subject.get("kind") != "ServiceAccount":
                 continue
             namespace = str(subject.get("namespace") or binding.namespace)
-            name = str(subject.get("name", ""))
+            name = scalar_text(subject.get("name"))
             if (
                 namespace in namespaces
                 and ctx.holds("ServiceAccount")
@@ -134,15 +134,15 @@ def _references(workload: Workload) -> Iterator[tuple[str, str]]:
     for volume in workload.volumes:
         configmap = mapping(volume.get("configMap"))
         if configmap and configmap.get("optional") is not True:
-            yield "ConfigMap", str(configmap.get("name", ""))
+            yield "ConfigMap", scalar_text(configmap.get("name"))
         secret = mapping(volume.get("secret"))
         if secret and secret.get("optional") is not True:
-            yield "Secret", str(secret.get("secretName", ""))
+            yield "Secret", scalar_text(secret.get("secretName"))
         for source in sequence(mapping(volume.get("projected")).get("sources")):
             for kind, key in (("ConfigMap", "configMap"), ("Secret", "secret")):
                 ref = mapping(mapping(source).get(key))
                 if ref and ref.get("optional") is not True:
-                    yield kind, str(ref.get("name", ""))
+                    yield kind, scalar_text(ref.get("name"))
         attributes = mapping(mapping(volume.get("csi")).get("volumeAttributes"))
         if "secretProviderClass" in attributes:
             yield "SecretProviderClass", str(attributes["secretProviderClass"])
@@ -151,13 +151,13 @@ def _references(workload: Workload) -> Iterator[tuple[str, str]]:
             for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
                 ref = mapping(source.get(key))
                 if ref and ref.get("optional") is not True:
-                    yield kind, str(ref.get("name", ""))
+                    yield kind, scalar_text(ref.get("name"))
         for env in (mapping(e) for e in sequence(container.get("env"))):
             value_from = mapping(env.get("valueFrom"))
             for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
                 ref = mapping(value_from.get(key))
                 if ref and ref.get("optional") is not True:
-                    yield kind, str(ref.get("name", ""))
+                    yield kind, scalar_text(ref.get("name"))
 
 
 @rule(
@@ -213,7 +213,7 @@ def _ingress_services(ingress: Resource) -> Iterator[str]:
     for backend in backends:
         service = mapping(backend.get("service"))
         if service:
-            yield str(service.get("name", ""))
+            yield scalar_text(service.get("name"))
 
 
 # GKE annotations that name another object: (kind carrying it, annotation, kind named).
