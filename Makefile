@@ -15,6 +15,8 @@ KUSTOMIZE_VERSION := v5.7.1
 KUBECONFORM_VERSION := v0.7.0
 # The Cloud Storage API on loopback for the workspace tests.
 FAKE_GCS_SERVER_VERSION := v1.56.1
+# Secret scanning of rendered objects in `gitops validate` (rules: .gitleaks.toml).
+GITLEAKS_VERSION := v8.30.1
 
 .PHONY: help
 help: ## List the targets
@@ -51,7 +53,7 @@ lint: sync ## ruff and mypy --strict
 	$(UV) run mypy apps/agent-platform/src apps/agent-runner/src scripts/gitops/src
 
 .PHONY: validate
-validate: sync $(BIN)/kustomize $(BIN)/kubeconform ## Render every overlay and check schemas, policies and pipelines
+validate: sync $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/psa $(BIN)/gitleaks ## Render every overlay and check schemas, policies and pipelines
 	@mkdir -p test-output
 	$(UV) run gitops validate --report junit=test-output/gitops-validate.xml
 	$(UV) run gitops pipelines check
@@ -66,7 +68,7 @@ bench: sync tools ## Run the benchmarks and compare with bench/baselines
 	$(UV) run python -m bench
 
 .PHONY: tools
-tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server browser sandbox cluster-tools agent-sandbox ## Install the pinned tools into ./bin
+tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server $(BIN)/gitleaks $(BIN)/psa browser sandbox cluster-tools agent-sandbox ## Install the pinned tools into ./bin
 
 $(BIN)/kustomize:
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
@@ -76,6 +78,14 @@ $(BIN)/kubeconform:
 
 $(BIN)/fake-gcs-server:
 	GOBIN=$(BIN) nice go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_SERVER_VERSION)
+
+$(BIN)/gitleaks:
+	GOBIN=$(BIN) nice go install github.com/zricethezav/gitleaks/v8@$(GITLEAKS_VERSION)
+
+# The upstream Pod Security admission evaluator at the cluster's release (tools/psa/go.mod).
+$(BIN)/psa: tools/psa/go.mod tools/psa/go.sum tools/psa/main.go
+	mkdir -p $(BIN)
+	cd tools/psa && nice go build -buildvcs=false -trimpath -ldflags "-s -w" -o $(BIN)/psa .
 
 # The Kubernetes control plane the cluster tests start on loopback: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler and kubectl from the release pinned in

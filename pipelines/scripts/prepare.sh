@@ -22,4 +22,5 @@ docker buildx create --name pipeline --driver docker-container --use \
   >/dev/null
 docker buildx build --platform linux/amd64 \
   --cache-from "$cache" "${cache_to[@]}" \
+  --build-context psa=tools/psa \
   --load --tag gitops-tools pipelines/tools

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from gitops.pipelines.check import named_build_contexts
 from gitops.pipelines.dockerfiles import Stage, check_dockerfile, parse
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -136,7 +137,23 @@ def test_every_image_the_build_pulls_is_pinned_by_digest(path: Path) -> None:
     for stage in stages:
         base = stage.base.replace("${PYTHON_IMAGE}", global_args["PYTHON_IMAGE"])
         assert "@sha256:" in base or base in {s.name for s in stages}, base
-    assert check_dockerfile(text, path.name) == []
+    contexts = named_build_contexts((ROOT / "pipelines/scripts").glob("*.sh"))
+    assert check_dockerfile(text, path.name, contexts) == []
+
+
+def test_copy_from_a_named_build_context_is_local_only_when_a_script_names_it(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "build.sh"
+    script.write_text(
+        "docker buildx build --build-context psa=tools/psa \\\n"
+        "  --build-context remote=docker-image://alpine --load pipelines/tools\n"
+    )
+    text = f"FROM {PYTHON}\nCOPY --from=psa . /src\nUSER 10001\n"
+
+    assert named_build_contexts([script]) == {"psa"}
+    assert check_dockerfile(text, "Dockerfile", frozenset({"psa"})) == []
+    assert [f.rule for f in check_dockerfile(text, "Dockerfile")] == ["dockerfile-unpinned-base"]
 
 
 def test_the_images_install_the_uv_developers_run_checked_by_hash() -> None:

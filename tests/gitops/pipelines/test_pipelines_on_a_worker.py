@@ -182,7 +182,8 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
     if uv is None:
         pytest.fail("uv not found: run the tests with `python3 -m uv run pytest`")
     shutil.copy2(uv, image_bin / "uv")
-    for tool in ("kustomize", "kubeconform"):
+    # The tools the image builds from source (pipelines/tools/Dockerfile).
+    for tool in ("kustomize", "kubeconform", "gitleaks", "psa"):
         shutil.copy2(find_tool(tool, ROOT), image_bin / tool)
     cache = base / "uv-cache"
     source = subprocess.run(

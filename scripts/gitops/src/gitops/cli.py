@@ -21,7 +21,7 @@ from gitops.render import Rendered, default_jobs, render_all
 from gitops.reports import FORMATS
 from gitops.targets import Target, discover, from_paths
 from gitops.toolchain import find_tool
-from gitops.validation import validate
+from gitops.validation import Tools, validate
 
 CLEAN, FINDINGS, TOOL_ERROR = 0, 1, 2
 
@@ -37,6 +37,17 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _targets(config: Config, paths: Sequence[str]) -> list[Target]:
     return from_paths(config, [Path(p) for p in paths]) if paths else discover(config)
+
+
+def _positive(text: str) -> int:
+    """A count of at least one, for argparse: a usage error (exit 2) otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -79,23 +90,34 @@ def add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_validate(args: argparse.Namespace) -> int:
     if args.list_rules:
         return run_rules(args)
+    reports = [_report_option(spec) for spec in args.report]  # before the run, not after
     config = _config(args)
+    tools = Tools(*(find_tool(name, config.root) for name in Tools.__dataclass_fields__))
     report = validate(
         config,
         _targets(config, args.paths),
-        kustomize=find_tool("kustomize", config.root),
-        kubeconform=find_tool("kubeconform", config.root),
+        tools=tools,
         jobs=args.jobs,
+        allow_remote=args.allow_remote_bases,
     )
     _emit(FORMATS[args.format](report), None)
-    for spec in args.report:
-        kind, _, path = spec.partition("=")
-        if kind not in FORMATS or not path:
-            raise ConfigError(
-                f"--report {spec!r}: use FORMAT=PATH with FORMAT in {sorted(FORMATS)}"
-            )
-        _emit(FORMATS[kind](report), path)
+    for kind, path in reports:
+        _emit(FORMATS[kind](report), str(path))
     return CLEAN if report.clean else FINDINGS
+
+
+def _report_option(spec: str) -> tuple[str, Path]:
+    """FORMAT=PATH checked up front: a known format and a directory that can take the file."""
+    kind, _, path = spec.partition("=")
+    if kind not in FORMATS or not path:
+        raise ConfigError(f"--report {spec!r}: use FORMAT=PATH with FORMAT in {sorted(FORMATS)}")
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--report {spec!r}: {path} is a directory; name a file")
+    parent = target.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--report {spec!r}: directory {parent} does not exist; create it")
+    return kind, target
 
 
 def add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,8 +133,13 @@ def add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FORMAT=PATH",
         help="also write the report in FORMAT to PATH (repeatable), e.g. junit=report.xml",
     )
-    parser.add_argument("--jobs", type=int, default=default_jobs(), help="parallel renders")
+    parser.add_argument("--jobs", type=_positive, default=default_jobs(), help="parallel renders")
     parser.add_argument("--list-rules", action="store_true", help="print the rule catalogue")
+    parser.add_argument(
+        "--allow-remote-bases",
+        action="store_true",
+        help="let kustomize fetch remote bases pinned with ?ref=<commit> (refused otherwise)",
+    )
     parser.set_defaults(run=run_validate)
 
 
@@ -190,7 +217,7 @@ def add_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--base", required=True, help="git revision to compare with")
     parser.add_argument("--format", choices=["text", "markdown"], default="text")
     parser.add_argument("--output", help="write to this file instead of stdout")
-    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--jobs", type=_positive, default=default_jobs())
     parser.set_defaults(run=run_diff)
 
 
@@ -276,7 +303,9 @@ def add_promote(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run_scan_secrets(args: argparse.Namespace) -> int:
     config = _config(args)
-    leaks = secret_scan.scan(config.root, snapshot.tracked_files(config.root))
+    leaks = secret_scan.scan(
+        config.root, snapshot.tracked_files(config.root), find_tool("gitleaks", config.root)
+    )
     for leak in leaks:
         print(f"{leak.path}:{leak.line}: {leak.kind}: {leak.excerpt}")
     if leaks:

@@ -56,7 +56,9 @@ def parse(text: str) -> tuple[dict[str, str], list[Stage]]:
     return global_args, stages
 
 
-def check_dockerfile(text: str, path: str) -> list[Finding]:
+def check_dockerfile(
+    text: str, path: str, build_contexts: frozenset[str] = frozenset()
+) -> list[Finding]:
     """Every Dockerfile rule over one file."""
     global_args, stages = parse(text)
     if not stages:
@@ -64,7 +66,7 @@ def check_dockerfile(text: str, path: str) -> list[Finding]:
     return [
         *_syntax_findings(text, path),
         *_base_findings(global_args, stages, path),
-        *_copy_from_findings(global_args, stages, path),
+        *_copy_from_findings(global_args, stages, path, build_contexts),
         *_user_findings(stages[-1], path),
         *_add_url_findings(stages, path),
         *_install_findings(stages, path),
@@ -139,9 +141,11 @@ def _base_findings(
 
 
 def _copy_from_findings(
-    global_args: dict[str, str], stages: list[Stage], path: str
+    global_args: dict[str, str], stages: list[Stage], path: str, build_contexts: frozenset[str]
 ) -> Iterator[Finding]:
-    names = {stage.name for stage in stages if stage.name}
+    # A named build context (`docker buildx build --build-context NAME=DIR`) takes precedence
+    # over an image of that name, so `COPY --from=NAME` copies local files, not an image.
+    names = {stage.name for stage in stages if stage.name} | build_contexts
     for stage in stages:
         for instruction in stage.instructions:
             if instruction.keyword != "COPY":
