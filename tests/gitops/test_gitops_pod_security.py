@@ -48,3 +48,21 @@ def test_every_way_out_of_baseline_is_refused_for_each_pod(psa: str) -> None:
 
 def test_a_pod_passing_restricted_has_no_finding(psa: str) -> None:
     assert _findings(psa, FIXTURES / "PSS006" / "pass.yaml") == []
+
+
+def test_a_warm_pool_template_is_judged_like_a_pod(psa: str, tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        """\
+apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata: {name: agent-runner, namespace: agent-runs}
+spec:
+  podTemplate:
+    spec:
+      containers: [{name: runner, image: runner:1.0, securityContext: {privileged: true}}]
+"""
+    )
+    found = {f.rule for f in _findings(psa, template)}
+    # Privileged (baseline) and each restricted requirement the container leaves unset.
+    assert found == {"PSS001", "PSS002", "PSS003", "PSS004", "PSS006"}
