@@ -23,7 +23,7 @@ After = Annotated[int, Query(ge=0, description="Only events with a greater seq")
 
 
 def _json(event: StoredEvent) -> str:
-    return EventOut.of(event).model_dump_json()
+    return EventOut.json_of(event)
 
 
 @router.get("/api/runs/{run_id}/events", responses=RUN_NOT_FOUND)
