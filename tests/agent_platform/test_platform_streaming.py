@@ -131,11 +131,10 @@ async def test_a_streamed_event_reads_as_it_does_in_the_event_list(
 ) -> None:
     agent = await create_agent(alice)
     run_id, token = await running_run(served, alice, agent["id"])
-    data = {"text": 'h\u00e9llo "q" </script>', "n": 1.5, "deep": [1, None, {"a": []}]}
+    data: dict[str, Any] = {"text": 'h\u00e9llo "q" </script>', "n": 1.5, "deep": [1, {"a": []}]}
     runner = Runner(served, run_id, token)
-    answer = await runner.http.post(
-        runner.path, json={"events": [event(1, **data), result_event(2)]}
-    )
+    first = {**event(1), "data": data}
+    answer = await runner.http.post(runner.path, json={"events": [first, result_event(2)]})
     assert answer.status_code == 200, answer.text
     streamed = [item async for item in sse(alice, run_id)]
     listed = (await alice.http.get(f"/api/runs/{run_id}/events")).json()["items"]
