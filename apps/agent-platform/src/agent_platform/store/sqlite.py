@@ -625,8 +625,9 @@ class SqliteStore:
         self._appends.append(append)
         if self._appender is None or self._appender.done():
             self._appender = asyncio.create_task(self._store_appends())
-        # Shielded: a caller that stops waiting leaves the others' shared write alone.
-        return await asyncio.shield(append.stored)
+        # A caller that stops waiting cancels its own future only: the write goes ahead, and
+        # settling it skips futures already done.
+        return await append.stored
 
     async def _store_appends(self) -> None:
         """Store every batch waiting to be appended, together, until none is left.
