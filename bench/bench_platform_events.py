@@ -23,7 +23,11 @@ Measured before and after, old and new code alternately in one session, on 2 cor
 with other test runs (load average 10-15, so the latencies are mostly that load's and miss the
 target on both): p99 1,042-2,013 ms before, 1,247-2,400 ms after; p50 503-1,058 ms before,
 292-1,111 ms after; the platform's CPU per event 43.2-56.2 us before, 38.8-41.8 us after
-(five runs each).
+(five runs each). Later, at load average 2.5-4.2, twice three runs in a row per side: p99
+58-422 ms before, 89-307 ms after; p50 26-31 ms before, 10-37 ms after; CPU per event 50.6-52.2
+us before, 38.0-44.4 us after. What is left of the tail at that load: a batch still waits up to
+~100 ms (p99) between reaching the platform and being stored, over turns of an event loop that
+lags up to 7-18 ms (p99) per turn, while SQLite itself takes under 20 ms.
 
 Run: `python -m bench platform_events`.
 """
