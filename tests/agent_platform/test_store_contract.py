@@ -273,6 +273,23 @@ async def test_events_are_stored_once_per_seq(store: Store) -> None:
     assert await store.last_event_seq("run_none") == 0
 
 
+async def test_batches_posted_at_once_store_each_event_once_for_one_caller(store: Store) -> None:
+    runs = [(await store.create_run(a_run(an_agent("usr_a"))))[0] for _ in range(4)]
+    # Per run: 1-10, an overlapping 6-15, and a re-send of 1-10, all in flight together.
+    batches = [
+        (run, [an_event(run, seq) for seq in range(first, first + 10)])
+        for run in runs
+        for first in (1, 6, 1)
+    ]
+    results = await asyncio.gather(*(store.append_events(run.id, evs) for run, evs in batches))
+    for run in runs:
+        told = [
+            e.seq for (r, _), new in zip(batches, results, strict=True) if r is run for e in new
+        ]
+        assert sorted(told) == list(range(1, 16))
+        assert [e.seq for e in await store.list_events(run.id)] == list(range(1, 16))
+
+
 async def test_a_conversation_belongs_to_its_agents_owner(store: Store) -> None:
     agent = an_agent("usr_a")
     await store.create_agent(agent)

@@ -58,7 +58,7 @@ After = Annotated[
 
 
 def _json(event: StoredEvent) -> str:
-    return EventOut.of(event).model_dump_json()
+    return EventOut.json_of(event)
 
 
 @router.get("/api/runs/{run_id}/events", responses=RUN_NOT_FOUND)

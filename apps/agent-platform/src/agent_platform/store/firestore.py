@@ -219,6 +219,16 @@ def _event(run_id: str, doc: Snapshot) -> StoredEvent:
     return StoredEvent(run_id, int(d["seq"]), d["type"], json.loads(d["data"]), _time(d["time"]))
 
 
+def _event_fields(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "type": event.type,
+        "data": json.dumps(event.data),
+        "time": event.time,
+        "expire_at": event.time + EVENT_RETENTION,
+    }
+
+
 def _data(doc: Snapshot) -> dict[str, Any]:
     data = doc.to_dict()
     if data is None:
@@ -626,37 +636,46 @@ class FirestoreStore:
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
         by_seq = {event.seq: event for event in events}
         refs = [self._events(run_id).document(_seq_id(seq)) for seq in sorted(by_seq)]
+        stored: list[StoredEvent] = []
+        for start in range(0, len(refs), WRITES_PER_BATCH):
+            chunk = refs[start : start + WRITES_PER_BATCH]
+            stored += await self._create_events(by_seq, chunk)
+        return stored
 
+    async def _create_events(
+        self, by_seq: Mapping[int, StoredEvent], chunk: list[AsyncDocumentReference]
+    ) -> list[StoredEvent]:
+        """Create the chunk's events in one write, as a runner's batch is new but for re-sends.
+
+        Only when one of them exists already does a transaction read which, to create the rest:
+        checking first would cost a read per event and two more round trips on every batch.
+        """
+        batch = self._db.batch()
+        for ref in chunk:
+            batch.create(ref, _event_fields(by_seq[int(ref.id)]))
+        try:
+            await batch.commit()
+        except AlreadyExists:
+            return await self._create_missing_events(by_seq, chunk)
+        return [by_seq[int(ref.id)] for ref in chunk]
+
+    async def _create_missing_events(
+        self, by_seq: Mapping[int, StoredEvent], chunk: list[AsyncDocumentReference]
+    ) -> list[StoredEvent]:
         @async_transactional
-        async def append(
-            transaction: AsyncTransaction, chunk: list[AsyncDocumentReference]
-        ) -> list[StoredEvent]:
+        async def append(transaction: AsyncTransaction) -> list[StoredEvent]:
             # AsyncTransaction.get_all awaits an async generator; the client's get_all works.
             reads = self._db.get_all(chunk, transaction=transaction)
             existing = {doc.id async for doc in reads if doc.exists}
             stored = []
             for ref in chunk:
-                if ref.id in existing:
-                    continue
-                event = by_seq[int(ref.id)]
-                transaction.create(
-                    ref,
-                    {
-                        "seq": event.seq,
-                        "type": event.type,
-                        "data": json.dumps(event.data),
-                        "time": event.time,
-                        "expire_at": event.time + EVENT_RETENTION,
-                    },
-                )
-                stored.append(event)
+                if ref.id not in existing:
+                    event = by_seq[int(ref.id)]
+                    transaction.create(ref, _event_fields(event))
+                    stored.append(event)
             return stored
 
-        stored: list[StoredEvent] = []
-        for start in range(0, len(refs), WRITES_PER_BATCH):
-            chunk = refs[start : start + WRITES_PER_BATCH]
-            stored += await append(self._transaction(), chunk)
-        return stored
+        return await append(self._transaction())
 
     async def list_events(
         self, run_id: str, *, after: int = 0, limit: int = 1000
