@@ -8,21 +8,19 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
-from cluster.cluster_objects import crd_manifests
+from argocd.gke import PLATFORM_NAMESPACE, crds, general_purpose_node, play_gke
 from gitops.bootstrap import Environment, Target, steps
 from gitops.firestore_indexes import IndexFile
-from servers.argocd import ArgoCD, kustomize, running_argocd
+from servers.argocd import ArgoCD, root_objects, running_argocd, synced, synced_and_healthy
 from servers.control_plane import ROOT, ControlPlane, running_control_plane, wait_for
 
 # Who Argo CD's Google identity is on the local API server: a ServiceAccount whose token the
 # metadata server hands to argocd-k8s-auth in place of a Google access token.
 GOOGLE_IDENTITY = ("kube-system", "argocd-google-identity")
-PLATFORM_NAMESPACE = "agent-platform"
 
 
 def environment(name: str) -> Environment:
@@ -50,80 +48,6 @@ def bootstrap_cluster_secrets(plane: ControlPlane) -> list[dict[str, Any]]:
         assert document is not None
         secrets.append(yaml.safe_load(document))
     return secrets
-
-
-def general_purpose_node() -> dict[str, Any]:
-    """A node without GKE Sandbox's taint, where the API's pods go (the control plane's one
-    node takes only sandboxed runs)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": "kwok-node-general",
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
-            "labels": {
-                "kubernetes.io/arch": "amd64",
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/hostname": "kwok-node-general",
-                "type": "kwok",
-            },
-        },
-        "status": {
-            "allocatable": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "1Ti", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "1Ti", "pods": "110"},
-            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux"},
-        },
-    }
-
-
-def _patch_status(plane: ControlPlane, kind: str, name: str, status: dict[str, Any]) -> None:
-    # The GKE CRDs made from the kubeconform schemas have no status subresource.
-    where = () if "." in kind else ("--subresource=status",)
-    plane.kubectl(
-        "patch", kind, name, "-n", PLATFORM_NAMESPACE, *where, "--type=merge",
-        "-p", json.dumps({"status": status}),
-    )  # fmt: skip
-
-
-def play_gke(plane: ControlPlane, *, replicas: int = 1) -> None:
-    """What GKE's controllers, which the local control plane lacks, report once an environment
-    is up: the load balancer's address on the Ingress, the certificate Active, and the HPA
-    holding `replicas` (it writes the Deployment's scale, as the real one does)."""
-    name = "agent-platform"
-    _patch_status(plane, "ingress", name, {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}})
-    _patch_status(
-        plane,
-        "managedcertificate.networking.gke.io",
-        name,
-        {"certificateStatus": "Active", "domainStatus": [{"domain": "x", "status": "Active"}]},
-    )
-    plane.kubectl("scale", "deployment", name, "-n", PLATFORM_NAMESPACE, f"--replicas={replicas}")
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    _patch_status(
-        plane,
-        "horizontalpodautoscaler",
-        name,
-        {
-            "currentReplicas": replicas,
-            "desiredReplicas": replicas,
-            "conditions": [
-                {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale",
-                 "message": "recommended size matches current size", "lastTransitionTime": now},
-                {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound",
-                 "message": "the HPA was able to compute the replica count",
-                 "lastTransitionTime": now},
-            ],
-        },
-    )  # fmt: skip
-
-
-def crds() -> list[dict[str, Any]]:
-    """The GKE add-ons' CRDs the overlays use (Argo CD's own come from its release)."""
-    return [
-        crd
-        for crd in crd_manifests(ROOT / "schemas" / "crds")
-        if crd["spec"]["group"] != "argoproj.io"
-    ]
 
 
 @pytest.fixture(scope="session")
@@ -166,24 +90,6 @@ def argocd(
         google_token=token,
     ) as running:
         yield running
-
-
-def root_objects(argocd: ArgoCD) -> list[dict[str, Any]]:
-    """What the bootstrap applies: the root Application and its project, from the repository."""
-    rendered = kustomize(argocd.repository.work / "apps" / "argocd")
-    return [o for o in rendered if o["metadata"]["name"] == "agent-platform-root"]
-
-
-def synced_and_healthy(application: dict[str, Any]) -> bool:
-    status = application.get("status") or {}
-    return ((status.get("sync") or {}).get("status"), (status.get("health") or {}).get("status")) == (
-        "Synced",
-        "Healthy",
-    )
-
-
-def synced(application: dict[str, Any]) -> bool:
-    return ((application.get("status") or {}).get("sync") or {}).get("status") == "Synced"
 
 
 @pytest.fixture(scope="session")

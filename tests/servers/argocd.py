@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from servers.control_plane import BIN, ROOT, ControlPlane, free_port, wait_for
 
 ARGOCD_NAMESPACE = "argocd"
@@ -38,8 +39,9 @@ TOOLS = ROOT / "tools" / "argocd"
 INSTALL = ROOT / "apps" / "argocd" / "install"
 # The URL the repository's AppProject names; the served clone replaces it with its own.
 GITHUB_URL = "https://github.com/agent-platform/agent-platform.git"
-# How often the controller compares every Application with git. Production keeps Argo CD's
-# default (3 minutes, or a webhook); here a change must show within a test's patience.
+# How often Argo CD polls git and compares every Application. Production keeps Argo CD's default
+# (3 minutes plus up to 1 of jitter, or a webhook); here a change must show within a test's
+# patience.
 RESYNC_SECONDS = 5
 START_TIMEOUT = 90.0
 COMPONENTS = ("argocd-application-controller", "argocd-repo-server", "argocd-k8s-auth")
@@ -249,6 +251,22 @@ class ArgoCD:
         return (self.work_dir / "logs" / f"{component}.log").read_text(errors="replace")
 
 
+def root_objects(argocd: ArgoCD) -> list[dict[str, Any]]:
+    """What the bootstrap applies: the root Application and its project, from the repository."""
+    rendered = kustomize(argocd.repository.work / "apps" / "argocd")
+    return [o for o in rendered if o["metadata"]["name"] == "agent-platform-root"]
+
+
+def synced_and_healthy(application: dict[str, Any]) -> bool:
+    status = application.get("status") or {}
+    sync = (status.get("sync") or {}).get("status")
+    return (sync, (status.get("health") or {}).get("status")) == ("Synced", "Healthy")
+
+
+def synced(application: dict[str, Any]) -> bool:
+    return ((application.get("status") or {}).get("sync") or {}).get("status") == "Synced"
+
+
 @dataclass
 class _Processes:
     """Argo CD's processes, each with its log, its environment and the name it runs under."""
@@ -272,7 +290,9 @@ class _Processes:
         for name, process in self.running:
             if process.poll() is not None:
                 tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise ArgoCDError(f"{name} exited with {process.returncode}; end of its log:\n{tail}")
+                raise ArgoCDError(
+                    f"{name} exited with {process.returncode}; end of its log:\n{tail}"
+                )
 
     def wait(self, condition: Callable[[], bool], what: str) -> None:
         def ready() -> bool:
@@ -320,7 +340,7 @@ def metadata_server(token: str) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -431,6 +451,10 @@ def running_argocd(
         "ARGOCD_SSH_DATA_PATH": str(work_dir / "ssh"),
         "ARGOCD_GNUPGHOME": str(work_dir / "gpg"),
         "ARGOCD_GPG_ENABLED": "false",
+        # argocd-cm's timeout.reconciliation, as both workloads read it: how often Argo CD polls
+        # git (the repo server caches a branch's commit as long) and compares every Application.
+        "ARGOCD_RECONCILIATION_TIMEOUT": f"{RESYNC_SECONDS}s",
+        "ARGOCD_RECONCILIATION_JITTER": "0s",
     }
     processes = _Processes(logs, environment)
     controller = component_environment(objects, "argocd-application-controller")
@@ -455,7 +479,8 @@ def running_argocd(
         )
         processes.start(
             "argocd-repo-server",
-            [str(commands / "argocd-repo-server"), "--port", str(repo_port), "--address", "127.0.0.1",
+            [str(commands / "argocd-repo-server"),
+             "--port", str(repo_port), "--address", "127.0.0.1",
              "--metrics-port", str(free_port()), "--redis", f"127.0.0.1:{redis_port}",
              "--disable-tls", "--loglevel", "info"],
             repo_server,
@@ -467,7 +492,6 @@ def running_argocd(
              "--redis", f"127.0.0.1:{redis_port}",
              "--repo-server", f"127.0.0.1:{repo_port}", "--repo-server-plaintext",
              "--metrics-port", str(free_port()),
-             "--app-resync", str(RESYNC_SECONDS),
              "--self-heal-timeout-seconds", "1",
              "--loglevel", "info"],
             controller,
