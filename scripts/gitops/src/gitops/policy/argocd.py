@@ -82,19 +82,40 @@ def sources_allowed(ctx: Context) -> Iterator[Violation]:
                 )
 
 
+def _glob(pattern: str, value: str) -> bool:
+    """Argo CD's project glob: `*` matches anything, even "", and `!pattern` what it does not."""
+    if pattern.startswith("!"):
+        return not fnmatchcase(value, pattern[1:])
+    return pattern == "*" or fnmatchcase(value, pattern)
+
+
 def _destination_allowed(destination: Mapping[str, Any], allowed: list[Mapping[str, Any]]) -> bool:
+    """Argo CD's AppProject.isDestinationMatched (pkg/apis/application/v1alpha1, v3.2).
+
+    An omitted namespace is matched as "", which only `*` (or a deny pattern) matches: an
+    Application without destination.namespace fails with InvalidSpecError even when every object
+    it renders names a permitted namespace. A deny entry that excludes the destination wins.
+    """
     namespace = str(destination.get("namespace", ""))
     server = str(destination.get("server", ""))
     name = str(destination.get("name", ""))
+    matched = False
     for permitted in allowed:
-        # Without a namespace, Argo CD checks each object's own namespace at sync time.
-        if namespace and not fnmatchcase(namespace, str(permitted.get("namespace", ""))):
-            continue
-        if server and "server" in permitted and fnmatchcase(server, str(permitted["server"])):
-            return True
-        if name and "name" in permitted and fnmatchcase(name, str(permitted["name"])):
-            return True
-    return False
+        permitted_name = str(permitted.get("name", ""))
+        permitted_server = str(permitted.get("server", ""))
+        permitted_namespace = str(permitted.get("namespace", ""))
+        name_matched = bool(name) and _glob(permitted_name, name)
+        server_matched = bool(server) and _glob(permitted_server, server)
+        namespace_matched = _glob(permitted_namespace, namespace)
+        if (server_matched or name_matched) and namespace_matched:
+            matched = True
+        elif (not name_matched and permitted_name.startswith("!")) or (
+            not server_matched and permitted_server.startswith("!") and namespace_matched
+        ):
+            return False
+        elif not namespace_matched and permitted_namespace.startswith("!") and server_matched:
+            return False
+    return matched
 
 
 @rule(
@@ -102,8 +123,10 @@ def _destination_allowed(destination: Mapping[str, Any], allowed: list[Mapping[s
     Severity.ERROR,
     "destinations allowed by the AppProject",
     reads=("Application.spec.destination", "AppProject.spec.destinations"),
-    fix="add the namespace and cluster to the AppProject's destinations or fix the Application",
-    doc="Argo CD refuses to sync to a namespace or cluster the project does not list.",
+    fix="set the Application's destination.namespace to one its AppProject lists for the "
+    "cluster, or add the destination to the AppProject",
+    doc="Argo CD refuses an Application whose destination cluster and namespace (an omitted "
+    "namespace counts as \"\") no entry of its project matches.",
     whole_render=True,
 )
 def destinations_allowed(ctx: Context) -> Iterator[Violation]:
@@ -119,10 +142,11 @@ def destinations_allowed(ctx: Context) -> Iterator[Violation]:
         ]
         if not _destination_allowed(destination, allowed):
             where = destination.get("server") or destination.get("name")
+            # Worded as Argo CD words its InvalidSpecError, so the two read the same.
             yield Violation(
                 resource,
-                f"destination {where} namespace {destination.get('namespace')} is not in project "
-                f"{project.name}'s destinations",
+                f"destination {where} and namespace '{destination.get('namespace', '')}' do not "
+                f"match any of the allowed destinations in project {project.name}",
             )
 
 
