@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
 from gitops.manifests import Resource, mapping, sequence
-from gitops.policy.model import Context, Severity, Violation, rule
+from gitops.policy.model import Context, Severity, Violation, each_container, rule
 
 ARGOCD_NAMESPACE = "argocd"
 _ARGO_KINDS = ("Application", "ApplicationSet", "AppProject")
@@ -248,10 +249,55 @@ def synced_objects_permitted(ctx: Context) -> Iterator[Violation]:
                         )
 
 
+# The digests an overlay holds before any pipeline has pinned an image: zeros, numbered.
+_PLACEHOLDER_DIGEST = re.compile(r"sha256:0{48}[0-9a-f]{16}")
+
+
+def _automated(spec: Mapping[str, Any]) -> bool:
+    policy = mapping(spec.get("syncPolicy"))
+    if "automated" not in policy:
+        return False
+    # Argo CD 3 can keep the settings of automated sync with it switched off.
+    return mapping(policy.get("automated")).get("enabled") is not False
+
+
+@rule(
+    "ARGO006",
+    Severity.ERROR,
+    "no placeholder digests where Argo CD syncs automatically",
+    reads=("Application.spec.syncPolicy.automated", "spec.containers[].image"),
+    fix="pin built images before the environment syncs: the main pipeline pins dev with "
+    "`gitops set-image`, `gitops promote dev prod` pins prod, and the bootstrap applies the "
+    "Applications only after dev's first pin",
+    doc="A placeholder digest names no image: an automatically synced environment would roll "
+    "out pods that never pull (ImagePullBackOff), and prod would do so in its next window.",
+    whole_render=True,
+)
+def no_placeholder_digests(ctx: Context) -> Iterator[Violation]:
+    for resource, spec in _applications(ctx):
+        if not _automated(spec):
+            continue
+        for source in _sources(spec):
+            path = str(source.get("path", "")).strip("/")
+            objects = ctx.renders.get(path)
+            if not objects:
+                continue
+            rendered = Context.build(path, objects, ctx.settings)
+            for workload, container in each_container(rendered):
+                digest = str(container.get("image", "")).rpartition("@")[2]
+                if _PLACEHOLDER_DIGEST.fullmatch(digest):
+                    yield Violation(
+                        resource,
+                        f"syncs {path} automatically, where {workload.resource.ref} container "
+                        f"{container.get('name')} runs the placeholder {digest}",
+                    )
+
+
 RULES = (
     project_exists,
     sources_allowed,
     destinations_allowed,
     argocd_namespace,
     synced_objects_permitted,
+    no_placeholder_digests,
 )
