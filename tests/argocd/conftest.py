@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from argocd.gke import PLATFORM_NAMESPACE, crds, general_purpose_node, play_gke
+from cluster.conftest import GVISOR_RUNTIME_CLASS
 from gitops.bootstrap import Environment, Target, steps
 from gitops.firestore_indexes import IndexFile
 from servers.argocd import ArgoCD, root_objects, running_argocd, synced, synced_and_healthy
@@ -54,6 +55,7 @@ def bootstrap_cluster_secrets(plane: ControlPlane) -> list[dict[str, Any]]:
 def argocd_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     with running_control_plane(tmp_path_factory.mktemp("argocd-control-plane")) as plane:
         plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(crds()))
+        plane.kubectl("apply", "-f", "-", stdin=GVISOR_RUNTIME_CLASS)
         plane.kubectl("apply", "-f", "-", stdin=json.dumps(general_purpose_node()))
         wait_for(
             lambda: "True" in plane.kubectl(
