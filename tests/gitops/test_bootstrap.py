@@ -447,9 +447,7 @@ def test_apply_stops_at_the_first_failing_command(tmp_path: Path) -> None:
 
     assert done.returncode == 1
     assert "run again" in done.stdout.decode()
-    assert [a[-1] for a in _applied(calls)] == [
-        "https://raw.githubusercontent.com/argoproj/argo-cd/v3.2.0/manifests/install.yaml"
-    ]
+    assert [a[-1] for a in _applied(calls)] == ["apps/argocd/install"]
 
 
 def test_without_the_cloud_sdk_the_bootstrap_says_what_to_install(tmp_path: Path) -> None:

@@ -36,7 +36,8 @@ SECURITY_POLICY = "agent-platform"
 # Environments whose overlay puts Cloud Armor and IAP in front of the API; a test holds this to
 # the rendered BackendConfigs.
 PROTECTED_ENVIRONMENTS = frozenset({"prod"})
-ARGOCD_VERSION = "v3.2.0"
+# The release apps/argocd/install pins (and tools/argocd/go.mod builds for the tests).
+ARGOCD_VERSION = "v3.2.6"
 ARGOCD_NAMESPACE = "argocd"
 # The Google identity Argo CD reaches the other environments' clusters as, and the Argo CD
 # workloads that talk to clusters, by their Kubernetes service account.
@@ -47,6 +48,9 @@ ARGOCD_WORKLOADS = {
 }
 # The server Argo CD calls its own cluster by, as the root Application does.
 IN_CLUSTER = "https://kubernetes.default.svc"
+# The namespaces the agent-platform AppProject lets Argo CD sync into, and all that
+# apps/argocd/remote-cluster lets it touch in another environment's cluster.
+REMOTE_NAMESPACES = ("agent-platform", "agent-runs")
 
 APIS = (
     "artifactregistry.googleapis.com",
@@ -706,8 +710,8 @@ def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
     values = {
         "context": target.kube_context,
         "namespace": ARGOCD_NAMESPACE,
-        "manifest": f"https://raw.githubusercontent.com/argoproj/argo-cd/{ARGOCD_VERSION}"
-        "/manifests/install.yaml",
+        # Pinned in git, with the platform's settings; Argo CD's own Application keeps it so.
+        "install": "apps/argocd/install",
     }
     yield _kube_context(target)
     yield _step(
@@ -724,7 +728,7 @@ def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
         "kubectl --context {context} --namespace {namespace} get deployment argocd-server"
         " --output name",
         "kubectl --context {context} --namespace {namespace} apply --server-side"
-        " --force-conflicts --filename {manifest}",
+        " --force-conflicts --kustomize {install}",
         "kubectl --context {context} --namespace {namespace} wait --for=condition=Available"
         " deployment/argocd-server --timeout=300s",
         **values,
@@ -795,12 +799,21 @@ def _remote_cluster(home: Target, other: Environment) -> Iterable[Step]:
         "roles/container.clusterViewer",
         label=f"project {other.target.project}",
     )
+    # Only what the agent-platform project may sync there, in the project's namespaces.
     yield _step(
         f"argocd-access/{other.name}",
-        f"Argo CD ({account}) administers {CLUSTER} in {other.target.project}",
-        "kubectl --context {context} get clusterrolebinding argocd-manager --output name",
-        "kubectl --context {context} create clusterrolebinding argocd-manager"
-        " --clusterrole cluster-admin --user {account}",
+        f"Argo CD ({account}) manages the platform's namespaces of {CLUSTER} in "
+        f"{other.target.project} (apps/argocd/remote-cluster)",
+        "kubectl --context {context} get clusterrolebinding argocd-manager-namespaces"
+        " --output name",
+        "kubectl --context {context} apply --kustomize apps/argocd/remote-cluster",
+        "kubectl --context {context} create clusterrolebinding argocd-manager-namespaces"
+        " --clusterrole argocd-manager-namespaces --user {account}",
+        *(
+            f"kubectl --context {{context}} --namespace {namespace} create rolebinding"
+            " argocd-manager --clusterrole argocd-manager --user {account}"
+            for namespace in REMOTE_NAMESPACES
+        ),
         context=other.target.kube_context,
         account=account,
     )
@@ -830,6 +843,8 @@ def _remote_cluster(home: Target, other: Environment) -> Iterable[Step]:
         f"https://{endpoint.placeholder}",
         config,
         f"Argo CD cluster {other.name}: {CLUSTER} in {other.target.project}, reached as {account}",
+        # Argo CD watches only what it may manage there.
+        namespaces=REMOTE_NAMESPACES,
     )
     yield replace(secret, lookups=(endpoint, authority))
 
@@ -840,17 +855,22 @@ def _cluster_secret(
     server: str,
     config: Mapping[str, object],
     summary: str,
+    namespaces: Sequence[str] = (),
 ) -> Step:
     """Argo CD's declarative cluster registration: a Secret labelled as a cluster, naming it as
-    the Applications' `destination.name` does. It holds no credential."""
+    the Applications' `destination.name` does. It holds no credential. With `namespaces`, Argo
+    CD watches only those namespaces and the cluster-scoped kinds it may list."""
     name = f"cluster-{environment.name}"
     label = "argocd.argoproj.io/secret-type"
+    data = {"name": environment.name, "server": server, "config": json.dumps(config)}
+    if namespaces:
+        data |= {"namespaces": ",".join(namespaces), "clusterResources": "true"}
     document = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE, "labels": {label: "cluster"}},
         "type": "Opaque",
-        "stringData": {"name": environment.name, "server": server, "config": json.dumps(config)},
+        "stringData": data,
     }
     where = ("kubectl", "--context", home.kube_context, "--namespace", ARGOCD_NAMESPACE)
     return Step(
