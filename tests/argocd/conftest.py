@@ -1,7 +1,8 @@
 """One Argo CD per session, against its own control plane, set up the way the bootstrap leaves a
 cluster: Argo CD's CRDs and settings from apps/argocd/install, the GKE add-ons' CRDs, and the
 clusters `prod` (Argo CD's own, in-cluster) and `dev` (reached with argocd-k8s-auth and a Google
-identity) registered by the Secrets the bootstrap plans, both pointing at the local API server."""
+identity, with the access the bootstrap grants there) registered by the Secrets the bootstrap
+plans, both pointing at the local API server."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from argocd.gke import PLATFORM_NAMESPACE, crds, general_purpose_node, play_gke
 from cluster.conftest import GVISOR_RUNTIME_CLASS
-from gitops.bootstrap import Environment, Target, steps
+from gitops.bootstrap import Environment, Step, Target, steps
 from gitops.firestore_indexes import IndexFile
 from servers.argocd import ArgoCD, root_objects, running_argocd, synced, synced_and_healthy
 from servers.control_plane import ROOT, ControlPlane, running_control_plane, wait_for
@@ -31,14 +32,19 @@ def environment(name: str) -> Environment:
     return Environment(name, Target(data["GCP_PROJECT"], data["GCP_REGION"]))
 
 
-def bootstrap_cluster_secrets(plane: ControlPlane) -> list[dict[str, Any]]:
-    """The cluster Secrets the bootstrap writes from prod's project, whose Argo CD serves dev
-    too; another cluster's endpoint and CA are looked up, here the local API server's."""
+def bootstrap_steps() -> list[Step]:
+    """The bootstrap's plan from prod's project, whose Argo CD serves dev too."""
     home, dev = environment("prod"), environment("dev")
+    return steps(home, [], indexes=IndexFile((), ()), environments=[dev, home])
+
+
+def bootstrap_cluster_secrets(plane: ControlPlane) -> list[dict[str, Any]]:
+    """The cluster Secrets the bootstrap writes; another cluster's endpoint and CA are looked up,
+    here the local API server's."""
     endpoint = plane.server.removeprefix("https://")
     authority = base64.b64encode(plane.ca_file.read_bytes()).decode()
     secrets = []
-    for step in steps(home, [], indexes=IndexFile((), ()), environments=[dev, home]):
+    for step in bootstrap_steps():
         if not step.key.startswith("argocd-cluster/"):
             continue
         values = {
@@ -49,6 +55,24 @@ def bootstrap_cluster_secrets(plane: ControlPlane) -> list[dict[str, Any]]:
         assert document is not None
         secrets.append(yaml.safe_load(document))
     return secrets
+
+
+def grant_remote_access(plane: ControlPlane) -> None:
+    """The bootstrap's grant to Argo CD in dev's cluster, run against the local one: its Google
+    identity is the ServiceAccount whose token the metadata server hands out."""
+    (step,) = (s for s in bootstrap_steps() if s.key == "argocd-access/dev")
+    namespace, name = GOOGLE_IDENTITY
+    for command in step.apply:
+        argv = list(command.argv[1:])
+        at = argv.index("--context")
+        del argv[at : at + 2]
+        if "--user" in argv:
+            at = argv.index("--user")
+            argv[at : at + 2] = [f"--serviceaccount={namespace}:{name}"]
+        if "--kustomize" in argv:
+            at = argv.index("--kustomize") + 1
+            argv[at] = str(ROOT / argv[at])
+        plane.kubectl(*argv)
 
 
 @pytest.fixture(scope="session")
@@ -70,10 +94,7 @@ def argocd_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPl
         )
         namespace, name = GOOGLE_IDENTITY
         plane.kubectl("create", "serviceaccount", name, "-n", namespace)
-        plane.kubectl(
-            "create", "clusterrolebinding", "argocd-manager", "--clusterrole", "cluster-admin",
-            f"--serviceaccount={namespace}:{name}",
-        )  # fmt: skip
+        grant_remote_access(plane)
         yield plane
 
 
