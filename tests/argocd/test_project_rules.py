@@ -53,7 +53,9 @@ def test_a_destination_without_namespace_fails_in_argocd_and_in_validate(
     application = stray_application(bootstrapped)
     bootstrapped.plane.kubectl("apply", "-f", "-", stdin=json.dumps(application))
     try:
-        seen = bootstrapped.wait_until(STRAY, invalid_spec, what="InvalidSpecError")
+        seen = bootstrapped.wait_until(
+            STRAY, lambda app: bool(invalid_spec(app)), what="InvalidSpecError"
+        )
     finally:
         bootstrapped.plane.kubectl("delete", "application", STRAY, "-n", ARGOCD_NAMESPACE)
     argocd_says = invalid_spec(seen)

@@ -108,13 +108,15 @@ def _destination_allowed(destination: Mapping[str, Any], allowed: list[Mapping[s
         name_matched = bool(name) and _glob(permitted_name, name)
         server_matched = bool(server) and _glob(permitted_server, server)
         namespace_matched = _glob(permitted_namespace, namespace)
+        denied_cluster = (not name_matched and permitted_name.startswith("!")) or (
+            not server_matched and permitted_server.startswith("!") and namespace_matched
+        )
+        denied_namespace = (
+            not namespace_matched and permitted_namespace.startswith("!") and server_matched
+        )
         if (server_matched or name_matched) and namespace_matched:
             matched = True
-        elif (not name_matched and permitted_name.startswith("!")) or (
-            not server_matched and permitted_server.startswith("!") and namespace_matched
-        ):
-            return False
-        elif not namespace_matched and permitted_namespace.startswith("!") and server_matched:
+        elif denied_cluster or denied_namespace:
             return False
     return matched
 
@@ -127,7 +129,7 @@ def _destination_allowed(destination: Mapping[str, Any], allowed: list[Mapping[s
     fix="set the Application's destination.namespace to one its AppProject lists for the "
     "cluster, or add the destination to the AppProject",
     doc="Argo CD refuses an Application whose destination cluster and namespace (an omitted "
-    "namespace counts as \"\") no entry of its project matches.",
+    'namespace counts as "") no entry of its project matches.',
     whole_render=True,
 )
 def destinations_allowed(ctx: Context) -> Iterator[Violation]:
