@@ -1,5 +1,6 @@
-"""The dashboard tells an operator how GKE's own objects are doing, through the health checks
-argocd-cm gives the controller."""
+"""The dashboard is useful to an operator: GKE's own objects report health through the checks
+argocd-cm gives the controller, and Argo CD's API (what the dashboard reads) links each
+Application and workload to its environment's platform and logs."""
 
 from __future__ import annotations
 
@@ -53,3 +54,29 @@ def test_a_certificate_google_gave_up_on_degrades_dev_with_the_reason(
 def test_the_backend_config_says_what_guards_the_environment(bootstrapped: ArgoCD) -> None:
     backend = health_of(bootstrapped.application(DEV), "BackendConfig")
     assert backend == {"status": "Healthy", "message": "timeout 3600s"}
+
+
+def test_each_application_links_to_its_platform_and_logs(bootstrapped: ArgoCD) -> None:
+    for name, host, project in (
+        (DEV, "dev.agent-platform.example.com", "ai-agent-platform-dev-469401"),
+        ("agent-platform-prod", "agent-platform.example.com", "ai-agent-platform-469401"),
+    ):
+        links = {
+            link["title"]: link["url"]
+            for link in bootstrapped.get(f"/api/v1/applications/{name}/links")["items"]
+        }
+        assert links["Platform"] == f"https://{host}"
+        assert links["Logs"].startswith("https://console.cloud.google.com/logs/query;")
+        assert links["Logs"].endswith(f"?project={project}")
+
+
+def test_the_api_deployment_links_to_its_logs(bootstrapped: ArgoCD) -> None:
+    query = (
+        "?name=agent-platform&namespace=agent-platform&resourceName=agent-platform"
+        "&version=v1&kind=Deployment&group=apps"
+    )
+    links = bootstrapped.get(f"/api/v1/applications/{DEV}/resource/links{query}")["items"]
+    (logs,) = (link["url"] for link in links if link["title"] == "Logs")
+    assert "namespace_name%3D%22agent-platform%22" in logs
+    assert "app_kubernetes_io%2Fname%3D%22agent-platform%22" in logs
+    assert logs.endswith("?project=ai-agent-platform-dev-469401")

@@ -1,11 +1,12 @@
 """Argo CD on loopback, syncing a local clone of this repository into the local control plane.
 
 The binary is Argo CD itself, built by `make argocd-tools` from the release pinned in
-tools/argocd/go.mod: one multi-call binary that is the application controller or the repo server
-by ARGOCD_BINARY_NAME. Redis is Debian's. The cluster gets what the pinned install kustomization
-(apps/argocd/install) puts there before the controller starts: Argo CD's CRDs, its ConfigMaps
-with this repository's settings, and its Secret. The clusters `dev` and `prod` are registered
-with the Secrets the bootstrap writes, both pointing at the local API server.
+tools/argocd/go.mod: one multi-call binary that is the application controller, the repo server or
+the API server by the name it is called as (the API serves what the dashboard shows; sign-in is
+off, as no browser is involved). Redis is Debian's. The cluster gets what the pinned install
+kustomization (apps/argocd/install) puts there before the controller starts: Argo CD's CRDs, its
+ConfigMaps with this repository's settings, and its Secret. The clusters `dev` and `prod` are
+registered with the Secrets the bootstrap writes, both pointing at the local API server.
 
 Argo CD runs outside a pod here, so `https://kubernetes.default.svc` (dev, and the root
 Application) is reached through ARGOCD_FAKE_IN_CLUSTER, the switch Argo CD's own end-to-end tests
@@ -24,6 +25,7 @@ import secrets
 import shutil
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,12 @@ GITHUB_URL = "https://github.com/agent-platform/agent-platform.git"
 # patience.
 RESYNC_SECONDS = 5
 START_TIMEOUT = 90.0
-COMPONENTS = ("argocd-application-controller", "argocd-repo-server", "argocd-k8s-auth")
+COMPONENTS = (
+    "argocd-application-controller",
+    "argocd-repo-server",
+    "argocd-server",
+    "argocd-k8s-auth",
+)
 # The control plane's own controller manager runs what the runs need; the workloads Argo CD
 # syncs also need Deployments to make ReplicaSets and pods, and PodDisruptionBudgets counted.
 WORKLOAD_CONTROLLERS = "deployment-controller,replicaset-controller,disruption-controller"
@@ -201,6 +208,8 @@ class ArgoCD:
     plane: ControlPlane
     repository: Repository
     work_dir: Path
+    # Argo CD's API, what the dashboard reads, without sign-in.
+    api: str
 
     def application(self, name: str) -> dict[str, Any]:
         return self.plane.get_json("application", name, "-n", ARGOCD_NAMESPACE)
@@ -246,6 +255,11 @@ class ArgoCD:
         except TimeoutError as error:
             raise AssertionError(f"{error}; last status:\n{describe(seen)}") from None
         return seen
+
+    def get(self, path: str) -> Any:
+        """A GET of Argo CD's API, as the dashboard makes it."""
+        with urllib.request.urlopen(f"{self.api}{path}", timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
 
     def log(self, component: str) -> str:
         return (self.work_dir / "logs" / f"{component}.log").read_text(errors="replace")
@@ -376,6 +390,14 @@ def component_environment(objects: list[dict[str, Any]], workload: str) -> dict[
     return environment
 
 
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def _established(plane: ControlPlane, names: list[str]) -> bool:
     listed = plane.get_json(*names)
     items = listed.get("items", [listed])
@@ -459,6 +481,8 @@ def running_argocd(
     processes = _Processes(logs, environment)
     controller = component_environment(objects, "argocd-application-controller")
     repo_server = component_environment(objects, "argocd-repo-server")
+    server = component_environment(objects, "argocd-server")
+    api_port = free_port()
     with contextlib.ExitStack() as stack:
         environment["GCE_METADATA_HOST"] = stack.enter_context(metadata_server(google_token))
         stack.callback(processes.stop)
@@ -496,10 +520,23 @@ def running_argocd(
              "--loglevel", "info"],
             controller,
         )  # fmt: skip
-        argocd = ArgoCD(plane, repository, work_dir)
+        processes.start(
+            "argocd-server",
+            [str(commands / "argocd-server"), "--namespace", ARGOCD_NAMESPACE,
+             "--kubeconfig", str(plane.admin_kubeconfig),
+             "--redis", f"127.0.0.1:{redis_port}",
+             "--repo-server", f"127.0.0.1:{repo_port}", "--repo-server-plaintext",
+             "--address", "127.0.0.1", "--port", str(api_port),
+             "--metrics-port", str(free_port()),
+             "--insecure", "--disable-auth", "--dex-server", "",
+             "--loglevel", "info"],
+            server,
+        )  # fmt: skip
+        argocd = ArgoCD(plane, repository, work_dir, f"http://127.0.0.1:{api_port}")
         processes.wait(
             lambda: "Starting" in argocd.log("argocd-application-controller"),
             "the Argo CD application controller to start",
         )
+        processes.wait(lambda: _http_ok(f"{argocd.api}/healthz"), "the Argo CD API to answer")
         yield argocd
         processes.check_alive()
