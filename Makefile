@@ -25,12 +25,23 @@ sync: ## Install uv if missing and the locked Python environment
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --locked
 
+# `make up PORT=8080` serves on another port.
+PORT ?= 8000
+# Debian packages are installed as root, or through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: up
-up: sync ## Run the platform locally (SQLite, local runs) on http://127.0.0.1:8000
-	$(UV) run agent-platform serve
+up: sync sandbox ## Run the platform locally (SQLite, local runs) on http://127.0.0.1:$(PORT)
+	$(UV) run agent-platform serve --port $(PORT)
+
+# Local runs execute every tool command under bubblewrap (Debian's package), as Claude Code's
+# sandbox does on Linux.
+.PHONY: sandbox
+sandbox:
+	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
 
 .PHONY: test
-test: sync tools ## Run every test: unit, API, browser, emulator and cluster
+test: sync tools lint ## Lint, then run every test: unit, API, browser, emulator and cluster
 	$(UV) run pytest
 
 .PHONY: lint
@@ -55,7 +66,7 @@ bench: sync tools ## Run the benchmarks and compare with bench/baselines
 	$(UV) run python -m bench
 
 .PHONY: tools
-tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server browser cluster-tools argocd-tools ## Install the pinned tools into ./bin
+tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server browser sandbox cluster-tools argocd-tools ## Install the pinned tools into ./bin
 
 $(BIN)/kustomize:
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)

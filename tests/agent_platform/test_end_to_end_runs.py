@@ -29,6 +29,7 @@ from servers.messages_api import (
     ToolUse,
 )
 from servers.platform import RunningPlatform, running_platform
+from servers.processes import pids_running
 
 UPSTREAM_KEY = "sk-upstream-e2e-key"
 EDITOR = "str_replace_based_edit_tool"
@@ -130,14 +131,6 @@ def _wait_for(condition: Callable[[], bool], what: str, seconds: float = WAIT_SE
         time.sleep(0.01)  # polling a condition with a deadline
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
 def _workspace_of(platform: RunningPlatform, run_id: str) -> Path:
     return platform.data_dir / "sandboxes" / run_id / "workspace"
 
@@ -197,12 +190,13 @@ async def test_a_run_uses_tools_keeps_its_files_and_the_next_run_continues(
     assert texts.count("cache_control") == 2
 
 
-async def test_the_sandbox_holds_neither_the_key_nor_store_settings(
+async def test_the_tools_see_neither_the_runner_nor_the_key_nor_the_store(
     platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
 ) -> None:
+    # Every process the tool can see, with its environment and command line.
     command = (
-        "tr '\\0' '\\n' < /proc/$PPID/environ; echo ---; tr '\\0' ' ' < /proc/$PPID/cmdline; "
-        "echo; echo ---; env"
+        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; "
+        "tr '\\0' '\\n' < $p/environ; done 2>/dev/null; echo ---; env"
     )
     script = messages_api.add_script(
         [Reply([ToolUse("bash", {"command": command})]), Reply([Text("ok")])]
@@ -210,44 +204,43 @@ async def test_the_sandbox_holds_neither_the_key_nor_store_settings(
     run_id = await _run(http, await _agent(http), f"{script} inspect yourself")
     assert (await _finished(http, run_id))["status"] == "succeeded"
     output = _of(await _all_events(http, run_id), "tool_result")[0]["output"]
-    runner_env, argv, tool_env = output.split("---\n")
-    names = {line.split("=", 1)[0] for line in runner_env.splitlines() if "=" in line}
-    assert names <= {
+    processes, tool_env = output.split("---\n")
+    assert "agent_runner" not in processes
+    assert "agent_platform" not in processes
+    for secret in (UPSTREAM_KEY, "platform.db", "ANTHROPIC", "AGENT_RUN_TOKEN", platform.token):
+        assert secret not in output
+    assert {line.split("=", 1)[0] for line in tool_env.splitlines() if "=" in line} <= {
         "PATH",
         "LANG",
         "LC_ALL",
-        "LC_CTYPE",
         "TZ",
         "HOME",
-        "TMPDIR",
-        "PYTHONUNBUFFERED",
-        "AGENT_RUN_ID",
-        "AGENT_PLATFORM_URL",
-        "AGENT_RUN_TOKEN",
-        "AGENT_WORKSPACE",
+        "PWD",
+        "TERM",
+        "SHLVL",
+        "_",
     }
-    assert "agent_runner" in argv
-    for secret in (UPSTREAM_KEY, "platform.db", "ANTHROPIC"):
-        assert secret not in output
-    assert "AGENT_RUN_TOKEN" not in tool_env
 
 
 async def test_cancel_mid_tool_kills_the_tools_processes_within_two_seconds(
     platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
 ) -> None:
-    script = messages_api.add_script(
-        [Reply([ToolUse("bash", {"command": "sleep 300 & echo $! > sleeper.pid; wait"})])]
-    )
+    command = "sleep 300.1 & (setsid sleep 300.2 &); wait"
+    script = messages_api.add_script([Reply([ToolUse("bash", {"command": command})])])
     run_id = await _run(http, await _agent(http), f"{script} wait a long time")
     await _events(http, run_id, until=lambda e: e["type"] == "tool_call")
-    pid_file = _workspace_of(platform, run_id) / "sleeper.pid"
-    _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", "the tool")
-    sleeper = int(pid_file.read_text())
-    assert _alive(sleeper)
+    _wait_for(
+        lambda: bool(pids_running("sleep 300.1")) and bool(pids_running("sleep 300.2")),
+        "the tool's children",
+    )
 
     cancelled_at = time.monotonic()
     assert (await http.post(f"/api/runs/{run_id}/cancel")).status_code == 202
-    _wait_for(lambda: not _alive(sleeper), "the tool's child to die", seconds=2.0)
+    _wait_for(
+        lambda: not pids_running("sleep 300.1") and not pids_running("sleep 300.2"),
+        "the tool's children to die",
+        seconds=2.0,
+    )
     assert time.monotonic() - cancelled_at < 2.0
 
     run = await _finished(http, run_id)
@@ -387,3 +380,44 @@ def test_a_runner_with_a_refused_token_exits_non_zero_saying_why(
     )
     assert done.returncode == 2
     assert "rejected the run token" in done.stderr
+
+
+async def test_runs_of_one_agent_take_turns_and_keep_every_file(
+    platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    agent_id = await _agent(http)
+    other_agent = await _agent(http)
+    run_ids = []
+    for name in ("a", "b", "c"):
+        script = messages_api.add_script(
+            [
+                Reply([ToolUse("bash", {"command": f"sleep 0.5; echo {name} > {name}.txt"})]),
+                Reply([Text("written")]),
+            ]
+        )
+        run_ids.append(await _run(http, agent_id, f"{script} write {name}"))
+    other_script = messages_api.add_script(
+        [Reply([ToolUse("bash", {"command": "sleep 0.5"})]), Reply([Text("ok")])]
+    )
+    other_run = await _run(http, other_agent, f"{other_script} wait")
+
+    # While the agent's runs take turns, another agent's run goes on beside them.
+    statuses: list[list[str]] = []
+    other_ran_beside = False
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        runs = [(await http.get(f"/api/runs/{run_id}")).json() for run_id in run_ids]
+        statuses.append([run["status"] for run in runs])
+        other = (await http.get(f"/api/runs/{other_run}")).json()["status"]
+        other_ran_beside |= other == "running" and "running" in statuses[-1]
+        if all(s not in ("queued", "running") for s in statuses[-1]):
+            break
+        assert time.monotonic() < deadline, statuses[-1]
+        await asyncio.sleep(0.02)  # polling a condition with a deadline
+    assert all(seen.count("running") <= 1 for seen in statuses), statuses
+    assert any(seen.count("queued") == 2 for seen in statuses), statuses
+    assert statuses[-1] == ["succeeded"] * 3
+    assert other_ran_beside
+
+    archive = (platform.data_dir / "workspaces" / f"{agent_id}.tar.gz").read_bytes()
+    assert [read_file(archive, f"{name}.txt") for name in "abc"] == [b"a\n", b"b\n", b"c\n"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent_platform.gateway import SseUsageMeter
+from agent_platform.llm_gateway import SseUsageMeter
 from agent_runner.protocol import Usage
 
 

@@ -1,4 +1,5 @@
-"""The local executor on its own: sandbox environment, timeouts, and adoption after a crash."""
+"""The local executor on its own: sandbox environment, process groups, and adoption after a
+crash. What every executor does is in the executor contract suite."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_the_sandbox_environment_holds_only_basics_and_the_protocol() -> None:
         "ANTHROPIC_API_KEY": "sk-ant-y",
         "GOOGLE_APPLICATION_CREDENTIALS": "/key.json",
     }
-    env = sandbox_environment(a_launch(), Path("/scratch/run_1"), parent)
+    env = sandbox_environment(a_launch(), Path("/scratch/run_1"), parent, "bubblewrap")
     assert env == {
         "PATH": "/usr/bin",
         "LANG": "C.UTF-8",
@@ -66,20 +67,12 @@ def test_the_sandbox_environment_holds_only_basics_and_the_protocol() -> None:
         protocol.ENV_PLATFORM_URL: "http://127.0.0.1:1",
         protocol.ENV_RUN_TOKEN: "run_secret-token-value",
         protocol.ENV_WORKSPACE: "/scratch/run_1/workspace",
+        protocol.ENV_TOOL_SANDBOX: "bubblewrap",
     }
 
 
 def test_a_launch_never_shows_its_token() -> None:
     assert "secret" not in repr(a_launch())
-
-
-async def test_a_sandbox_past_its_deadline_is_reported_timed_out(tmp_path: Path) -> None:
-    exits = Exits()
-    executor = LocalExecutor(command=SLEEPER, data_dir=tmp_path, on_exit=exits, grace_seconds=1)
-    await executor.start(a_launch(timeout=1))
-    await asyncio.wait_for(exits.arrived.wait(), 15)
-    assert exits.seen[0].outcome is Outcome.TIMED_OUT
-    assert not executor.scratch_dir("run_1").exists()
 
 
 async def test_a_runner_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
@@ -149,7 +142,7 @@ def left_behind(executor: LocalExecutor, run_id: str, timeout: int = 60) -> subp
     (scratch / "tmp").mkdir()
     runner = subprocess.Popen(
         SLEEPER,
-        env=sandbox_environment(a_launch(run_id), scratch, os.environ),
+        env=sandbox_environment(a_launch(run_id), scratch, os.environ, "bubblewrap"),
         start_new_session=True,
     )
     record = record_runner(runner.pid, started_at=time.time(), timeout_seconds=timeout)
@@ -249,3 +242,39 @@ async def test_reconcile_fails_a_dead_sandbox_and_removes_orphans(tmp_path: Path
     for run_id in ("run_dead", "run_finished_meanwhile", "run_stale"):
         assert not executor.scratch_dir(run_id).exists()
         assert not executor.record_path(run_id).exists()
+
+
+async def test_a_runner_that_fails_before_its_run_says_why_in_the_reason(tmp_path: Path) -> None:
+    exits = Exits()
+    failing = [
+        sys.executable,
+        "-c",
+        "import sys\n"
+        "print('loading the SDK')\n"
+        "print('token was run_secret-token-value, key sk-ant-api03-' + 'x' * 30)\n"
+        "print('AGENT_WORKSPACE=work is not a directory', file=sys.stderr)\n"
+        "sys.exit(2)\n",
+    ]
+    executor = LocalExecutor(command=failing, data_dir=tmp_path, on_exit=exits)
+    await executor.start(a_launch())
+    await asyncio.wait_for(exits.arrived.wait(), 15)
+    reason = exits.seen[0].reason
+    assert reason.startswith("the runner exited with code 2; its last output:")
+    assert "AGENT_WORKSPACE=work is not a directory" in reason
+    assert "run_secret-token-value" not in reason
+    assert "sk-ant-api03" not in reason
+
+
+async def test_runs_are_refused_with_the_fix_where_bubblewrap_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PATH without bwrap: the machine of a user who never installed it.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    executor = LocalExecutor(command=SLEEPER, data_dir=tmp_path, on_exit=Exits())
+    with pytest.raises(ExecutorError, match="apt-get install bubblewrap"):
+        await executor.start(a_launch())
+    unconfined = LocalExecutor(
+        command=SLEEPER, data_dir=tmp_path, on_exit=Exits(), tool_sandbox="none"
+    )
+    await unconfined.start(a_launch())
+    await unconfined.aclose()

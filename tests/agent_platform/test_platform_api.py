@@ -200,7 +200,10 @@ async def test_api_tokens_are_created_listed_and_revoked(alice: Caller, served: 
 
 async def test_probes_answer_and_metrics_count_requests(alice: Caller, served: Served) -> None:
     async with httpx.AsyncClient(base_url=served.base_url) as anonymous:
-        assert (await anonymous.get("/healthz")).json() == {"status": "ok"}
+        assert (await anonymous.get("/healthz")).json() == {
+            "status": "ok",
+            "details": {"executor": "local", "local_sandbox": served.settings.local_sandbox},
+        }
         assert (await anonymous.get("/readyz")).json() == {"status": "ready"}
         await alice.http.get("/api/agents")
         metrics = (await anonymous.get("/metrics")).text

@@ -100,7 +100,7 @@ async def test_a_runner_workspace_upload_over_the_workspace_limit_says_which_set
     answer = await client.put(protocol.WORKSPACE_PATH.format(run_id=run_id), content=content)
     assert answer.status_code == 413
     # The runner reads its workspace endpoint's answers by their `detail`.
-    assert "AGENT_PLATFORM_WORKSPACE_MAX_BYTES" in answer.json()["detail"]
+    assert "AGENT_PLATFORM_WORKSPACE_MAX_BYTES" in answer.json()["message"]
 
 
 async def test_a_workspace_file_upload_may_outgrow_the_api_limit(alice: Caller) -> None:

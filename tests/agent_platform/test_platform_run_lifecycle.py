@@ -62,6 +62,7 @@ async def test_the_sandbox_gets_a_scrubbed_environment_and_a_fresh_directory(
         "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "PYTHONUNBUFFERED",
         protocol.ENV_RUN_ID, protocol.ENV_PLATFORM_URL, protocol.ENV_RUN_TOKEN,
         protocol.ENV_WORKSPACE,
+        protocol.ENV_TOOL_SANDBOX,
     }  # fmt: skip
     assert cwd.parent == served.settings.data_dir / "sandboxes"
     await wait_until(lambda: not cwd.exists())

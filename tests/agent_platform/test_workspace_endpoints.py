@@ -20,6 +20,8 @@ from agent_platform.workspaces import (
     read_file,
 )
 from agent_runner import protocol, workspace_archive
+from agent_runner.config import RunnerConfig
+from agent_runner.platform_client import PlatformClient, PlatformError
 from servers.platform import Caller, Served, create_agent, running_run
 
 MAX_BYTES = 4096
@@ -81,7 +83,7 @@ async def test_an_oversized_upload_is_refused_and_the_old_workspace_kept(
         assert len(huge) > MAX_BYTES
         refused = await runner.put(path, content=huge)
         assert refused.status_code == 413
-        assert "AGENT_PLATFORM_WORKSPACE_MAX_BYTES" in refused.json()["detail"]
+        assert "AGENT_PLATFORM_WORKSPACE_MAX_BYTES" in refused.json()["message"]
         kept = await runner.get(path)
     assert read_file(kept.content, "a.txt") == b"old"
 
@@ -94,7 +96,28 @@ async def test_an_upload_that_is_not_an_archive_is_refused(served: Served, alice
             protocol.WORKSPACE_PATH.format(run_id=run_id), content=b"just some bytes"
         )
     assert answer.status_code == 400
-    assert "gzipped tar" in answer.json()["detail"]
+    assert "gzipped tar" in answer.json()["message"]
+
+
+async def test_the_runner_reports_the_platform_s_reason_for_a_refused_upload(
+    served: Served, alice: Caller, tmp_path: Path
+) -> None:
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    config = RunnerConfig(
+        run_id=run_id, platform_url=served.base_url, run_token=token, workspace=tmp_path
+    )
+    client = PlatformClient(config)
+    try:
+        with pytest.raises(PlatformError) as refused:
+            await client.upload_workspace(b"just some bytes", deadline_seconds=5)
+    finally:
+        await client.aclose()
+    assert refused.value.status == 400
+    assert str(refused.value) == (
+        "uploading the workspace: HTTP 400: the workspace upload is not a gzipped tar "
+        "archive; the workspace is unchanged"
+    )
 
 
 async def test_a_token_of_another_run_gets_no_workspace(served: Served, alice: Caller) -> None:

@@ -1,17 +1,36 @@
-"""The text editor tool: Anthropic's commands, confined to the workspace."""
+"""The text editor tool: Anthropic's commands, confined to the workspace.
+
+Each test runs unconfined (as in a pod) and under bubblewrap (as on a laptop), where the agent
+sees its workspace as /workspace.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from agent_runner.tools import EditorTool, ToolError
+from agent_runner.run import tool_environment
+from agent_runner.tools import Bubblewrap, EditorTool, ToolError, ToolSandbox, Unconfined
 
 
-@pytest.fixture
-def editor(tmp_path: Path) -> EditorTool:
+def _editor(sandbox: ToolSandbox) -> EditorTool:
+    """The editor as the runner builds it, with the tools' environment."""
+    return EditorTool(sandbox, tool_environment(os.environ, sandbox))
+
+
+@pytest.fixture(params=["unconfined", "bubblewrap"])
+def editor(request: pytest.FixtureRequest, tmp_path: Path) -> EditorTool:
     (tmp_path / "ws").mkdir()
-    return EditorTool(tmp_path / "ws")
+    if request.param == "bubblewrap":
+        return _editor(Bubblewrap(tmp_path / "ws"))
+    return _editor(Unconfined(tmp_path / "ws"))
+
+
+def _seen(editor: EditorTool, tmp_path: Path, relative: str) -> str:
+    """The absolute path the agent would use for a file of its workspace."""
+    inside = isinstance(editor.sandbox, Bubblewrap)
+    return f"/workspace/{relative}" if inside else str(tmp_path / "ws" / relative)
 
 
 def test_create_then_view_shows_numbered_lines(editor: EditorTool, tmp_path: Path) -> None:
@@ -60,11 +79,42 @@ def test_a_symlink_out_of_the_workspace_is_refused(editor: EditorTool, tmp_path:
 
 
 def test_absolute_paths_inside_the_workspace_work(editor: EditorTool, tmp_path: Path) -> None:
-    target = tmp_path / "ws" / "abs.txt"
-    editor.apply({"command": "create", "path": str(target), "file_text": "ok"})
-    assert target.read_text() == "ok"
+    editor.apply(
+        {"command": "create", "path": _seen(editor, tmp_path, "abs.txt"), "file_text": "ok"}
+    )
+    assert (tmp_path / "ws" / "abs.txt").read_text() == "ok"
 
 
 def test_directory_view_lists_files(editor: EditorTool) -> None:
     editor.apply({"command": "create", "path": "d/x.txt", "file_text": ""})
     assert editor.apply({"command": "view", "path": "."}).text.splitlines() == ["d/", "d/x.txt"]
+
+
+def test_a_write_through_a_link_to_a_file_outside_is_refused(
+    editor: EditorTool, tmp_path: Path
+) -> None:
+    (tmp_path / "outside.txt").write_text("keep")
+    (tmp_path / "ws/notes.txt").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(ToolError, match="outside the workspace"):
+        editor.apply({"command": "create", "path": "notes.txt", "file_text": "overwritten"})
+    assert (tmp_path / "outside.txt").read_text() == "keep"
+
+
+def test_a_write_runs_without_the_runners_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A `mkdir` first on the PATH records the environment the write's commands get.
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    (spy / "mkdir").write_text(f'#!/bin/sh\nenv > {tmp_path}/seen-env\nexec /bin/mkdir "$@"\n')
+    (spy / "mkdir").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{spy}:{os.environ['PATH']}")
+    monkeypatch.setenv("AGENT_RUN_TOKEN", "run-token-of-the-runner")
+    (tmp_path / "ws").mkdir()
+    _editor(Unconfined(tmp_path / "ws")).apply(
+        {"command": "create", "path": "f.txt", "file_text": "x"}
+    )
+    assert (tmp_path / "ws/f.txt").read_text() == "x"
+    seen = (tmp_path / "seen-env").read_text()
+    assert "PATH=" in seen
+    assert "run-token-of-the-runner" not in seen

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 from argocd.gke import PLATFORM_NAMESPACE, crds, general_purpose_node, play_gke
-from cluster.conftest import GVISOR_RUNTIME_CLASS
-from gitops.bootstrap import Environment, Step, Target, steps
+from conftest import GVISOR_RUNTIME_CLASS
+from gitops.bootstrap.plan import CloudProject, Environment, Step, steps
 from gitops.firestore_indexes import IndexFile
 from servers.argocd import ArgoCD, root_objects, running_argocd, synced, synced_and_healthy
 from servers.control_plane import ROOT, ControlPlane, running_control_plane, wait_for
@@ -29,7 +29,7 @@ def environment(name: str) -> Environment:
     """An environment as its overlay states it (overlays/<name>/platform-environment.yaml)."""
     document = yaml.safe_load((ROOT / "overlays" / name / "platform-environment.yaml").read_text())
     data = document["data"]
-    return Environment(name, Target(data["GCP_PROJECT"], data["GCP_REGION"]))
+    return Environment(name, CloudProject(data["GCP_PROJECT"], data["GCP_REGION"]))
 
 
 def bootstrap_steps() -> list[Step]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from gitops.bootstrap import ARGOCD_VERSION
+from gitops.bootstrap.plan import ARGOCD_VERSION
 from servers.argocd import INSTALL, TOOLS
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from agent_platform.executors.kubernetes import RUN_LABEL, job_name
+from agent_platform.executors.job_spec import RUN_LABEL, job_name
 from agent_runner.protocol import EVENTS_PATH
 from servers.control_plane import ControlPlane, wait_for
 from servers.platform import RunningPlatform
@@ -26,11 +26,6 @@ def kubernetes_env(kubeconfig: Path) -> dict[str, str]:
         "AGENT_PLATFORM_RUNS_NAMESPACE": RUNS,
         "AGENT_PLATFORM_RUNNER_TEMPLATE": "agent-runner",
     }
-
-
-def delete_run_jobs(plane: ControlPlane) -> None:
-    """Remove every run's Job and its pods, waiting until they are gone."""
-    plane.kubectl("delete", "jobs", "--all", "-n", RUNS, "--cascade=foreground", "--timeout=60s")
 
 
 def api(platform: RunningPlatform, method: str, path: str, **kwargs: Any) -> Any:

@@ -1,90 +1,37 @@
 """The Kubernetes executor against a real control plane, acting as the platform's ServiceAccount
-with the Role from the rendered base. kwok plays the kubelet: pods run until a test ends them."""
+with the Role from the rendered base. kwok plays the kubelet: pods run until a test ends them.
+
+What every executor does (exit, cancel, timeout, reconcile, close) is in the executor contract
+suite; here is what only Jobs do: the spec they get, their token Secret, and the ways a pod dies."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from agent_platform.executors.base import Launch, SandboxExit
-from agent_platform.executors.kubernetes import RUN_LABEL, KubernetesExecutor, job_name
+from agent_platform.executors.base import SandboxExit
+from agent_platform.executors.job_spec import RUN_LABEL, job_name
+from agent_platform.executors.kubernetes import KubernetesExecutor
 from agent_runner.protocol import Outcome
 from servers.control_plane import IMAGE_PULL_ANNOTATION, ControlPlane
-
-RUNS_NAMESPACE = "agent-runs"
+from servers.executors import (
+    RUNNER_TEMPLATE,
+    RUNS_NAMESPACE,
+    Exits,
+    connect_kubernetes,
+    delete_run_jobs,
+    eventually,
+    new_launch,
+    pods_of,
+    wait_running_pod,
+)
 
 pytestmark = pytest.mark.cluster
 
-TEMPLATE = "agent-runner"
-
-
-@dataclass
-class Exits:
-    """The executor's `on_exit` callback, remembering every sandbox end it was told of."""
-
-    seen: list[SandboxExit] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def __call__(self, sandbox_exit: SandboxExit) -> None:
-        self.seen.append(sandbox_exit)
-        self.changed.set()
-
-    def of(self, run_id: str) -> list[SandboxExit]:
-        return [e for e in self.seen if e.run_id == run_id]
-
-    async def wait_for(self, run_id: str, timeout: float = 60) -> SandboxExit:
-        async with asyncio.timeout(timeout):
-            while not self.of(run_id):
-                self.changed.clear()
-                await self.changed.wait()
-        return self.of(run_id)[0]
-
-
-async def eventually(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Wait for a cluster condition without blocking the executor's watches."""
-    async with asyncio.timeout(timeout):
-        while not await asyncio.to_thread(condition):
-            await asyncio.sleep(0.2)
-    assert await asyncio.to_thread(condition), what
-
-
-def new_launch(timeout_seconds: int = 300) -> Launch:
-    return Launch(
-        run_id=uuid.uuid4().hex[:16],
-        agent_id="agent-1",
-        owner_id="ada@example.com",
-        run_token=f"token-{uuid.uuid4().hex}",
-        timeout_seconds=timeout_seconds,
-        platform_url="http://127.0.0.1:8000",
-    )
-
-
-def pods_of(plane: ControlPlane, run_id: str) -> list[dict[str, Any]]:
-    listed = plane.get_json("pods", "-n", RUNS_NAMESPACE, "-l", f"{RUN_LABEL}={run_id}")
-    items: list[dict[str, Any]] = listed["items"]
-    return items
-
-
-def running_pod(plane: ControlPlane, run_id: str) -> str | None:
-    for pod in pods_of(plane, run_id):
-        if (pod.get("status") or {}).get("phase") == "Running":
-            name: str = pod["metadata"]["name"]
-            return name
-    return None
-
-
-async def wait_running(plane: ControlPlane, run_id: str) -> str:
-    await eventually(lambda: running_pod(plane, run_id) is not None, "the run's pod to run")
-    name = await asyncio.to_thread(running_pod, plane, run_id)
-    assert name is not None
-    return name
+TEMPLATE = RUNNER_TEMPLATE
 
 
 def gone(plane: ControlPlane, run_id: str) -> bool:
@@ -105,31 +52,14 @@ def exits() -> Exits:
 def clean_runs(control_plane: ControlPlane) -> Iterator[None]:
     """Every test leaves the runs namespace empty, so the ResourceQuota never fills up."""
     yield
-    control_plane.kubectl(
-        "delete", "jobs", "--all", "-n", RUNS_NAMESPACE, "--cascade=foreground", "--timeout=60s"
-    )
-
-
-def connect(
-    kubeconfig: Path, exits: Exits, unschedulable_timeout_seconds: float = 600
-) -> KubernetesExecutor:
-    return KubernetesExecutor(
-        kubeconfig=kubeconfig,
-        namespace=RUNS_NAMESPACE,
-        template_name=TEMPLATE,
-        on_exit=exits,
-        ttl_seconds_after_finished=300,
-        # The deadline tests wait for Kubernetes itself to end the run.
-        deadline_margin_seconds=0,
-        unschedulable_timeout_seconds=unschedulable_timeout_seconds,
-    )
+    delete_run_jobs(control_plane)
 
 
 @pytest.fixture
 async def executor(
     platform_kubeconfig: Path, exits: Exits, clean_runs: None
 ) -> AsyncIterator[KubernetesExecutor]:
-    running = connect(platform_kubeconfig, exits)
+    running = connect_kubernetes(platform_kubeconfig, exits)
     yield running
     await running.aclose()
 
@@ -171,7 +101,7 @@ async def test_start_creates_one_job_from_the_pod_template_with_its_sandboxing(
     owner = secret["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"]) == ("Job", job["metadata"]["uid"])
 
-    pod_name = await wait_running(control_plane, run.run_id)
+    pod_name = await wait_running_pod(control_plane, run.run_id)
     pod = control_plane.get_json("pod", pod_name, "-n", RUNS_NAMESPACE)
     assert pod["spec"]["runtimeClassName"] == "gvisor"
     assert run.run_token not in json.dumps(pod)
@@ -182,7 +112,7 @@ async def test_sandbox_that_exits_cleanly_completes_its_job(
 ) -> None:
     run = new_launch()
     await executor.start(run)
-    pod = await wait_running(control_plane, run.run_id)
+    pod = await wait_running_pod(control_plane, run.run_id)
     control_plane.end_pod_container(pod, RUNS_NAMESPACE, exit_code=0)
 
     ended = await exits.wait_for(run.run_id)
@@ -193,25 +123,11 @@ async def test_sandbox_that_exits_cleanly_completes_its_job(
     assert "without reporting a result" in ended.reason
 
 
-async def test_job_deadline_times_the_run_out(
-    control_plane: ControlPlane, executor: KubernetesExecutor, exits: Exits
-) -> None:
-    run = new_launch(timeout_seconds=5)
-    await executor.start(run)
-    await wait_running(control_plane, run.run_id)
-
-    ended = await exits.wait_for(run.run_id, timeout=90)
-    assert ended.outcome is Outcome.TIMED_OUT
-    assert "time limit" in ended.reason
-    await eventually(lambda: not pods_of(control_plane, run.run_id), "the run's pod to go")
-
-
 @pytest.mark.parametrize(
     ("exit_code", "container_reason", "pod_reason", "expected"),
     [
         (137, "OOMKilled", "", "ran out of memory (OOMKilled)"),
         (137, "Error", "Evicted", "the sandbox was evicted"),
-        (2, "Error", "", "the runner exited with code 2 (Error)"),
     ],
 )
 async def test_sandbox_failure_fails_the_run_with_the_reason(
@@ -225,7 +141,7 @@ async def test_sandbox_failure_fails_the_run_with_the_reason(
 ) -> None:
     run = new_launch()
     await executor.start(run)
-    pod = await wait_running(control_plane, run.run_id)
+    pod = await wait_running_pod(control_plane, run.run_id)
     control_plane.end_pod_container(
         pod, RUNS_NAMESPACE, exit_code=exit_code, reason=container_reason, pod_reason=pod_reason
     )
@@ -240,39 +156,13 @@ async def test_cancel_removes_the_job_its_pods_and_its_token(
 ) -> None:
     run = new_launch()
     await executor.start(run)
-    await wait_running(control_plane, run.run_id)
+    await wait_running_pod(control_plane, run.run_id)
 
     await executor.cancel(run.run_id)
 
     assert exits.of(run.run_id) == [SandboxExit(run.run_id, Outcome.CANCELLED, "cancelled")]
     await eventually(lambda: gone(control_plane, run.run_id), "the Job, pods and Secret to go")
     assert len(exits.of(run.run_id)) == 1
-
-
-async def test_restarted_platform_finds_its_jobs_and_fails_runs_without_one(
-    control_plane: ControlPlane, platform_kubeconfig: Path, exits: Exits, clean_runs: None
-) -> None:
-    before = connect(platform_kubeconfig, Exits())
-    run = new_launch()
-    await before.start(run)
-    await before.aclose()  # the platform goes away; its Job keeps running
-
-    after = connect(platform_kubeconfig, exits)
-    try:
-        lost = uuid.uuid4().hex[:16]
-        found = await after.reconcile([run.run_id, lost])
-        assert list(found.lost) == [lost]
-        assert list(found.adopted) == [run.run_id]
-        assert list(found.orphans_removed) == []
-        assert control_plane.exists("job", job_name(run.run_id), RUNS_NAMESPACE)
-
-        # The new process keeps watching the Job it found.
-        pod = await wait_running(control_plane, run.run_id)
-        control_plane.end_pod_container(pod, RUNS_NAMESPACE, exit_code=1)
-        ended = await exits.wait_for(run.run_id)
-        assert ended.outcome is Outcome.FAILED
-    finally:
-        await after.aclose()
 
 
 def job_complete(plane: ControlPlane, run_id: str) -> bool:
@@ -284,16 +174,16 @@ def job_complete(plane: ControlPlane, run_id: str) -> bool:
 async def test_orphan_job_is_deleted_at_reconcile_and_a_finished_one_is_kept(
     control_plane: ControlPlane, platform_kubeconfig: Path, exits: Exits, clean_runs: None
 ) -> None:
-    before = connect(platform_kubeconfig, Exits())
+    before = connect_kubernetes(platform_kubeconfig, Exits())
     orphan, finished = new_launch(), new_launch()
     await before.start(orphan)
     await before.start(finished)
-    pod = await wait_running(control_plane, finished.run_id)
+    pod = await wait_running_pod(control_plane, finished.run_id)
     control_plane.end_pod_container(pod, RUNS_NAMESPACE, exit_code=0)
     await eventually(lambda: job_complete(control_plane, finished.run_id), "the Job to finish")
     await before.aclose()
 
-    after = connect(platform_kubeconfig, exits)
+    after = connect_kubernetes(platform_kubeconfig, exits)
     try:
         found = await after.reconcile([])
         assert list(found.orphans_removed) == [orphan.run_id]
@@ -310,7 +200,7 @@ async def test_job_deleted_behind_the_platforms_back_fails_the_run(
 ) -> None:
     run = new_launch()
     await executor.start(run)
-    await wait_running(control_plane, run.run_id)
+    await wait_running_pod(control_plane, run.run_id)
 
     control_plane.kubectl("delete", "job", job_name(run.run_id), "-n", RUNS_NAMESPACE)
 
@@ -342,7 +232,7 @@ async def test_run_unschedulable_for_too_long_fails_and_its_job_goes(
     clean_runs: None,
     unschedulable_template: None,
 ) -> None:
-    patient = connect(platform_kubeconfig, exits, unschedulable_timeout_seconds=2)
+    patient = connect_kubernetes(platform_kubeconfig, exits, unschedulable_timeout_seconds=2)
     try:
         run = new_launch()
         await patient.start(run)

@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 from agent_platform.domain import Lease, utcnow
-from agent_platform.executors.kubernetes import job_name
+from agent_platform.executors.job_spec import job_name
 from agent_platform.store.firestore import FirestoreStore
 from cluster.cluster_runs import (
     RUNS,
     WAIT,
     api,
-    delete_run_jobs,
     job_condition,
     kubernetes_env,
     mounted_token,
@@ -35,6 +34,7 @@ from cluster.cluster_runs import (
     wait_status,
 )
 from servers.control_plane import ControlPlane, wait_for
+from servers.executors import delete_run_jobs
 from servers.firestore_emulator import FirestoreEmulator, firestore_emulator
 from servers.platform import RunningPlatform, event, result_event, running_platform
 

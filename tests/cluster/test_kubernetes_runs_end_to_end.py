@@ -8,13 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agent_platform.executors.kubernetes import RUN_LABEL, job_name
+from agent_platform.executors.job_spec import RUN_LABEL, job_name
 from agent_runner.protocol import ASSIGNMENT_PATH
 from cluster.cluster_runs import (
     RUNS,
     WAIT,
     api,
-    delete_run_jobs,
     job_condition,
     kubernetes_env,
     mounted_token,
@@ -25,6 +24,7 @@ from cluster.cluster_runs import (
     wait_status,
 )
 from servers.control_plane import ControlPlane, wait_for
+from servers.executors import delete_run_jobs
 from servers.platform import RunningPlatform, event, result_event, running_platform
 
 pytestmark = pytest.mark.cluster

@@ -25,10 +25,11 @@ from fastapi import FastAPI
 from agent_platform.api import create_app
 from agent_platform.auth import ADMIN_NAME, ensure_user, issue_token
 from agent_platform.domain import TokenKind
+from agent_platform.executors.local import bubblewrap_problem
 from agent_platform.logs import configure_logging
 from agent_platform.services import Services
 from agent_platform.settings import Settings
-from agent_platform.store import BackendNotAvailable, Store, StoreError, open_store
+from agent_platform.store import Store, StoreError, open_store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +76,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 async def _open(settings: Settings) -> Store:
     try:
         return await open_store(settings)
-    except (BackendNotAvailable, StoreError):
+    except StoreError:
         raise
     except Exception as error:
         # Credentials, paths, emulators: whatever stops the store from opening, said plainly.
@@ -182,8 +183,23 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
+def _local_sandbox_statement(settings: Settings) -> str:
+    """What confines local runs, said where whoever started the platform reads it."""
+    if settings.local_sandbox == "none":
+        return (
+            "WARNING: AGENT_PLATFORM_LOCAL_SANDBOX=none: agents' commands run unconfined, with "
+            "everything this user can read and reach"
+        )
+    problem = asyncio.run(bubblewrap_problem())
+    if problem is not None:
+        return f"Local runs will be refused: {problem}"
+    return "Agents' commands run in a bubblewrap sandbox: their workspace and nothing else"
+
+
 def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
+    if settings.executor == "local":
+        print(_local_sandbox_statement(settings), flush=True)
     if prints_login_url(settings):
         url = asyncio.run(login_url(settings))
         print(
@@ -223,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(asyncio.run(_create_token(settings, args.user, args.name)))
         elif args.command == "login-url":
             print(asyncio.run(login_url(settings, args.user)))
-    except (BackendNotAvailable, StoreError) as error:
+    except StoreError as error:
         print(f"agent-platform: {error}", file=sys.stderr)
         return 2
     return 0

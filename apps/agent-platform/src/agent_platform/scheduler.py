@@ -173,11 +173,21 @@ class Scheduler:
                 await self.executor.cancel(run.id)
 
     async def _fill(self) -> None:
-        free = self._limit - await self._store.count_runs_in({RunStatus.RUNNING})
+        running = await self._store.list_runs_in({RunStatus.RUNNING})
+        free = self._limit - len(running)
         if free <= 0:
             return
-        for run in await self._store.list_runs_in({RunStatus.QUEUED}, limit=free):
+        # One run at a time per agent: its runs share the workspace and the conversation, so a
+        # second one waits, queued, for the first to end.
+        busy = {run.agent_id for run in running}
+        for run in await self._store.list_runs_in({RunStatus.QUEUED}):
+            if run.agent_id in busy:
+                continue
+            busy.add(run.agent_id)
             await self._launch(run)
+            free -= 1
+            if free == 0:
+                return
 
     async def _launch(self, run: Run) -> None:
         agent = await self._store.get_agent(run.owner_id, run.agent_id)

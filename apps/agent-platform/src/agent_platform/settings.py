@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     gcp_project: str | None = None
 
     executor: Literal["local", "kubernetes"] = "local"
+    # How the local executor confines each tool command of a run: bubblewrap, or `none` to opt
+    # out deliberately (then said at start, in /healthz and on the dashboard).
+    local_sandbox: Literal["bubblewrap", "none"] = "bubblewrap"
     # The command the local executor starts for each run, as a JSON list in the environment.
     runner_command: list[str] = Field(
         default_factory=lambda: [sys.executable, "-m", "agent_runner"]
@@ -91,6 +94,17 @@ class Settings(BaseSettings):
                 host = "127.0.0.1"
             data["public_url"] = f"http://{host}:{data.get('port') or 8000}"
         return data
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        # Runners start in a directory of their own: a relative path would name another place.
+        self.data_dir = self.data_dir.absolute()
+        self.sqlite_path = self.sqlite_path.absolute()
+        if self.kubeconfig is not None:
+            self.kubeconfig = self.kubeconfig.absolute()
+        if self.anthropic_api_key_file is not None:
+            self.anthropic_api_key_file = self.anthropic_api_key_file.absolute()
+        return self
 
     def anthropic_key(self) -> SecretStr | None:
         """The Anthropic key, from the environment or from the mounted key file."""

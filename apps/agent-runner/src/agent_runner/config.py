@@ -23,12 +23,14 @@ class RunnerConfig:
     platform_url: str
     run_token: str
     workspace: Path
+    # How tools' commands are confined: protocol.SANDBOX_BUBBLEWRAP or SANDBOX_NONE.
+    tool_sandbox: str = protocol.SANDBOX_NONE
 
     def __repr__(self) -> str:
         # The token must never reach a log line through a stray repr.
         return (
             f"RunnerConfig(run_id={self.run_id!r}, platform_url={self.platform_url!r}, "
-            f"workspace={str(self.workspace)!r})"
+            f"workspace={str(self.workspace)!r}, tool_sandbox={self.tool_sandbox!r})"
         )
 
 
@@ -60,9 +62,16 @@ def load(env: Mapping[str, str]) -> RunnerConfig:
     workspace = Path(_required(env, protocol.ENV_WORKSPACE))
     if not workspace.is_dir():
         raise ConfigError(f"{protocol.ENV_WORKSPACE}={workspace} is not a directory")
+    sandbox = env.get(protocol.ENV_TOOL_SANDBOX, "").strip() or protocol.SANDBOX_NONE
+    if sandbox not in (protocol.SANDBOX_BUBBLEWRAP, protocol.SANDBOX_NONE):
+        raise ConfigError(
+            f"{protocol.ENV_TOOL_SANDBOX}={sandbox!r} is not one of "
+            f"{protocol.SANDBOX_BUBBLEWRAP!r}, {protocol.SANDBOX_NONE!r}"
+        )
     return RunnerConfig(
         run_id=_required(env, protocol.ENV_RUN_ID),
         platform_url=_required(env, protocol.ENV_PLATFORM_URL).rstrip("/"),
         run_token=_token(env),
         workspace=workspace.resolve(),
+        tool_sandbox=sandbox,
     )

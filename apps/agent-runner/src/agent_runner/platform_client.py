@@ -34,14 +34,12 @@ class PlatformUnreachable(Exception):
     """The platform did not answer usefully before the deadline."""
 
 
-def _detail(response: httpx.Response) -> str:
+def _message(response: httpx.Response) -> str:
+    """The platform's `ErrorBody.message`; the start of the body if it is not that shape."""
     try:
-        body = response.json()
+        return protocol.ErrorBody.model_validate_json(response.content).message
     except ValueError:
         return response.text[:200]
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])
-    return str(body)[:200]
 
 
 def _check(response: httpx.Response, what: str) -> httpx.Response:
@@ -55,7 +53,7 @@ def _check(response: httpx.Response, what: str) -> httpx.Response:
         )
     if response.status_code >= 400:
         raise PlatformError(
-            response.status_code, f"{what}: HTTP {response.status_code}: {_detail(response)}"
+            response.status_code, f"{what}: HTTP {response.status_code}: {_message(response)}"
         )
     return response
 

@@ -21,9 +21,12 @@ from agent_runner.wire_names import (
     ENV_RUN_ID,
     ENV_RUN_TOKEN,
     ENV_RUN_TOKEN_FILE,
+    ENV_TOOL_SANDBOX,
     ENV_WORKSPACE,
     EVENTS_PATH,
     GATEWAY_PREFIX,
+    SANDBOX_BUBBLEWRAP,
+    SANDBOX_NONE,
     TOOL_NAMES,
     WORKSPACE_PATH,
     EventType,
@@ -35,14 +38,18 @@ __all__ = [
     "ENV_RUN_ID",
     "ENV_RUN_TOKEN",
     "ENV_RUN_TOKEN_FILE",
+    "ENV_TOOL_SANDBOX",
     "ENV_WORKSPACE",
     "EVENTS_PATH",
     "GATEWAY_PREFIX",
     "MAX_EVENTS_PER_BATCH",
+    "SANDBOX_BUBBLEWRAP",
+    "SANDBOX_NONE",
     "TOOL_NAMES",
     "WORKSPACE_PATH",
     "Assignment",
     "BatchAck",
+    "ErrorBody",
     "Event",
     "EventBatch",
     "EventType",
@@ -141,3 +148,20 @@ class RunResult(Wire):
     usage: Usage = Field(default_factory=Usage)
     # Messages this run added to the agent's conversation, for the next run to continue from.
     new_messages: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """Every error the platform answers a runner with, except the LLM gateway's.
+
+    `error` is the HTTP status phrase in snake case (`unauthorized`, `content_too_large`),
+    `message` says what to fix, `details` lists the fields at fault of an invalid request.
+    Extra keys are allowed so the platform may add some without breaking older runners.
+
+    The gateway under `GATEWAY_PREFIX` answers instead in the Anthropic Messages API's own
+    shape, `{"type": "error", "error": {"type", "message"}}`: the runner reaches it through
+    the Anthropic SDK, which parses that shape to raise its typed errors with the message.
+    """
+
+    error: str
+    message: str
+    details: list[dict[str, Any]] = Field(default_factory=list)

@@ -37,10 +37,6 @@ class Reporter:
         self._rejected: str | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def last_seq(self) -> int:
-        return self._seq
-
     def emit(self, event_type: EventType, data: dict[str, Any]) -> None:
         self._seq += 1
         self._pending.append(

@@ -23,7 +23,8 @@ from agent_runner.conversation import Finish
 from agent_runner.platform_client import PlatformClient, PlatformError, PlatformUnreachable
 from agent_runner.protocol import EventType, Outcome, RunResult
 from agent_runner.reporter import Reporter
-from agent_runner.tools import Toolbox, ToolError
+from agent_runner.tools import Bubblewrap, Toolbox, ToolError, ToolSandbox
+from agent_runner.tools import sandbox as tool_sandbox
 
 EXIT_CODES: Final = {
     Outcome.SUCCEEDED: 0,
@@ -36,6 +37,7 @@ EXIT_CODES: Final = {
 CLAUDE_RETRIES: Final = 8
 UPLOAD_SECONDS: Final = 30.0
 FLUSH_SECONDS: Final = 120.0
+SANDBOX_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass
@@ -78,9 +80,13 @@ def process_age() -> float:
         return 0.0
 
 
-def tool_environment(env: Mapping[str, str], workspace: str) -> dict[str, str]:
+def tool_environment(env: Mapping[str, str], sandbox: ToolSandbox) -> dict[str, str]:
     """The environment commands run with: nothing of the runner's, the run token least of all."""
     kept = {name: env[name] for name in ("PATH", "LANG", "LC_ALL", "TZ") if name in env}
+    if isinstance(sandbox, Bubblewrap):
+        # Only /usr is there: the runner's own PATH may name places the sandbox does not have.
+        kept["PATH"] = SANDBOX_PATH
+    workspace = sandbox.workspace
     return {**kept, "HOME": workspace, "PWD": workspace, "TERM": "dumb"}
 
 
@@ -92,8 +98,9 @@ async def _work(
     progress: _Progress,
     env: Mapping[str, str],
 ) -> Finish:
+    sandbox = tool_sandbox.for_mode(config.tool_sandbox, config.workspace)
     toolbox = progress.toolbox = Toolbox(
-        assignment.allowed_tools, config.workspace, tool_environment(env, str(config.workspace))
+        assignment.allowed_tools, sandbox, tool_environment(env, sandbox)
     )
     archive = await platform.download_workspace()
     if archive is not None:

@@ -18,6 +18,11 @@ ENV_PLATFORM_URL: Final = "AGENT_PLATFORM_URL"
 ENV_RUN_TOKEN: Final = "AGENT_RUN_TOKEN"  # noqa: S105 - a variable name
 ENV_RUN_TOKEN_FILE: Final = "AGENT_RUN_TOKEN_FILE"  # noqa: S105 - a variable name
 ENV_WORKSPACE: Final = "AGENT_WORKSPACE"
+# How the runner confines its tools' commands: `bubblewrap` on a laptop, where the runner shares
+# the machine with the platform and other runs; unset or `none` in a pod, which is the sandbox.
+ENV_TOOL_SANDBOX: Final = "AGENT_TOOL_SANDBOX"
+SANDBOX_BUBBLEWRAP: Final = "bubblewrap"
+SANDBOX_NONE: Final = "none"
 
 # Paths on the platform, relative to its base URL.
 ASSIGNMENT_PATH: Final = "/api/runner/runs/{run_id}"

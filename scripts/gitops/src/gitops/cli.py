@@ -11,40 +11,28 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gitops import diffing, kustomization_images, pipeline_commands, secret_scan, snapshot
-from gitops.config import Config, ConfigError, find_root, load_config
-from gitops.imagerefs import ImageReferenceError
-from gitops.kustomization_images import KustomizationError
-from gitops.manifests import ManifestError
+from gitops import diffing, kustomization_images, secret_scan, snapshot
+from gitops.bootstrap.command import add_bootstrap
+from gitops.config import Config, ConfigError, load_config, root_given
+from gitops.errors import GitopsError
+from gitops.pipelines import commands as pipeline_commands
 from gitops.policy import CATALOGUE
 from gitops.render import default_jobs, render_all
 from gitops.reports import FORMATS
-from gitops.schemas import SchemaSetupError
-from gitops.snapshot import GitError
-from gitops.targets import Target, TargetError, discover, from_paths
-from gitops.toolchain import ToolMissing, find_tool
+from gitops.targets import Target, discover, from_paths
+from gitops.toolchain import find_tool
 from gitops.validation import validate
 
 CLEAN, FINDINGS, TOOL_ERROR = 0, 1, 2
 
 
-# Errors that mean "the tool could not do its job", each with a message saying what to do.
-TOOL_ERRORS = (
-    ConfigError,
-    GitError,
-    ImageReferenceError,
-    KustomizationError,
-    ManifestError,
-    SchemaSetupError,
-    TargetError,
-    ToolMissing,
-    OSError,
-)
+# What means "the tool could not do its job": its own errors, each with a message saying what to
+# do, and the file system's answer about a path the user gave (--output, --body-file).
+TOOL_ERRORS = (GitopsError, OSError)
 
 
 def _config(args: argparse.Namespace) -> Config:
-    root = Path(args.root) if args.root else find_root(Path.cwd())
-    return load_config(root.resolve())
+    return load_config(root_given(args.root))
 
 
 def _targets(config: Config, paths: Sequence[str]) -> list[Target]:
@@ -257,7 +245,11 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     add_set_image,
     add_promote,
     add_scan_secrets,
-    *pipeline_commands.COMMANDS,
+    pipeline_commands.add_pipelines,
+    add_bootstrap,
+    pipeline_commands.add_pr_comment,
+    pipeline_commands.add_pr_open,
+    pipeline_commands.add_github_token,
 ]
 
 

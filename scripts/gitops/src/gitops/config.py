@@ -11,12 +11,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from gitops.errors import GitopsError
 from gitops.policy import Settings
 
 CONFIG_FILE = "gitops.yaml"
 
 
-class ConfigError(Exception):
+class ConfigError(GitopsError):
     """gitops.yaml is missing, not YAML, or does not match its schema."""
 
 
@@ -105,3 +106,8 @@ def find_root(start: Path) -> Path:
     raise ConfigError(
         f"no {CONFIG_FILE} in {start.resolve()} or above: run gitops from inside the repository"
     )
+
+
+def root_given(root: str | None) -> Path:
+    """The repository root `--root` names, else the nearest one above the working directory."""
+    return Path(root).resolve() if root else find_root(Path.cwd())

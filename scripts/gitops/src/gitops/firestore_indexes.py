@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from gitops.errors import GitopsError
+
 # Firestore's names for them; gcloud's --query-scope takes them in lower case with hyphens.
 QUERY_SCOPES: Final = ("COLLECTION", "COLLECTION_GROUP")
 ORDERS: Final = ("ASCENDING", "DESCENDING")
@@ -22,7 +24,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
-class IndexFileError(ValueError):
+class IndexFileError(GitopsError, ValueError):
     """The index file says something the bootstrap cannot create as written."""
 
 

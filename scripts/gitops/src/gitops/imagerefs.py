@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gitops.errors import GitopsError
+
 # The grammar of github.com/distribution/reference, reduced to what a manifest may hold.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
@@ -14,7 +16,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class ImageReferenceError(ValueError):
+class ImageReferenceError(GitopsError, ValueError):
     """A malformed image name, tag or digest."""
 
 

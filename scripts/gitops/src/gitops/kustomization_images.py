@@ -10,11 +10,12 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from gitops.errors import GitopsError
 from gitops.imagerefs import ImageReferenceError, check_digest, check_name, check_tag
 from gitops.targets import KUSTOMIZATION_FILES
 
 
-class KustomizationError(Exception):
+class KustomizationError(GitopsError):
     """The kustomization cannot be edited as asked."""
 
 

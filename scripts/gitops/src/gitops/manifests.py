@@ -8,13 +8,15 @@ from typing import Any
 
 import yaml
 
+from gitops.errors import GitopsError
+
 try:  # libyaml makes parsing a large render several times faster
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 
-class ManifestError(Exception):
+class ManifestError(GitopsError):
     """A manifest is not YAML, or a document in it is not a Kubernetes object."""
 
 

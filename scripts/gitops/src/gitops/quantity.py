@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from gitops.errors import GitopsError
+
 _SUFFIXES = {
     "": 1.0,
     "m": 1e-3,
@@ -26,7 +28,7 @@ GIB = 2.0**30
 MIB = 2.0**20
 
 
-class QuantityError(ValueError):
+class QuantityError(GitopsError, ValueError):
     """A string that is not a Kubernetes quantity."""
 
 

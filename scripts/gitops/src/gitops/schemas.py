@@ -17,6 +17,8 @@ from typing import Any
 
 import jsonschema
 
+from gitops.errors import GitopsError
+
 # kubeconform's template for the CRD layout this repository keeps.
 CRD_LAYOUT = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
 _CRD_FILE = re.compile(r"^[a-z0-9]+_v[0-9]+(?:(?:alpha|beta)[0-9]+)?\.json$")
@@ -25,7 +27,7 @@ _PREAMBLE = re.compile(r"^.*?jsonschema validation failed with '[^']*' - ")
 _CACHE_FORMAT = "2"  # bump when the rewriting below changes
 
 
-class SchemaSetupError(Exception):
+class SchemaSetupError(GitopsError):
     """The Kubernetes schemas for the configured version are not available."""
 
 

@@ -7,8 +7,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from gitops.errors import GitopsError
 
-class GitError(Exception):
+
+class GitError(GitopsError):
     """git refused: not a repository, or an unknown revision."""
 
 

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.config import Config
+from gitops.errors import GitopsError
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
-class TargetError(Exception):
+class TargetError(GitopsError):
     """A path named on the command line is neither a kustomization nor a manifest file."""
 
 

@@ -6,11 +6,13 @@ import os
 import shutil
 from pathlib import Path
 
+from gitops.errors import GitopsError
+
 # The Makefile target that installs each tool.
 INSTALL_TARGET = {"kustomize": "make tools", "kubeconform": "make tools"}
 
 
-class ToolMissing(Exception):
+class ToolMissing(GitopsError):
     """A required binary is not installed."""
 
 

@@ -1,4 +1,8 @@
-"""Dependencies routes declare: the services, the calling user, the calling runner's run."""
+"""Dependencies routes declare: the services, the calling user, the calling runner's run.
+
+A runner's routes (its assignment, events, workspace, and the LLM gateway) all authenticate
+with the run token through `live_run`/`reporting_run` or their path-checked forms.
+"""
 
 from __future__ import annotations
 
@@ -58,15 +62,18 @@ UserDep = Annotated[User, Depends(current_user)]
 
 
 async def _run_of_token(request: Request, services: ServicesDep, *, live: bool) -> Run:
-    secret = bearer_of(request)
-    if secret is None:
+    # The Anthropic SDK sends its key as `x-api-key`, so the gateway's callers put it there.
+    secret = request.headers.get("x-api-key") or bearer_of(request)
+    if not secret:
         raise UNAUTHENTICATED
     try:
         return await resolve_run_token(services.store, secret, live=live)
     except Unauthenticated:
         raise HTTPException(
             401,
-            "the run token is unknown or its run has finished",
+            "the run token is unknown or its run has finished; only a live run's token is accepted"
+            if live
+            else "the run token is unknown or its run has finished",
             headers={"WWW-Authenticate": "Bearer"},
         ) from None
 
@@ -83,3 +90,23 @@ async def reporting_run(request: Request, services: ServicesDep) -> Run:
 
 LiveRunDep = Annotated[Run, Depends(live_run)]
 ReportingRunDep = Annotated[Run, Depends(reporting_run)]
+
+
+def _same_run(run: Run, run_id: str) -> Run:
+    if run.id != run_id:
+        raise HTTPException(401, "this run token belongs to another run")
+    return run
+
+
+async def live_path_run(run_id: str, run: LiveRunDep) -> Run:
+    """`live_run`, which must be the run named by the path's `{run_id}`."""
+    return _same_run(run, run_id)
+
+
+async def reporting_path_run(run_id: str, run: ReportingRunDep) -> Run:
+    """`reporting_run`, which must be the run named by the path's `{run_id}`."""
+    return _same_run(run, run_id)
+
+
+PathRunDep = Annotated[Run, Depends(live_path_run)]
+ReportingPathRunDep = Annotated[Run, Depends(reporting_path_run)]

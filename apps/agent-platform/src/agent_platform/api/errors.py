@@ -1,16 +1,22 @@
-"""Every error as `{"error", "message", "details"}` JSON, with a message that says what to fix."""
+"""Every error as `{"error", "message", "details"}` JSON, with a message that says what to fix.
+
+That shape is `agent_runner.protocol.ErrorBody`. The one exception is the LLM gateway under
+`GATEWAY_PREFIX`, which answers in Anthropic's shape because the runner's SDK parses it.
+"""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
 
+from agent_runner.protocol import GATEWAY_PREFIX
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from agent_platform.api.schemas import Error
+from agent_platform.llm_gateway import anthropic_error
 
 
 def error_response(
@@ -36,6 +42,16 @@ def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     return f"the request is not valid: {summary}", details
 
 
+# The gateway's errors keep Anthropic's shape, whose `error.type` the SDK reads.
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+}
+
+
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     message = (
@@ -45,6 +61,10 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
         message = f"nothing is at {request.method} {request.url.path}"
     if error.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+    if request.url.path.startswith(GATEWAY_PREFIX + "/"):
+        return anthropic_error(
+            error.status_code, _ANTHROPIC_TYPES.get(error.status_code, "api_error"), message
+        )
     headers = None if error.headers is None else dict(error.headers)
     return error_response(error.status_code, message, headers=headers)
 

@@ -11,9 +11,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """The process is up."""
-    return {"status": "ok"}
+async def healthz(services: ServicesDep) -> dict[str, object]:
+    """The process is up; the details say where runs execute and how they are confined."""
+    settings = services.settings
+    details: dict[str, str] = {"executor": settings.executor}
+    if settings.executor == "local":
+        details["local_sandbox"] = settings.local_sandbox
+    return {"status": "ok", "details": details}
 
 
 @router.get("/readyz", responses={503: {"description": "not ready"}})

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from agent_platform.api.body_limit import RouteLimit
 from agent_platform.api.schemas import Error
-from agent_platform.gateway import request_too_large
+from agent_platform.llm_gateway import request_too_large
 from agent_platform.settings import Settings
 
 GATEWAY_PATHS: Final = re.compile(re.escape(protocol.GATEWAY_PREFIX) + "/")
@@ -44,8 +44,7 @@ def route_limits(settings: Settings) -> tuple[RouteLimit, ...]:
         RouteLimit(
             RUNNER_WORKSPACE,
             settings.workspace_max_bytes,
-            # The runner reads its workspace endpoint's answers by their `detail`.
-            lambda limit: JSONResponse({"detail": _workspace_message(limit)}, status_code=413),
+            lambda limit: _api_refusal(_workspace_message(limit)),
         ),
         RouteLimit(
             WORKSPACE_FILES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from agent_runner.protocol import TOOL_NAMES, Limits, Usage
+from agent_runner.protocol import TOOL_NAMES, ErrorBody, Limits, Usage
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from agent_platform.domain import Agent, ApiToken, Run, RunStatus, StoredEvent, User
@@ -181,7 +181,5 @@ class TokenList(BaseModel):
     items: list[TokenOut]
 
 
-class Error(BaseModel):
-    error: str
-    message: str
-    details: list[dict[str, Any]] = Field(default_factory=list)
+class Error(ErrorBody):
+    """Every error's body: the runner protocol's `ErrorBody`, named for the API's schema."""

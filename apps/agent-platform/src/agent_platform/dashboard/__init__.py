@@ -1,10 +1,8 @@
-"""The web dashboard: a page of plain ES modules served by the API, and the file endpoints it uses.
+"""The web dashboard: a page of plain ES modules served by the API.
 
-`mount_dashboard(app)` serves the page; `WorkspaceFiles(blobs, max_bytes=...)` is the router of
-an agent's workspace files for its owner.
+`mount_dashboard(app)` serves the page; the workspace files it shows are `agent_platform.api.files`.
 """
 
 from agent_platform.dashboard.pages import mount_dashboard
-from agent_platform.dashboard.workspace_files import WorkspaceFiles
 
-__all__ = ["WorkspaceFiles", "mount_dashboard"]
+__all__ = ["mount_dashboard"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from agent_platform.executors.base import (
     Executor,
     ExecutorError,
@@ -13,10 +15,6 @@ from agent_platform.executors.base import (
 from agent_platform.settings import Settings
 
 
-class ExecutorNotAvailable(Exception):
-    """The settings select an executor this build cannot run."""
-
-
 def make_executor(settings: Settings, on_exit: OnExit) -> Executor:
     if settings.executor == "local":
         from agent_platform.executors.local import LocalExecutor
@@ -26,6 +24,7 @@ def make_executor(settings: Settings, on_exit: OnExit) -> Executor:
             data_dir=settings.data_dir,
             on_exit=on_exit,
             grace_seconds=settings.cancel_grace_seconds,
+            tool_sandbox=settings.local_sandbox,
         )
     if settings.executor == "kubernetes":
         from agent_platform.executors.kubernetes import KubernetesExecutor
@@ -36,16 +35,13 @@ def make_executor(settings: Settings, on_exit: OnExit) -> Executor:
             template_name=settings.runner_template,
             on_exit=on_exit,
         )
-    raise ExecutorNotAvailable(
-        f"AGENT_PLATFORM_EXECUTOR={settings.executor} is not available in this build; "
-        "use AGENT_PLATFORM_EXECUTOR=local"
-    )
+    # Settings reject any other value, so mypy proves every executor has a branch here.
+    assert_never(settings.executor)
 
 
 __all__ = [
     "Executor",
     "ExecutorError",
-    "ExecutorNotAvailable",
     "Launch",
     "OnExit",
     "Reconciliation",

@@ -1,4 +1,8 @@
-"""The executor contract: how a run's sandbox is started, cancelled and found again."""
+"""The executor contract: how a run's sandbox is started, cancelled and found again.
+
+The scheduler relies on every executor behaving as the `Executor` docstrings say;
+tests/agent_platform/test_executor_contract.py holds each implementation to it.
+"""
 
 from __future__ import annotations
 
@@ -54,13 +58,21 @@ class ExecutorError(Exception):
 
 class Executor(Protocol):
     async def start(self, launch: Launch) -> None:
-        """Start a sandbox for the run; raise ExecutorError if it cannot start."""
+        """Start a sandbox for the run; raise ExecutorError if it cannot start.
+
+        From then on the sandbox's end is reported through `on_exit` exactly once: `failed`
+        when the runner exits or dies (the reason says how), `timed_out` once the run passes
+        `launch.timeout_seconds`.
+        """
 
     async def cancel(self, run_id: str) -> None:
         """Stop the run's sandbox; its end is reported through `on_exit` as cancelled."""
 
     async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
-        """After a restart: adopt active runs' sandboxes, report lost ones, remove orphans."""
+        """After a restart: adopt active runs' sandboxes, report lost ones, remove orphans.
+
+        An adopted sandbox is watched, timed and cancellable as if this process started it.
+        """
 
     async def aclose(self) -> None:
         """Stop watching sandboxes.

@@ -1,8 +1,7 @@
 """Runs as Kubernetes Jobs made from the `agent-runner` PodTemplate that Argo CD syncs from git.
 
-The sandbox spec (image, security context, resources, runtime class) is the PodTemplate's, so it
-is reviewed in pull requests like every other manifest; this module only adds what belongs to one
-run: its labels, its deadline, its environment and its run token.
+What a run's Job and Secret hold is `job_spec`'s; how a finished Job ended is `job_status`'s.
+This module is the shell around them: the cluster, its watches and the platform's callback.
 
 The client is kubernetes-asyncio: the official client's generated API on aiohttp, so no call
 blocks the platform's event loop, watches are async iterators, and both in-cluster config (with
@@ -17,23 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import hashlib
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from agent_runner.protocol import (
-    ENV_PLATFORM_URL,
-    ENV_RUN_ID,
-    ENV_RUN_TOKEN,
-    ENV_RUN_TOKEN_FILE,
-    Outcome,
-)
+from agent_runner.protocol import Outcome
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -44,266 +34,25 @@ from agent_platform.executors.base import (
     Reconciliation,
     SandboxExit,
 )
+from agent_platform.executors.job_spec import (
+    SELECTOR,
+    build_job,
+    build_token_secret,
+    job_name,
+    run_id_of,
+)
+from agent_platform.executors.job_status import (
+    job_finished,
+    job_verdict,
+    pod_stall,
+    unschedulable_since,
+)
 
 log = logging.getLogger(__name__)
 
-MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
-MANAGED_BY: Final = "agent-platform"
-RUN_LABEL: Final = "agent-platform.dev/run-id"
-AGENT_LABEL: Final = "agent-platform.dev/agent-id"
-OWNER_LABEL: Final = "agent-platform.dev/owner-id"
-# Label values are limited to 63 characters of a small alphabet; the exact run id lives here.
-RUN_ANNOTATION: Final = "agent-platform.dev/run-id"
 JOB_NAME_LABEL: Final = "batch.kubernetes.io/job-name"
-SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-
-# Where the run token is mounted: names and paths, not secrets.
-TOKEN_VOLUME: Final = "run-token"  # noqa: S105
-TOKEN_DIR: Final = "/var/run/secrets/agent-run"  # noqa: S105
-TOKEN_KEY: Final = "token"  # noqa: S105
-
-IMAGE_PULL_REASONS: Final = frozenset(
-    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-)
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-# Job pods are named `<job>-<5 characters>` and the Job's name is itself a label value.
-_MAX_JOB_NAME = 52
 _WATCH_SECONDS = 240
 _RETRY_SECONDS = 2.0
-
-
-# --- The functional core: plain Kubernetes JSON in, plain JSON or verdicts out. -------------
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-def job_name(run_id: str) -> str:
-    """The run's Job name: the same for every attempt, so a retry finds the first Job."""
-    candidate = f"run-{run_id}"
-    if _DNS_LABEL.match(candidate) and len(candidate) <= _MAX_JOB_NAME:
-        return candidate
-    return f"run-{_digest(run_id)}"
-
-
-def secret_name(run_id: str) -> str:
-    return f"{job_name(run_id)}-token"
-
-
-def label_value(value: str) -> str:
-    """`value` if Kubernetes accepts it as a label value, else a stable digest of it."""
-    if len(value) <= 63 and _LABEL_VALUE.match(value):
-        return value
-    return _digest(value)
-
-
-def run_labels(launch: Launch) -> dict[str, str]:
-    return {
-        MANAGED_BY_LABEL: MANAGED_BY,
-        RUN_LABEL: label_value(launch.run_id),
-        AGENT_LABEL: label_value(launch.agent_id),
-        OWNER_LABEL: label_value(launch.owner_id),
-    }
-
-
-def _runner_container(containers: list[dict[str, Any]], template_name: str) -> dict[str, Any]:
-    for container in containers:
-        if container.get("name") == template_name:
-            return container
-    return containers[0]
-
-
-def build_job(
-    pod_template: dict[str, Any],
-    launch: Launch,
-    *,
-    template_name: str,
-    ttl_seconds_after_finished: int,
-    deadline_margin_seconds: int,
-) -> dict[str, Any]:
-    """The Job for one run: the PodTemplate's pod, plus the run's labels, deadline and token.
-
-    The token itself is not in the Job: only the name of the Secret that will hold it.
-    """
-    template = copy.deepcopy(pod_template.get("template") or {})
-    spec: dict[str, Any] = template.get("spec") or {}
-    containers: list[dict[str, Any]] = spec.get("containers") or []
-    if not containers:
-        raise ExecutorError(
-            f"PodTemplate {template_name} has no containers; fix apps/agent-runner/base"
-        )
-    labels = run_labels(launch)
-    metadata = template.setdefault("metadata", {})
-    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
-    metadata["annotations"] = {
-        **(metadata.get("annotations") or {}),
-        RUN_ANNOTATION: launch.run_id,
-    }
-    # Jobs only take Never or OnFailure, and a retried agent would repeat its side effects.
-    spec["restartPolicy"] = "Never"
-    # Non-root runners read the token through the pod's fsGroup when there is one.
-    fs_group = (spec.get("securityContext") or {}).get("fsGroup")
-    spec["volumes"] = [
-        *(v for v in spec.get("volumes") or [] if v.get("name") != TOKEN_VOLUME),
-        {
-            "name": TOKEN_VOLUME,
-            "secret": {
-                "secretName": secret_name(launch.run_id),
-                "defaultMode": 0o440 if fs_group is not None else 0o444,
-                "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}],
-            },
-        },
-    ]
-    runner = _runner_container(containers, template_name)
-    env = [e for e in runner.get("env") or [] if e.get("name") != ENV_RUN_TOKEN]
-    # The template's in-cluster URL of the API wins: the runs' network policy allows only it.
-    if not any(e.get("name") == ENV_PLATFORM_URL for e in env):
-        env.append({"name": ENV_PLATFORM_URL, "value": launch.platform_url})
-    run_env = {ENV_RUN_ID: launch.run_id, ENV_RUN_TOKEN_FILE: f"{TOKEN_DIR}/{TOKEN_KEY}"}
-    runner["env"] = [
-        *(e for e in env if e.get("name") not in run_env),
-        *({"name": name, "value": value} for name, value in run_env.items()),
-    ]
-    runner["volumeMounts"] = [
-        *(m for m in runner.get("volumeMounts") or [] if m.get("name") != TOKEN_VOLUME),
-        {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True},
-    ]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(launch.run_id),
-            "labels": labels,
-            "annotations": {RUN_ANNOTATION: launch.run_id},
-        },
-        "spec": {
-            # One attempt: a failed agent is reported, not silently run twice.
-            "backoffLimit": 0,
-            # The runner stops itself at the agent's limit and reports `timed_out`; the margin
-            # lets it do so before Kubernetes kills the pod.
-            "activeDeadlineSeconds": launch.timeout_seconds + deadline_margin_seconds,
-            "ttlSecondsAfterFinished": ttl_seconds_after_finished,
-            "template": template,
-        },
-    }
-
-
-def build_token_secret(launch: Launch, job: dict[str, Any]) -> dict[str, Any]:
-    """The Secret holding the run token, owned by the run's Job so it goes when the Job goes."""
-    metadata = job["metadata"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": secret_name(launch.run_id),
-            "labels": run_labels(launch),
-            "annotations": {RUN_ANNOTATION: launch.run_id},
-            "ownerReferences": [
-                {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "name": metadata["name"],
-                    "uid": metadata["uid"],
-                }
-            ],
-        },
-        "stringData": {TOKEN_KEY: launch.run_token},
-    }
-
-
-def run_id_of(obj: dict[str, Any]) -> str | None:
-    metadata = obj.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    run_id = annotations.get(RUN_ANNOTATION)
-    return run_id if isinstance(run_id, str) else None
-
-
-def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind and condition.get("status") == "True":
-            return dict(condition)
-    return None
-
-
-def job_finished(job: dict[str, Any]) -> bool:
-    return _condition(job, "Complete") is not None or _condition(job, "Failed") is not None
-
-
-def _container_states(pod: dict[str, Any]) -> list[dict[str, Any]]:
-    status = pod.get("status") or {}
-    statuses = [*(status.get("initContainerStatuses") or [])]
-    statuses += status.get("containerStatuses") or []
-    return [s.get("state") or {} for s in statuses]
-
-
-def pod_failure(pod: dict[str, Any]) -> str | None:
-    """Why a pod's sandbox died, in words a user reads on the run, or None if it did not."""
-    status = pod.get("status") or {}
-    if status.get("reason") == "Evicted":
-        return f"the sandbox was evicted: {status.get('message') or 'node pressure'}"
-    disruption = _condition(pod, "DisruptionTarget")
-    if disruption is not None and status.get("phase") == "Failed":
-        detail = disruption.get("message") or disruption.get("reason") or "disrupted"
-        return f"the sandbox was evicted: {detail}"
-    for state in _container_states(pod):
-        terminated = state.get("terminated") or {}
-        if terminated.get("reason") == "OOMKilled":
-            return "the sandbox ran out of memory (OOMKilled); raise the runner's memory limit"
-        code = terminated.get("exitCode")
-        if code not in (None, 0):
-            reason = terminated.get("reason") or "Error"
-            return f"the runner exited with code {code} ({reason})"
-    return None
-
-
-def pod_stall(pod: dict[str, Any]) -> str | None:
-    """Why a pod that has not started never will on its own, or None if it still may."""
-    for state in _container_states(pod):
-        waiting = state.get("waiting") or {}
-        if waiting.get("reason") in IMAGE_PULL_REASONS:
-            message = waiting.get("message") or waiting["reason"]
-            return f"image pull error: {message}"
-    return None
-
-
-def unschedulable_since(pod: dict[str, Any]) -> datetime | None:
-    if (pod.get("status") or {}).get("phase") != "Pending":
-        return None
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if (
-            condition.get("type") == "PodScheduled"
-            and condition.get("status") == "False"
-            and condition.get("reason") == "Unschedulable"
-        ):
-            since = condition.get("lastTransitionTime")
-            return _parse_time(since) if isinstance(since, str) else datetime.now(UTC)
-    return None
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def job_verdict(job: dict[str, Any], pods: Sequence[dict[str, Any]]) -> tuple[Outcome, str]:
-    """How a finished Job ended for its run, for when the runner could not report it."""
-    failed = _condition(job, "Failed")
-    if failed is None:
-        return Outcome.FAILED, "the runner exited without reporting a result"
-    if failed.get("reason") == "DeadlineExceeded":
-        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-        return Outcome.TIMED_OUT, f"the run exceeded its time limit ({deadline}s Job deadline)"
-    for pod in pods:
-        reason = pod_failure(pod) or pod_stall(pod)
-        if reason is not None:
-            return Outcome.FAILED, reason
-    detail = failed.get("message") or failed.get("reason") or "the Job failed"
-    return Outcome.FAILED, f"the sandbox failed: {detail}"
-
-
-# --- The imperative shell: the cluster, its watches and the platform's callback. ------------
 
 
 async def load_api_client(kubeconfig: Path | None) -> client.ApiClient:

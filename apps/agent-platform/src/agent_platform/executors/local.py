@@ -2,6 +2,9 @@
 
 The runner starts in a fresh scratch directory, in its own process group, with a scrubbed
 environment that holds nothing of the platform's but the run's id, URL, token and workspace.
+It runs every tool command under bubblewrap (`agent_runner.tools.sandbox`), so the agent sees
+its workspace and nothing else of the machine; where bubblewrap cannot run, runs are refused
+with the fix, unless the sandbox was deliberately turned off.
 Cancelling or timing out stops the whole group: SIGTERM, then SIGKILL after a grace period.
 
 A runner outlives a platform that crashes: it buffers its events and retries its calls while the
@@ -22,7 +25,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent_runner import protocol
 from agent_runner.protocol import Outcome
@@ -42,14 +45,30 @@ from agent_platform.executors.runner_process import (
     wait_for_exit,
     write_record,
 )
+from agent_platform.logs import mask_secrets
 
 log = logging.getLogger(__name__)
 
 # The only variables of the platform's environment a sandbox inherits.
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+# How much of a runner's output explains a run that ended without reporting why.
+OUTPUT_TAIL_LINES = 12
+OUTPUT_TAIL_BYTES = 4096
+
+ToolSandboxMode = Literal["bubblewrap", "none"]
+
+BUBBLEWRAP_MISSING = (
+    "local runs need bubblewrap to sandbox the agent's commands, and it {problem}; install it "
+    "(`make up` does: apt-get install bubblewrap) and allow unprivileged user namespaces "
+    "(sysctl kernel.unprivileged_userns_clone=1; on Ubuntu also "
+    "kernel.apparmor_restrict_unprivileged_userns=0), or set AGENT_PLATFORM_LOCAL_SANDBOX=none "
+    "to run tools unconfined, knowingly"
+)
 
 
-def sandbox_environment(launch: Launch, scratch: Path, parent: Mapping[str, str]) -> dict[str, str]:
+def sandbox_environment(
+    launch: Launch, scratch: Path, parent: Mapping[str, str], tool_sandbox: ToolSandboxMode
+) -> dict[str, str]:
     """The complete environment of a sandbox: a few basics and the protocol's variables."""
     env = {name: parent[name] for name in INHERITED_ENV if name in parent}
     env.update(
@@ -61,9 +80,52 @@ def sandbox_environment(launch: Launch, scratch: Path, parent: Mapping[str, str]
             protocol.ENV_PLATFORM_URL: launch.platform_url,
             protocol.ENV_RUN_TOKEN: launch.run_token,
             protocol.ENV_WORKSPACE: str(scratch / "workspace"),
+            protocol.ENV_TOOL_SANDBOX: (
+                protocol.SANDBOX_BUBBLEWRAP
+                if tool_sandbox == "bubblewrap"
+                else protocol.SANDBOX_NONE
+            ),
         }
     )
     return env
+
+
+async def bubblewrap_problem() -> str | None:
+    """Why bubblewrap cannot sandbox commands here, or None when it can."""
+    if shutil.which("bwrap") is None:
+        return BUBBLEWRAP_MISSING.format(problem="is not installed")
+    # The same namespaces the runner asks for; a refused user namespace fails here.
+    probe = ("bwrap", "--unshare-all", "--uid", "1000", "--ro-bind", "/", "/", "true")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *probe,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await process.communicate()
+    except OSError as error:
+        return BUBBLEWRAP_MISSING.format(problem=f"cannot start ({error.strerror})")
+    if process.returncode != 0:
+        said = stderr.decode(errors="replace").strip() or f"exit code {process.returncode}"
+        return BUBBLEWRAP_MISSING.format(problem=f"cannot create its namespaces ({said})")
+    return None
+
+
+def output_tail(path: Path, secrets: Sequence[str] = ()) -> str:
+    """The last lines a runner wrote, bounded and with secrets masked: why it ended."""
+    try:
+        with path.open("rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, log_file.tell() - OUTPUT_TAIL_BYTES))
+            text = log_file.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.splitlines() if line.strip()][-OUTPUT_TAIL_LINES:]
+    tail = "\n".join(lines)
+    for secret in secrets:
+        tail = tail.replace(secret, "[secret]")
+    return mask_secrets(tail)
 
 
 @dataclass
@@ -77,13 +139,17 @@ class _Sandbox:
     watcher: asyncio.Task[None] | None = None
 
 
-async def _child_ended(process: asyncio.subprocess.Process) -> str:
-    return f"the runner exited with code {await process.wait()}"
+async def _child_ended(process: asyncio.subprocess.Process, log_path: Path, token: str) -> str:
+    reason = f"the runner exited with code {await process.wait()}"
+    tail = output_tail(log_path, [token])
+    return f"{reason}; its last output:\n{tail}" if tail else reason
 
 
-async def _adopted_ended(pidfd: int) -> str:
+async def _adopted_ended(pidfd: int, log_path: Path) -> str:
     await wait_for_exit(pidfd)
-    return "the runner ended without reporting its result"
+    reason = "the runner ended without reporting its result"
+    tail = output_tail(log_path)
+    return f"{reason}; its last output:\n{tail}" if tail else reason
 
 
 class LocalExecutor:
@@ -94,8 +160,12 @@ class LocalExecutor:
         data_dir: Path,
         on_exit: OnExit,
         grace_seconds: float = 10.0,
+        tool_sandbox: ToolSandboxMode = "bubblewrap",
     ) -> None:
         self._command = list(command)
+        self._tool_sandbox = tool_sandbox
+        # Checked at the first start, and again while it fails, so installing it needs no restart.
+        self._sandbox_ready = tool_sandbox == "none"
         self._sandboxes_dir = data_dir / "sandboxes"
         self._records_dir = data_dir / "executor" / "local"
         self._logs_dir = data_dir / "logs" / "runs"
@@ -118,12 +188,17 @@ class LocalExecutor:
     async def start(self, launch: Launch) -> None:
         if launch.run_id in self._running:
             raise ExecutorError(f"run {launch.run_id} already has a sandbox")
+        if not self._sandbox_ready:
+            problem = await bubblewrap_problem()
+            if problem is not None:
+                raise ExecutorError(problem)
+            self._sandbox_ready = True
         scratch = self.scratch_dir(launch.run_id)
         shutil.rmtree(scratch, ignore_errors=True)
         places = (scratch / "workspace", scratch / "tmp", self._records_dir, self._logs_dir)
         for directory in places:
             directory.mkdir(parents=True, exist_ok=True)
-        env = sandbox_environment(launch, scratch, os.environ)
+        env = sandbox_environment(launch, scratch, os.environ, self._tool_sandbox)
         started_at = time.time()
         with self.log_path(launch.run_id).open("ab") as output:
             try:
@@ -147,7 +222,12 @@ class LocalExecutor:
         )
         if record is not None:  # else it ended already, and its watcher reports that
             write_record(self.record_path(launch.run_id), record)
-        sandbox = _Sandbox(launch.run_id, process.pid, lambda: _child_ended(process))
+        log_path = self.log_path(launch.run_id)
+        sandbox = _Sandbox(
+            launch.run_id,
+            process.pid,
+            lambda: _child_ended(process, log_path, launch.run_token),
+        )
         self._running[launch.run_id] = sandbox
         sandbox.watcher = asyncio.create_task(
             self._watch(sandbox, launch.timeout_seconds, launch.timeout_seconds)
@@ -226,7 +306,8 @@ class LocalExecutor:
 
     def _adopt(self, run_id: str, record: RunnerRecord, pidfd: int) -> None:
         """Look after a runner a previous platform process started, as if this one had."""
-        sandbox = _Sandbox(run_id, record.pid, lambda: _adopted_ended(pidfd))
+        log_path = self.log_path(run_id)
+        sandbox = _Sandbox(run_id, record.pid, lambda: _adopted_ended(pidfd, log_path))
         self._running[run_id] = sandbox
         remaining = max(0.0, record.deadline - time.time())
         sandbox.watcher = asyncio.create_task(

@@ -1,7 +1,8 @@
 """The store contract: every operation the API, scheduler, gateway and executors need.
 
-Every backend passes the same contract suite (tests/agent_platform/store_contract.py). Methods
-that take an `owner_id` never return another owner's objects: to them, those do not exist.
+Every backend passes the same contract suites (tests/agent_platform/test_store_contract.py and
+test_store_lease_contract.py). Methods that take an `owner_id` never return another owner's
+objects: to them, those do not exist.
 """
 
 from __future__ import annotations

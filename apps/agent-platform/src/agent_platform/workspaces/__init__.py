@@ -1,6 +1,12 @@
-"""Agents' workspaces: kept between runs in a blob store, moved by the runner over HTTP."""
+"""Agents' workspaces: kept between runs in a blob store, moved by the runner over HTTP.
+
+This package is storage only; the routes are `agent_platform.api.workspace` and
+`agent_platform.api.files`.
+"""
 
 from __future__ import annotations
+
+from typing import assert_never
 
 from agent_platform.settings import Settings
 from agent_platform.workspaces.blob_store import (
@@ -12,11 +18,10 @@ from agent_platform.workspaces.blob_store import (
     read_file,
 )
 from agent_platform.workspaces.local import LocalBlobStore
-from agent_platform.workspaces.router import WorkspaceEndpoints
 
 
 class BlobStoreNotAvailable(Exception):
-    """The settings select a blob store this build cannot use."""
+    """The settings select a blob store without what it needs; the message names the setting."""
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
@@ -37,17 +42,14 @@ def open_blob_store(settings: Settings) -> BlobStore:
             project=settings.gcp_project,
             max_bytes=settings.workspace_max_bytes,
         )
-    raise BlobStoreNotAvailable(
-        f"AGENT_PLATFORM_BLOB_STORE={settings.blob_store} is not available in this build; "
-        "use AGENT_PLATFORM_BLOB_STORE=local"
-    )
+    # Settings reject any other value, so mypy proves every blob store has a branch here.
+    assert_never(settings.blob_store)
 
 
 __all__ = [
     "BlobStore",
     "BlobStoreNotAvailable",
     "LocalBlobStore",
-    "WorkspaceEndpoints",
     "WorkspaceFile",
     "WorkspaceFileNotFound",
     "WorkspaceTooLarge",

@@ -14,7 +14,7 @@ import re
 from typing import Final
 
 from google.api_core.exceptions import GoogleAPICallError, NotFound
-from google.cloud import storage  # type: ignore[attr-defined,import-untyped]  # untyped library
+from google.cloud import storage  # type: ignore[attr-defined]  # untyped library
 
 from agent_platform.workspaces.blob_store import DEFAULT_MAX_BYTES, WorkspaceTooLarge
 

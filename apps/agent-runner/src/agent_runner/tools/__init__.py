@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from agent_runner.tools.bash import BashTool
 from agent_runner.tools.editor import EditorTool
 from agent_runner.tools.output import ToolError, ToolOutput
+from agent_runner.tools.sandbox import Bubblewrap, ToolSandbox, Unconfined
 from agent_runner.wire_names import TOOL_NAMES
 
-__all__ = ["BashTool", "EditorTool", "ToolError", "ToolOutput", "Toolbox"]
+__all__ = [
+    "BashTool",
+    "Bubblewrap",
+    "EditorTool",
+    "ToolError",
+    "ToolOutput",
+    "ToolSandbox",
+    "Toolbox",
+    "Unconfined",
+]
 
 
 class Toolbox:
     """The tools of one run: their definitions for the model and the dispatch of calls."""
 
-    def __init__(self, allowed: list[str], workspace: Path, env: Mapping[str, str]) -> None:
-        self.bash = BashTool(workspace, env)
+    def __init__(self, allowed: list[str], sandbox: ToolSandbox, env: Mapping[str, str]) -> None:
+        self.bash = BashTool(sandbox, env)
         available: dict[
             str, tuple[dict[str, Any], Callable[[dict[str, Any]], Awaitable[ToolOutput]]]
         ] = {
             "bash": (self.bash.definition, self.bash),
-            "str_replace_based_edit_tool": (EditorTool.definition, EditorTool(workspace)),
+            "str_replace_based_edit_tool": (EditorTool.definition, EditorTool(sandbox, env)),
         }
         unknown = [name for name in allowed if name not in TOOL_NAMES]
         if unknown:

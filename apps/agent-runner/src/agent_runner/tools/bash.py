@@ -1,7 +1,8 @@
-"""The `bash` tool: one command at a time, in its own process group inside the workspace.
+"""The `bash` tool: one command at a time, in its own process group, in the run's sandbox.
 
 Each command runs in a fresh process group so that a timeout or a cancelled run can end the
-command together with everything it started, and nothing else.
+command together with everything it started, and nothing else; under bubblewrap the command is
+also the init of its own PID namespace, so nothing it started outlives it (`tools/sandbox.py`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import contextlib
 import os
 import signal
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from agent_runner.tools.output import ToolError, ToolOutput, truncate
+from agent_runner.tools.sandbox import ToolSandbox
 
 DEFINITION: Final[dict[str, Any]] = {"type": "bash_20250124", "name": "bash"}
 _READ_CHUNK = 64 * 1024
@@ -26,13 +27,13 @@ class BashTool:
 
     def __init__(
         self,
-        workspace: Path,
+        sandbox: ToolSandbox,
         env: Mapping[str, str],
         *,
         timeout_seconds: float = 120.0,
         max_output_chars: int = 30_000,
     ) -> None:
-        self._workspace = workspace
+        self._sandbox = sandbox
         self._env = dict(env)
         self._timeout = timeout_seconds
         self._limit = max_output_chars
@@ -50,10 +51,8 @@ class BashTool:
     async def _spawn(self, command: str) -> asyncio.subprocess.Process:
         creating = asyncio.ensure_future(
             asyncio.create_subprocess_exec(
-                "bash",
-                "-c",
-                command,
-                cwd=self._workspace,
+                *self._sandbox.command(["bash", "-c", command]),
+                cwd=self._sandbox.root,
                 env=self._env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,

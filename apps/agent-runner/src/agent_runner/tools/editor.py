@@ -1,16 +1,23 @@
 """The text editor tool (Anthropic's `str_replace_based_edit_tool`), confined to the workspace.
 
-Every path is resolved with symlinks followed before use, and must land inside the workspace:
-a link pointing out of it is refused like `../` is.
+Paths are the ones the agent's commands see (`/workspace/...` under bubblewrap). Every path is
+resolved with symlinks followed before use, and must land inside the workspace: a link pointing
+out of it is refused like `../` is. Writes go through the run's sandbox like any command, so a
+write can reach nothing a command could not; reads happen here, after that check, which no
+sandboxed process can race: none outlives its command (`tools/sandbox.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import posixpath
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from agent_runner.tools.output import ToolError, ToolOutput, truncate
+from agent_runner.tools.sandbox import ToolSandbox
 
 DEFINITION: Final[dict[str, Any]] = {
     "type": "text_editor_20250728",
@@ -23,8 +30,12 @@ class EditorTool:
     name: Final = "str_replace_based_edit_tool"
     definition: Final = DEFINITION
 
-    def __init__(self, workspace: Path) -> None:
-        self._root = workspace.resolve()
+    def __init__(self, sandbox: ToolSandbox, env: Mapping[str, str]) -> None:
+        self.sandbox = sandbox
+        self._root = sandbox.root.resolve()
+        # A write is a command in the sandbox like any other: it gets the tools' environment,
+        # never the runner's, which holds the run token.
+        self._env = dict(env)
 
     async def __call__(self, tool_input: dict[str, Any]) -> ToolOutput:
         return await asyncio.to_thread(self.apply, tool_input)
@@ -53,13 +64,30 @@ class EditorTool:
 
     def confine(self, raw: str) -> Path:
         """The real path for `raw`, relative to the workspace; refuses anything outside it."""
-        candidate = Path(raw)
-        if not candidate.is_absolute():
-            candidate = self._root / candidate
-        resolved = candidate.resolve()
+        workspace = self.sandbox.workspace
+        seen = posixpath.normpath(posixpath.join(workspace, raw))
+        if seen != workspace and not seen.startswith(workspace.rstrip("/") + "/"):
+            raise ToolError(f"{raw} is outside the workspace {workspace}; use a path inside it")
+        resolved = (self._root / posixpath.relpath(seen, workspace)).resolve()
         if resolved != self._root and not resolved.is_relative_to(self._root):
-            raise ToolError(f"{raw} is outside the workspace {self._root}; use a path inside it")
+            raise ToolError(f"{raw} is outside the workspace {workspace}; use a path inside it")
         return resolved
+
+    def _write(self, path: Path, text: str) -> None:
+        """Write a file inside the workspace from within the sandbox, making its directories."""
+        seen = posixpath.join(self.sandbox.workspace, path.relative_to(self._root).as_posix())
+        script = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
+        done = subprocess.run(
+            self.sandbox.command(["sh", "-c", script, "sh", seen]),
+            input=text.encode(),
+            cwd=self._root,
+            env=self._env,
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip() or f"exit code {done.returncode}"
+            raise ToolError(f"cannot write {self._shown(path)}: {reason}")
 
     def _shown(self, path: Path) -> str:
         return path.relative_to(self._root).as_posix() or "."
@@ -94,9 +122,8 @@ class EditorTool:
     def _create(self, path: Path, text: str) -> ToolOutput:
         if path.is_dir():
             raise ToolError(f"{self._shown(path)} is a directory")
-        path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()
-        path.write_text(text)
+        self._write(path, text)
         verb = "overwritten" if existed else "created"
         return ToolOutput(f"File {verb}: {self._shown(path)}")
 
@@ -115,7 +142,7 @@ class EditorTool:
                 f"Found {count} matches for replacement text in {self._shown(path)}; "
                 "add context so that old_str matches exactly once"
             )
-        path.write_text(content.replace(old, new, 1))
+        self._write(path, content.replace(old, new, 1))
         return ToolOutput(f"The file {self._shown(path)} has been edited.")
 
     def _insert(self, path: Path, line: object, text: str) -> ToolOutput:
@@ -126,7 +153,7 @@ class EditorTool:
             lines[-1] += "\n"
         added = text if text.endswith("\n") else text + "\n"
         lines.insert(line, added)
-        path.write_text("".join(lines))
+        self._write(path, "".join(lines))
         return ToolOutput(f"The file {self._shown(path)} has been edited.")
 
 

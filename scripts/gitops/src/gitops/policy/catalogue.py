@@ -9,6 +9,7 @@ from gitops.policy import (
     architecture,
     argocd,
     autopilot,
+    iap_clients,
     identity,
     images,
     probes,
@@ -30,6 +31,7 @@ POLICIES: tuple[Rule, ...] = (
     *probes.RULES,
     *secrets.RULES,
     *argocd.RULES,
+    *iap_clients.RULES,
 )
 
 # Findings made by the stages before the policies: rendering and schema validation.

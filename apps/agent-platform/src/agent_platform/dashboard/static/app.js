@@ -124,5 +124,16 @@ if (new URLSearchParams(location.search).get("login") === "expired") {
     "This login link was used already or has expired. Run `agent-platform login-url` for a new one, or sign in with an API token.";
   history.replaceState(null, "", `/${location.hash}`);
 }
+// Whoever runs agents unconfined on this machine sees it on every screen.
+async function showSandboxWarning() {
+  try {
+    const health = await getJson("/healthz");
+    document.getElementById("sandbox-warning").hidden = health.details?.local_sandbox !== "none";
+  } catch {
+    // The warning is a courtesy; the page works without it.
+  }
+}
+
 window.addEventListener("hashchange", () => route());
+showSandboxWarning();
 route();

@@ -1,0 +1,108 @@
+"""The promotion pipeline's step (pipelines/scripts/promote.sh): dev's digests to prod by PR.
+
+Against a local git remote and a local server standing in for GitHub's API.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers.github_api import GitHubServer, github_api
+
+ROOT = Path(__file__).resolve().parents[3]
+TOKEN = "promote-test-token-93ad"
+REPO = "agent-platform/agent-platform"
+REGISTRY = "asia-northeast3-docker.pkg.dev/ai-agent-platform-469401/agent-platform"
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubServer]:
+    with github_api(TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    path = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "--quiet", "--bare", str(ROOT), str(path)], check=True)
+    return path
+
+
+def _env(remote: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_TOKEN": TOKEN,
+        "HOME": str(remote.parent),
+    }
+
+
+def _run(*argv: str, remote: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, env=_env(remote), capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _promote(remote: Path, github: GitHubServer) -> subprocess.CompletedProcess[str]:
+    script = str(ROOT / "pipelines/scripts/promote.sh")
+    return _run("bash", script, f"file://{remote}", "main", REPO, github.url, remote=remote)
+
+
+def _pin_dev(remote: Path, digit: str) -> None:
+    image = f"agent-platform={REGISTRY}/agent-platform@sha256:{digit * 64}"
+    script = str(ROOT / "pipelines/scripts/pin-dev.sh")
+    pinned = _run("bash", script, f"file://{remote}", "main", "0ff1ce", image, remote=remote)
+    assert pinned.returncode == 0, pinned.stderr
+
+
+def _show(remote: Path, revision: str) -> str:
+    done = subprocess.run(
+        ["git", "show", revision], cwd=remote, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def test_promotion_opens_one_pr_carrying_devs_digests_to_prod(
+    remote: Path, github: GitHubServer
+) -> None:
+    _pin_dev(remote, "e")
+
+    first = _promote(remote, github)
+    second = _promote(remote, github)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert len(github.state.pulls) == 1
+    pull = github.state.pulls[0]
+    assert pull["base"] == "main"
+    assert pull["head"].startswith("promote/dev-")
+    assert f"sha256:{'e' * 64}" in pull["body"]
+    prod = _show(remote, f"{pull['head']}:overlays/prod/kustomization.yaml")
+    assert f"digest: sha256:{'e' * 64}" in prod
+    assert f"digest: sha256:{'e' * 64}" not in _show(
+        remote, "main:overlays/prod/kustomization.yaml"
+    )
+    assert TOKEN not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
+def test_nothing_is_opened_when_prod_already_runs_devs_images(
+    remote: Path, github: GitHubServer
+) -> None:
+    _pin_dev(remote, "f")
+    _promote(remote, github)
+    subprocess.run(
+        ["git", "fetch", "--quiet", ".", f"{github.state.pulls[0]['head']}:main"],
+        cwd=remote,
+        check=True,
+    )
+
+    done = _promote(remote, github)
+
+    assert done.returncode == 0, done.stderr
+    assert "nothing to promote" in done.stdout
+    assert len(github.state.pulls) == 1
