@@ -16,6 +16,7 @@ import yaml
 from argocd.gke import PLATFORM_NAMESPACE, crds, general_purpose_node, play_gke
 from conftest import GVISOR_RUNTIME_CLASS
 from gitops.bootstrap.plan import CloudProject, Environment, Step, steps
+from gitops.bootstrap.shell import repository_in
 from gitops.firestore_indexes import IndexFile
 from servers.argocd import ArgoCD, root_objects, running_argocd, synced, synced_and_healthy
 from servers.control_plane import ROOT, ControlPlane, running_control_plane, wait_for
@@ -35,7 +36,13 @@ def environment(name: str) -> Environment:
 def bootstrap_steps() -> list[Step]:
     """The bootstrap's plan from prod's project, whose Argo CD serves dev too."""
     home, dev = environment("prod"), environment("dev")
-    return steps(home, [], indexes=IndexFile((), ()), environments=[dev, home])
+    return steps(
+        home,
+        [],
+        indexes=IndexFile((), ()),
+        environments=[dev, home],
+        repository=repository_in(ROOT),
+    )
 
 
 def bootstrap_cluster_secrets(plane: ControlPlane) -> list[dict[str, Any]]:

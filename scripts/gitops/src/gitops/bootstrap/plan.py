@@ -34,6 +34,8 @@ PULL_REQUEST_ACCOUNT = "cloud-build-pr"
 ANTHROPIC_SECRET = "anthropic-api-key"  # noqa: S105 - a name, not a value
 # The pipeline GitHub App's private key (.pem), traded for installation tokens by build steps.
 GITHUB_SECRET = "github-app-key"  # noqa: S105 - a name, not a value
+# The private key of Argo CD's own GitHub App, which may only read the repository.
+ARGOCD_GITHUB_SECRET = "argocd-github-app-key"  # noqa: S105 - a name, not a value
 # The Ingress's `kubernetes.io/ingress.global-static-ip-name`.
 ADDRESS = "agent-platform"
 # The prod BackendConfig's `securityPolicy.name`.
@@ -167,11 +169,14 @@ class Lookup:
 @dataclass(frozen=True)
 class Command:
     """One command line. `stdin_secret` names the secret whose value is written to its stdin;
-    `document` is a manifest written to its stdin, which is not secret and is shown in the plan."""
+    `document` is a manifest written to its stdin, which is not secret and is shown in the plan.
+    `document_secret` reads a secret's value right before the command runs; the document holds
+    its placeholder where the value goes, base64-encoded, and only the command's stdin sees it."""
 
     argv: tuple[str, ...]
     stdin_secret: str | None = None
     document: str | None = None
+    document_secret: Lookup | None = None
 
     def __str__(self) -> str:
         text = shlex.join(self.argv)
@@ -180,6 +185,11 @@ class Command:
         if self.document is not None:
             text += "  < this document:\n" + "".join(
                 f"        {line}\n" for line in self.document.splitlines()
+            )
+        if self.document_secret is not None:
+            text += (
+                f"    where {self.document_secret.placeholder} (base64, never shown): "
+                f"{shlex.join(self.document_secret.argv)}"
             )
         return text.rstrip("\n")
 
@@ -233,6 +243,17 @@ class PlannedStep:
 
 
 @dataclass(frozen=True)
+class RepositoryAccess:
+    """How Argo CD reads this repository: its URL, and the GitHub App (id and installation id,
+    not secrets) whose key is ARGOCD_GITHUB_SECRET. The App may only read contents, so Argo CD
+    can never push, whatever it is made to run."""
+
+    url: str
+    app_id: str
+    installation_id: str
+
+
+@dataclass(frozen=True)
 class Trigger:
     """A trigger definition in pipelines/triggers: its name and its file."""
 
@@ -248,6 +269,7 @@ def steps(
     environments: Sequence[Environment] = (),
     iap_members: Sequence[str] = (),
     delivery: bool = True,
+    repository: RepositoryAccess | None = None,
 ) -> list[Step]:
     """Every resource of a bootstrapped project, in an order where each needs only earlier ones.
 
@@ -256,7 +278,7 @@ def steps(
     and Argo CD, which deploys to its own cluster and to every other environment's under the
     environment's name. A further environment's project (`delivery=False`) holds only what its
     own cluster runs on. Every environment's database gets the composite indexes and TTL
-    policies of `indexes`.
+    policies of `indexes`. Argo CD reads the repository as `repository` says.
     """
     if iap_members and not home.protected:
         raise CloudNameError(
@@ -281,6 +303,8 @@ def steps(
     ]
     if not delivery:
         return environment
+    if repository is None:
+        raise TypeError("the delivery project's plan needs the repository Argo CD reads")
     others = [e for e in environments if e.name != home.name]
     return [
         *environment,
@@ -291,7 +315,8 @@ def steps(
         *_build_identity(target, triggers),
         _service_account(target, PULL_REQUEST_ACCOUNT, "Cloud Build pull-request checks"),
         *_pull_request_identity(target),
-        *_argocd(home, others),
+        *_secret(target, ARGOCD_GITHUB_SECRET),
+        *_argocd(home, others, repository),
     ]
 
 
@@ -594,7 +619,9 @@ def _iap_access(target: CloudProject, member: str) -> Step:
     )
 
 
-def _secret(target: CloudProject, secret: str, reader: str) -> Iterable[Step]:
+def _secret(target: CloudProject, secret: str, reader: str | None = None) -> Iterable[Step]:
+    """A Secret Manager secret with a value; `reader` is the identity that may read it (without
+    one, only the project's owners, such as the bootstrap, can)."""
     values = {"secret": secret, "project": target.project}
     yield _step(
         f"secret/{secret}",
@@ -621,6 +648,8 @@ def _secret(target: CloudProject, secret: str, reader: str) -> Iterable[Step]:
             ),
         ),
     )
+    if reader is None:
+        return
     yield _binding(
         target,
         "secrets {name} --project {project}",
@@ -780,7 +809,9 @@ def _kube_context(target: CloudProject) -> Step:
     )
 
 
-def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
+def _argocd(
+    home: Environment, others: Sequence[Environment], repository: RepositoryAccess
+) -> Iterable[Step]:
     target = home.target
     values = {
         "context": target.kube_context,
@@ -819,6 +850,7 @@ def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
     )
     for other in others:
         yield from _remote_cluster(target, other)
+    yield _repository_credential(target, repository)
     yield _step(
         "argocd-applications",
         "Argo CD applications from apps/argocd (from then on Argo CD syncs from git)",
@@ -826,6 +858,63 @@ def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
         " --output name",
         "kubectl --context {context} apply --kustomize apps/argocd",
         **values,
+    )
+
+
+def _repository_credential(target: CloudProject, repository: RepositoryAccess) -> Step:
+    """Argo CD's credential for the repository, as a repository Secret: the read-only App's
+    ids, and its key copied from Secret Manager at the moment the Secret is written."""
+    name = "repository-agent-platform"
+    label = "argocd.argoproj.io/secret-type"
+    key = Lookup(
+        f"<{ARGOCD_GITHUB_SECRET}>",
+        _argv(
+            "gcloud secrets versions access latest --secret {secret} --project {project}",
+            secret=ARGOCD_GITHUB_SECRET,
+            project=target.project,
+        ),
+    )
+    document = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": ARGOCD_NAMESPACE,
+            "labels": {label: "repository"},
+        },
+        "type": "Opaque",
+        "stringData": {
+            "type": "git",
+            "url": repository.url,
+            "githubAppID": repository.app_id,
+            "githubAppInstallationID": repository.installation_id,
+        },
+        "data": {"githubAppPrivateKey": key.placeholder},
+    }
+    where = ("kubectl", "--context", target.kube_context, "--namespace", ARGOCD_NAMESPACE)
+    return Step(
+        key=f"argocd-repository/{name}",
+        summary=f"Argo CD reads {repository.url} as the GitHub App {repository.app_id} "
+        f"(read-only), with its key from {ARGOCD_GITHUB_SECRET}",
+        check=(
+            *where,
+            "get",
+            "secrets",
+            "--selector",
+            f"{label}=repository",
+            "--field-selector",
+            f"metadata.name={name}",
+            "--output",
+            "name",
+        ),
+        apply=(
+            Command(
+                # Server-side: a client-side apply would copy the key into an annotation.
+                (*where, "apply", "--server-side", "--filename", "-"),
+                document=yaml.safe_dump(document, sort_keys=False, width=1000),
+                document_secret=key,
+            ),
+        ),
     )
 
 
