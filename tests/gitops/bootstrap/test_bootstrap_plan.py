@@ -148,7 +148,7 @@ def test_every_step_can_be_checked_and_created_without_a_value_on_its_command_li
         assert step.check, step.key
         assert step.apply, step.key
         for command in step.apply:
-            assert command.argv[0] in ("gcloud", "kubectl"), step.key
+            assert command.argv[0] in ("gcloud", "kubectl", "gitops"), step.key
             # A secret is named and fed on stdin, never written into the command.
             assert command.stdin_secret is None or command.argv[-2:] == ("--data-file", "-")
 
@@ -400,7 +400,7 @@ def _with_argocd_app(tmp_path: Path) -> Path:
 
 
 def _applied(calls: list[dict[str, Any]]) -> list[list[str]]:
-    checks = {"describe", "list", "get-iam-policy", "get", "config", "access"}
+    checks = {"describe", "list", "get-iam-policy", "get", "config", "access", "pinned"}
     return [call["argv"] for call in calls if not checks & set(call["argv"])]
 
 
@@ -422,7 +422,8 @@ def test_apply_creates_only_what_is_missing_and_feeds_secrets_and_lookups_in(
 
     done, calls = _bootstrap(
         tmp_path,
-        HALF_BOOTSTRAPPED,
+        # Main has been pinned by a build and a promotion the first deployment made by hand.
+        HALF_BOOTSTRAPPED | {"first-images"},
         "--apply",
         "--anthropic-api-key-file",
         "-",
@@ -577,3 +578,30 @@ def test_the_repository_credential_is_not_written_without_a_key_in_secret_manage
 
 def test_the_repository_argocd_reads_is_the_one_its_project_allows() -> None:
     assert repository_in(ROOT).url == REPOSITORY_URL
+
+
+def test_the_applications_wait_until_main_pins_built_images(tmp_path: Path) -> None:
+    before_first_build = {
+        s.key for s in _prod_steps() if not s.key.startswith(("first-", "argocd-applications"))
+    }
+
+    done, calls = _bootstrap(tmp_path, before_first_build, "--apply")
+
+    assert done.returncode == 1
+    assert "gitops pinned --remote origin --branch main` failed" in done.stdout.decode()
+    # The first build started; nothing of apps/argocd was applied.
+    assert _applied(calls) == [
+        ["gcloud", "builds", "triggers", "run", "main", "--branch", "main",
+         "--project", SEED.project, "--region", SEED.region],
+    ]  # fmt: skip
+
+
+def test_a_started_first_build_is_not_started_again(tmp_path: Path) -> None:
+    all_but_the_pins = {s.key for s in _prod_steps() if s.key != "first-images"} - {
+        "argocd-applications"
+    }
+
+    done, calls = _bootstrap(tmp_path, all_but_the_pins, "--apply")
+
+    assert done.returncode == 1
+    assert _applied(calls) == []

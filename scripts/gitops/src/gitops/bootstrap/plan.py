@@ -46,6 +46,8 @@ PROTECTED_ENVIRONMENTS = frozenset({"prod"})
 # The release apps/argocd/install pins (and tools/argocd/go.mod builds for the tests).
 ARGOCD_VERSION = "v3.2.6"
 ARGOCD_NAMESPACE = "argocd"
+# The trigger of pushes to main (pipelines/triggers/main.yaml), whose build pins dev.
+MAIN_TRIGGER = "main"
 # The Google identity Argo CD reaches the other environments' clusters as, and the Argo CD
 # workloads that talk to clusters, by their Kubernetes service account.
 ARGOCD_ACCOUNT = "argocd"
@@ -316,7 +318,7 @@ def steps(
         _service_account(target, PULL_REQUEST_ACCOUNT, "Cloud Build pull-request checks"),
         *_pull_request_identity(target),
         *_secret(target, ARGOCD_GITHUB_SECRET),
-        *_argocd(home, others, repository),
+        *_argocd(home, others, repository, triggers),
     ]
 
 
@@ -810,7 +812,10 @@ def _kube_context(target: CloudProject) -> Step:
 
 
 def _argocd(
-    home: Environment, others: Sequence[Environment], repository: RepositoryAccess
+    home: Environment,
+    others: Sequence[Environment],
+    repository: RepositoryAccess,
+    triggers: Sequence[Trigger],
 ) -> Iterable[Step]:
     target = home.target
     values = {
@@ -851,6 +856,7 @@ def _argocd(
     for other in others:
         yield from _remote_cluster(target, other)
     yield _repository_credential(target, repository)
+    yield from _first_images(target, triggers)
     yield _step(
         "argocd-applications",
         "Argo CD applications from apps/argocd (from then on Argo CD syncs from git)",
@@ -858,6 +864,32 @@ def _argocd(
         " --output name",
         "kubectl --context {context} apply --kustomize apps/argocd",
         **values,
+    )
+
+
+def _first_images(target: CloudProject, triggers: Sequence[Trigger]) -> Iterable[Step]:
+    """Built images on main before the Applications exist: Argo CD would otherwise roll out
+    the repository's placeholder digests, dev at once and prod in its next window."""
+    if any(trigger.name == MAIN_TRIGGER for trigger in triggers):
+        yield _step(
+            f"first-build/{MAIN_TRIGGER}",
+            f"A first build of the {MAIN_TRIGGER} trigger, which pins dev's images on main",
+            "gcloud builds list --project {project} --region {region}"
+            " --filter substitutions.TRIGGER_NAME={trigger} --limit 1 --format value(id)",
+            "gcloud builds triggers run {trigger} --branch main --project {project}"
+            " --region {region}",
+            project=target.project,
+            region=target.region,
+            trigger=MAIN_TRIGGER,
+        )
+    # Only a merged promotion pins prod, so the bootstrap stops here until main holds both pins
+    # and says what is missing; run again, it goes on from here.
+    yield _step(
+        "first-images",
+        "Built images pinned on main in every environment overlay (dev by the first build, prod "
+        "by the merged promotion PR), before any Application exists",
+        "gitops pinned --remote origin --branch main",
+        "gitops pinned --remote origin --branch main",
     )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
+from gitops.imagerefs import is_placeholder
 from gitops.manifests import Resource, mapping, sequence
 from gitops.policy.model import Context, Severity, Violation, each_container, rule
 
@@ -251,10 +251,6 @@ def synced_objects_permitted(ctx: Context) -> Iterator[Violation]:
                         )
 
 
-# The digests an overlay holds before any pipeline has pinned an image: zeros, numbered.
-_PLACEHOLDER_DIGEST = re.compile(r"sha256:0{48}[0-9a-f]{16}")
-
-
 def _automated(spec: Mapping[str, Any]) -> bool:
     policy = mapping(spec.get("syncPolicy"))
     if "automated" not in policy:
@@ -270,7 +266,7 @@ def _automated(spec: Mapping[str, Any]) -> bool:
     reads=("Application.spec.syncPolicy.automated", "spec.containers[].image"),
     fix="pin built images before the environment syncs: the main pipeline pins dev with "
     "`gitops set-image`, `gitops promote dev prod` pins prod, and the bootstrap applies the "
-    "Applications only after dev's first pin",
+    "Applications only once main holds both pins (`gitops pinned`)",
     doc="A placeholder digest names no image: an automatically synced environment would roll "
     "out pods that never pull (ImagePullBackOff), and prod would do so in its next window.",
     whole_render=True,
@@ -287,7 +283,7 @@ def no_placeholder_digests(ctx: Context) -> Iterator[Violation]:
             rendered = Context.build(path, objects, ctx.settings)
             for workload, container in each_container(rendered):
                 digest = str(container.get("image", "")).rpartition("@")[2]
-                if _PLACEHOLDER_DIGEST.fullmatch(digest):
+                if is_placeholder(digest):
                     yield Violation(
                         resource,
                         f"syncs {path} automatically, where {workload.resource.ref} container "
