@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gitops import diffing, kustomization_images, pins, secret_scan, snapshot
+from gitops import diffing, kustomization_images, pins, releases, secret_scan, snapshot
 from gitops.bootstrap.command import add_bootstrap
 from gitops.config import Config, ConfigError, load_config, root_given
 from gitops.errors import GitopsError
@@ -209,6 +209,27 @@ def add_promote(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(run=run_promote)
 
 
+def run_release(args: argparse.Namespace) -> int:
+    config = _config(args)
+    overlay = _overlay(config, args.environment).resolve().relative_to(config.root.resolve())
+    release = releases.set_release(config.root / args.applications, overlay.as_posix(), args.commit)
+    print(f"{args.environment}: {release.previous} -> {release.revision}")
+    print(f"updated {release.application}")
+    return CLEAN
+
+
+def add_release(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "release", help="point an environment's Argo CD Application at a commit"
+    )
+    parser.add_argument("environment", help="e.g. prod")
+    parser.add_argument("commit", help="the full id of the commit to sync")
+    parser.add_argument(
+        "--applications", default="apps/argocd", help="where the Applications are defined"
+    )
+    parser.set_defaults(run=run_release)
+
+
 def run_pinned(args: argparse.Namespace) -> int:
     config = _config(args)
     commit = pins.fetch(config.root, args.remote, args.branch)
@@ -279,6 +300,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     add_diff,
     add_set_image,
     add_promote,
+    add_release,
     add_pinned,
     add_scan_secrets,
     pipeline_commands.add_pipelines,

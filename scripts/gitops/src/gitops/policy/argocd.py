@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
@@ -291,6 +292,38 @@ def no_placeholder_digests(ctx: Context) -> Iterator[Violation]:
                     )
 
 
+# A full commit id: the one revision nothing can move.
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+@rule(
+    "ARGO007",
+    Severity.ERROR,
+    "digest-pinned environments sync a release commit, not a branch",
+    reads=("Application.spec.source.targetRevision", "gitops.yaml digestPinnedEnvironments"),
+    fix="point the Application at the commit holding the promoted digests: "
+    "pipelines/promote.yaml runs `gitops promote dev prod`, commits, and `gitops release prod "
+    "<that commit>`",
+    doc="An Application that follows a branch rolls out every merged change to a base (env "
+    "vars, the runner's pod template, NetworkPolicies, RBAC) against the environment's older "
+    "images, with no PR touching the environment.",
+    whole_render=True,
+)
+def release_pinned(ctx: Context) -> Iterator[Violation]:
+    for resource, spec in _applications(ctx):
+        for source in _sources(spec):
+            path = str(source.get("path", "")).strip("/")
+            environment = path.rpartition("/")[2]
+            if environment not in ctx.settings.digest_environments:
+                continue
+            revision = str(source.get("targetRevision", "HEAD"))
+            if not _COMMIT.fullmatch(revision):
+                yield Violation(
+                    resource,
+                    f"syncs {path}, a digest-pinned environment, from {revision}, which moves",
+                )
+
+
 RULES = (
     project_exists,
     sources_allowed,
@@ -298,4 +331,5 @@ RULES = (
     argocd_namespace,
     synced_objects_permitted,
     no_placeholder_digests,
+    release_pinned,
 )
