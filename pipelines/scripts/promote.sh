@@ -26,6 +26,8 @@ if ! git cat-file -e "${previous}^{commit}" 2>/dev/null; then
   # A release merged by squash lives on in the PR's ref only.
   git fetch --quiet origin "$previous"
 fi
+# The commit itself: before the first promotion prod names the branch this clone commits to.
+previous=$(git rev-parse --verify "${previous}^{commit}")
 
 start=$(git rev-parse --short=12 HEAD)
 gitops promote dev prod

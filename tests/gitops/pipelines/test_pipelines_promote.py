@@ -58,9 +58,10 @@ def _promote(remote: Path, github: GitHubServer) -> subprocess.CompletedProcess[
 
 
 def _pin_dev(remote: Path, digit: str) -> None:
-    image = f"agent-platform={REGISTRY}/agent-platform@sha256:{digit * 64}"
+    images = [f"{name}={REGISTRY}/{name}@sha256:{digit * 64}"
+              for name in ("agent-platform", "agent-runner")]  # fmt: skip
     script = str(ROOT / "pipelines/scripts/pin-dev.sh")
-    pinned = _run("bash", script, f"file://{remote}", "main", "0ff1ce", image, remote=remote)
+    pinned = _run("bash", script, f"file://{remote}", "main", "0ff1ce", *images, remote=remote)
     assert pinned.returncode == 0, pinned.stderr
 
 
@@ -146,7 +147,9 @@ def _merge(remote: Path, branch: str) -> None:
 def _commit_to_main(remote: Path, tmp_path: Path, path: str, message: str) -> str:
     """A reviewed change to a base, merged to main; its commit."""
     work = tmp_path / "person"
-    subprocess.run(["git", "clone", "--quiet", str(remote), str(work)], check=True)
+    subprocess.run(
+        ["git", "clone", "--quiet", "--branch", "main", str(remote), str(work)], check=True
+    )
     kustomization = work / path
     kustomization.write_text(
         kustomization.read_text() + "commonAnnotations:\n  cost-centre: agents\n"
