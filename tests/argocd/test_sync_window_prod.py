@@ -1,4 +1,5 @@
-"""Prod syncs automatically only inside its sync window, and by hand at any time.
+"""Prod syncs automatically only inside its sync window, and by hand at any time; and only the
+release its Application names, which a promotion moves.
 
 Dev and prod share the local API server, so this module, last in file order, first removes dev
 from git: the root Application prunes it and dev's finalizer deletes what it deployed. The
@@ -8,6 +9,8 @@ windows are computed from the test's clock and committed to the project, as an o
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -126,3 +129,69 @@ def test_prod_syncs_a_promotion_inside_its_window(prod_alone: ArgoCD) -> None:
         f"{REGISTRY}/agent-platform@{digest}"
     )
     assert promotion != opened
+
+
+def gitops(argocd: ArgoCD, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "gitops", *args],
+        cwd=argocd.repository.work,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def compared_since(moment: str) -> Any:
+    """Prod compared with git after `moment` (Argo CD's reconciledAt, RFC 3339 in UTC)."""
+
+    def holds(application: dict[str, Any]) -> bool:
+        return str((application.get("status") or {}).get("reconciledAt", "")) > moment
+
+    return holds
+
+
+def cost_centre(argocd: ArgoCD) -> str | None:
+    deployment = argocd.plane.get_json("deployment", "agent-platform", "-n", PLATFORM_NAMESPACE)
+    annotations = deployment["metadata"].get("annotations") or {}
+    return annotations.get("agent-platform.dev/cost-centre")
+
+
+def test_prod_runs_its_release_until_a_promotion_moves_it(prod_alone: ArgoCD) -> None:
+    # Inside the window opened above, so only the release can hold prod back.
+    release = prod_alone.repository.head()
+    gitops(prod_alone, "release", "prod", release)
+    prod_alone.repository.push(f"Release {release[:12]} to prod")
+    prod_alone.wait_until(
+        PROD, lambda app: revision_and_status(app) == (release, "Synced"), what="prod at release"
+    )
+
+    base = prod_alone.repository.work / "apps/agent-platform/base/kustomization.yaml"
+    base.write_text(
+        base.read_text() + "commonAnnotations:\n  agent-platform.dev/cost-centre: agents\n"
+    )
+    merged_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    merged = prod_alone.repository.push("Label the API with its cost centre")
+
+    # Argo CD has the merge (the root Application follows main), and compared prod since.
+    prod_alone.wait_until(
+        "agent-platform-root",
+        lambda app: revision_and_status(app) == (merged, "Synced"),
+        what="the merge seen",
+    )
+    # Compared since, and settled on the release: main's head is not what prod syncs.
+    prod_alone.wait_until(
+        PROD,
+        lambda app: (
+            compared_since(merged_at)(app) and revision_and_status(app) == (release, "Synced")
+        ),
+        what="prod compared after the merge, still at its release",
+    )
+    assert cost_centre(prod_alone) is None
+
+    gitops(prod_alone, "release", "prod", merged)
+    prod_alone.repository.push(f"Release {merged[:12]} to prod")
+
+    prod_alone.wait_until(
+        PROD, lambda app: revision_and_status(app) == (merged, "Synced"), what="prod promoted"
+    )
+    assert cost_centre(prod_alone) == "agents"
