@@ -68,7 +68,7 @@ bench: sync tools ## Run the benchmarks and compare with bench/baselines
 	$(UV) run python -m bench
 
 .PHONY: tools
-tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server $(BIN)/gitleaks $(BIN)/psa browser sandbox cluster-tools agent-sandbox ## Install the pinned tools into ./bin
+tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server $(BIN)/gitleaks $(BIN)/psa browser sandbox cluster-tools agent-sandbox argocd-tools ## Install the pinned tools into ./bin
 
 $(BIN)/kustomize:
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
@@ -135,6 +135,30 @@ $(AGENT_SANDBOX_STAMP):
 	cp "$$(go mod download -json sigs.k8s.io/agent-sandbox@$(AGENT_SANDBOX_VERSION) | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"/k8s/crds/*.yaml $(BIN)/agent-sandbox-crds/
 	chmod u+w $(BIN)/agent-sandbox-crds/*.yaml
 	touch $@
+
+# Argo CD for the GitOps loop tests, from the release pinned in tools/argocd/go.mod (the one the
+# bootstrap installs): a multi-call binary that is the application controller, repo server or
+# CLI by the name it runs under, and Debian's Redis as its cache. The stamp names the version.
+ARGOCD_VERSION := v3.2.6
+ARGOCD_STAMP := $(BIN)/.argocd-$(ARGOCD_VERSION)
+ARGOCD_LDFLAGS := -s -w \
+	-X github.com/argoproj/argo-cd/v3/common.version=$(ARGOCD_VERSION:v%=%) \
+	-X github.com/argoproj/argo-cd/v3/common.gitTag=$(ARGOCD_VERSION) \
+	-X github.com/argoproj/argo-cd/v3/common.gitTreeState=clean
+
+.PHONY: argocd-tools
+argocd-tools: $(ARGOCD_STAMP) redis ## Build Argo CD into ./bin and install Redis
+
+$(ARGOCD_STAMP): tools/argocd/go.mod tools/argocd/go.sum
+	rm -f $(BIN)/.argocd-*
+	mkdir -p $(BIN)
+	cd tools/argocd && nice go build -buildvcs=false -trimpath -ldflags "$(ARGOCD_LDFLAGS)" \
+		-o $(BIN)/argocd github.com/argoproj/argo-cd/v3/cmd
+	touch $@
+
+.PHONY: redis
+redis:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 
 # Debian's Chromium drives the dashboard tests; Playwright's own browser download cannot work
 # offline.

@@ -21,7 +21,10 @@ def test_every_target_passes_gitops_validate_with_zero_findings() -> None:
     )
     assert validated.returncode in (0, 1), f"gitops validate failed to run:\n{validated.stderr}"
     report = json.loads(validated.stdout)
-    assert report["findings"] == [], report["summary"]
+    assert [f for f in report["findings"] if not f["suppressed"]] == [], report["summary"]
+    # The accepted findings of the repository before its first build and promotion: placeholder
+    # digests, and prod following main until the promotion points it at a release.
+    assert {f["rule"] for f in report["findings"]} <= {"ARGO006", "ARGO007"}
     assert report["unusedSuppressions"] == []
     assert validated.returncode == 0
     # Discovered, not listed: a new overlay is validated without touching the tooling.

@@ -22,7 +22,12 @@ from gitops.bootstrap.plan import (
     Step,
     steps,
 )
-from gitops.bootstrap.shell import environments_in, firestore_indexes_in, triggers_in
+from gitops.bootstrap.shell import (
+    environments_in,
+    firestore_indexes_in,
+    repository_in,
+    triggers_in,
+)
 from gitops.config import load_config
 from gitops.manifests import Resource
 from gitops.render import render_all
@@ -79,6 +84,7 @@ def _plan(environment: Environment, delivery: Environment) -> list[Step]:
         environments=list(ENVIRONMENTS.values()),
         iap_members=[IAP_MEMBER] if environment.protected else [],
         delivery=environment == delivery,
+        repository=repository_in(ROOT),
     )
 
 

@@ -7,10 +7,12 @@ with Google Cloud, which records every call.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ from gitops.bootstrap.plan import (
     CloudProject,
     Environment,
     Lookup,
+    RepositoryAccess,
     Step,
     Trigger,
     iap_member,
@@ -32,11 +35,13 @@ from gitops.bootstrap.plan import (
 )
 from gitops.bootstrap.shell import (
     FIRESTORE_INDEXES,
+    REPOSITORY_PROJECT,
     BootstrapError,
     environment_of,
     environments_in,
     firestore_indexes_in,
     read_secrets,
+    repository_in,
     triggers_in,
 )
 from gitops.firestore_indexes import IndexFileError, parse_index_file
@@ -53,6 +58,9 @@ TRIGGERS = [
     Trigger("pull-request", "pipelines/triggers/pull-request.yaml"),
 ]
 IAP_MEMBER = "group:agent-platform-users@example.com"
+REPOSITORY_URL = "https://github.com/agent-platform/agent-platform.git"
+# Argo CD's GitHub App, as an operator writes it into the AppProject's annotations.
+REPOSITORY = RepositoryAccess(REPOSITORY_URL, "314159", "2718281")
 INDEXES = firestore_indexes_in(ROOT)
 # What the first, hand-made deployment left behind: APIs, the cluster (without the Secret
 # Manager add-on), Firestore, the API's service account and an Anthropic secret that was created
@@ -78,6 +86,11 @@ LOOKED_UP = {
 }
 ANTHROPIC_VALUE = "anthropic-value-7f3a9c"
 GITHUB_VALUE = "github-value-51be02"
+ARGOCD_KEY_VALUE = "argocd-key-value-c90d17"
+# What Secret Manager answers for Argo CD's key once it holds it.
+ARGOCD_KEY_READ = (
+    f"gcloud secrets versions access latest --secret argocd-github-app-key --project {SEED.project}"
+)
 
 
 def _expected(name: str) -> str:
@@ -86,7 +99,12 @@ def _expected(name: str) -> str:
 
 def _prod_steps() -> list[Step]:
     return steps(
-        PROD, TRIGGERS, indexes=INDEXES, environments=ENVIRONMENTS, iap_members=[IAP_MEMBER]
+        PROD,
+        TRIGGERS,
+        indexes=INDEXES,
+        environments=ENVIRONMENTS,
+        iap_members=[IAP_MEMBER],
+        repository=REPOSITORY,
     )
 
 
@@ -130,7 +148,7 @@ def test_every_step_can_be_checked_and_created_without_a_value_on_its_command_li
         assert step.check, step.key
         assert step.apply, step.key
         for command in step.apply:
-            assert command.argv[0] in ("gcloud", "kubectl"), step.key
+            assert command.argv[0] in ("gcloud", "kubectl", "gitops"), step.key
             # A secret is named and fed on stdin, never written into the command.
             assert command.stdin_secret is None or command.argv[-2:] == ("--data-file", "-")
 
@@ -146,7 +164,12 @@ def test_every_index_and_ttl_field_the_platform_declares_has_a_step_creating_it(
     home: Environment,
 ) -> None:
     planned = steps(
-        home, TRIGGERS, indexes=INDEXES, environments=ENVIRONMENTS, delivery=home == PROD
+        home,
+        TRIGGERS,
+        indexes=INDEXES,
+        environments=ENVIRONMENTS,
+        delivery=home == PROD,
+        repository=REPOSITORY,
     )
     commands = [list(command.argv) for step in planned for command in step.apply]
     declared = _declared_indexes()
@@ -315,9 +338,12 @@ def _bootstrap(
     stdin: bytes = b"",
     fail: str = "",
     looked_up: dict[str, str] = LOOKED_UP,
+    root: Path | None = None,
 ) -> tuple[subprocess.CompletedProcess[bytes], list[dict[str, Any]]]:
     """Run `gitops bootstrap` for prod with the resources of the `present` step keys existing
-    and gcloud answering the lookups in `looked_up`."""
+    and gcloud answering the lookups in `looked_up`, on the repository as `root` holds it (by
+    default with Argo CD's App's ids written in)."""
+    root = root or _with_argocd_app(tmp_path)
     all_steps = _prod_steps()
     lookups: dict[str, Lookup] = {
         lookup.placeholder: lookup for step in all_steps for lookup in step.lookups
@@ -329,7 +355,8 @@ def _bootstrap(
     checks = [
         shlex.join(step.resolved(looked_up).check) for step in all_steps if step.key in present
     ]
-    (tmp_path / "present").write_text("\n".join([*answers, *checks]) + "\n")
+    stored = [f"{ARGOCD_KEY_READ}\t{ARGOCD_KEY_VALUE}"]
+    (tmp_path / "present").write_text("\n".join([*answers, *checks, *stored]) + "\n")
     log = tmp_path / "calls.jsonl"
     env = {
         **os.environ,
@@ -339,7 +366,7 @@ def _bootstrap(
         "FAKE_CLOUD_FAIL": fail,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "gitops", "--root", str(ROOT), "bootstrap",
+        [sys.executable, "-m", "gitops", "--root", str(root), "bootstrap",
          "--project", SEED.project, "--region", SEED.region, "--iap-member", IAP_MEMBER, *args],
         input=stdin,
         capture_output=True,
@@ -351,8 +378,29 @@ def _bootstrap(
     return done, calls
 
 
+def _with_argocd_app(tmp_path: Path) -> Path:
+    """A copy of what the bootstrap reads from the repository, with Argo CD's App's ids written
+    into the AppProject as the runbook says."""
+    root = tmp_path / "repository"
+    for name in ("gitops.yaml", FIRESTORE_INDEXES):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes((ROOT / name).read_bytes())
+    for folder in ("overlays", "apps/argocd", "pipelines/triggers"):
+        shutil.copytree(ROOT / folder, root / folder)
+    project = root / REPOSITORY_PROJECT
+    project.write_text(
+        project.read_text()
+        .replace('argocd-github-app-id: ""', f'argocd-github-app-id: "{REPOSITORY.app_id}"')
+        .replace(
+            'argocd-github-app-installation-id: ""',
+            f'argocd-github-app-installation-id: "{REPOSITORY.installation_id}"',
+        )
+    )
+    return root
+
+
 def _applied(calls: list[dict[str, Any]]) -> list[list[str]]:
-    checks = {"describe", "list", "get-iam-policy", "get", "config"}
+    checks = {"describe", "list", "get-iam-policy", "get", "config", "access", "pinned"}
     return [call["argv"] for call in calls if not checks & set(call["argv"])]
 
 
@@ -369,15 +417,20 @@ def test_apply_creates_only_what_is_missing_and_feeds_secrets_and_lookups_in(
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(GITHUB_VALUE)
+    argocd_key_file = tmp_path / "argocd-key"
+    argocd_key_file.write_text(ARGOCD_KEY_VALUE + "\n")
 
     done, calls = _bootstrap(
         tmp_path,
-        HALF_BOOTSTRAPPED,
+        # Main has been pinned by a build and a promotion the first deployment made by hand.
+        HALF_BOOTSTRAPPED | {"first-images"},
         "--apply",
         "--anthropic-api-key-file",
         "-",
         "--github-app-key-file",
         str(token_file),
+        "--argocd-github-app-key-file",
+        str(argocd_key_file),
         stdin=ANTHROPIC_VALUE.encode() + b"\n",
     )
 
@@ -393,19 +446,24 @@ def test_apply_creates_only_what_is_missing_and_feeds_secrets_and_lookups_in(
     stored = {
         c["argv"][4]: c["stdin"] for c in calls if c["argv"][1:4] == ["secrets", "versions", "add"]
     }
-    assert stored == {"anthropic-api-key": ANTHROPIC_VALUE, "github-app-key": GITHUB_VALUE}
+    assert stored == {
+        "anthropic-api-key": ANTHROPIC_VALUE,
+        "github-app-key": GITHUB_VALUE,
+        "argocd-github-app-key": ARGOCD_KEY_VALUE,
+    }
     stores = [c for c in calls if c["argv"][1:4] == ["secrets", "versions", "add"]]
-    for secret in (ANTHROPIC_VALUE, GITHUB_VALUE):
+    for secret in (ANTHROPIC_VALUE, GITHUB_VALUE, ARGOCD_KEY_VALUE):
         assert secret not in output
         assert all(secret not in " ".join(call["argv"]) for call in calls)
         assert all(secret not in call["stdin"] for call in calls if call not in stores)
     # Values looked up go where the plan shows their placeholders.
     members = [a[a.index("--member") + 1] for a in applied if "--member" in a]
     assert "serviceAccount:222222222222-compute@developer.gserviceaccount.com" in members
+    written = [yaml.safe_load(c["stdin"]) for c in calls if c["argv"][-2:] == ["--filename", "-"]]
     clusters = [
-        yaml.safe_load(c["stdin"])["stringData"]
-        for c in calls
-        if c["argv"][-2:] == ["--filename", "-"]
+        document["stringData"]
+        for document in written
+        if document["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "cluster"
     ]
     assert [(c["name"], c["server"]) for c in clusters] == [
         ("prod", "https://kubernetes.default.svc"),
@@ -447,9 +505,7 @@ def test_apply_stops_at_the_first_failing_command(tmp_path: Path) -> None:
 
     assert done.returncode == 1
     assert "run again" in done.stdout.decode()
-    assert [a[-1] for a in _applied(calls)] == [
-        "https://raw.githubusercontent.com/argoproj/argo-cd/v3.2.0/manifests/install.yaml"
-    ]
+    assert [a[-1] for a in _applied(calls)] == ["apps/argocd/install"]
 
 
 def test_without_the_cloud_sdk_the_bootstrap_says_what_to_install(tmp_path: Path) -> None:
@@ -465,3 +521,87 @@ def test_without_the_cloud_sdk_the_bootstrap_says_what_to_install(tmp_path: Path
 
     assert done.returncode == 2
     assert "install the Google Cloud SDK" in done.stdout
+
+
+def test_argocd_reads_the_repository_as_its_app_with_the_key_secret_manager_holds(
+    tmp_path: Path,
+) -> None:
+    all_but_credential = {s.key for s in _prod_steps() if not s.key.startswith("argocd-repo")}
+
+    done, calls = _bootstrap(tmp_path, all_but_credential, "--apply")
+
+    output = done.stdout.decode()
+    assert done.returncode == 0, output
+    (credential,) = [yaml.safe_load(c["stdin"]) for c in calls if c["stdin"]]
+    assert credential["metadata"] == {
+        "name": "repository-agent-platform",
+        "namespace": "argocd",
+        "labels": {"argocd.argoproj.io/secret-type": "repository"},
+    }
+    assert credential["stringData"] == {
+        "type": "git",
+        "url": REPOSITORY_URL,
+        "githubAppID": REPOSITORY.app_id,
+        "githubAppInstallationID": REPOSITORY.installation_id,
+    }
+    # The key comes from Secret Manager, into the Secret only.
+    key = base64.b64decode(credential["data"]["githubAppPrivateKey"]).decode()
+    assert key == ARGOCD_KEY_VALUE
+    assert ARGOCD_KEY_VALUE not in output
+    assert all(ARGOCD_KEY_VALUE not in " ".join(call["argv"]) for call in calls)
+    # Server-side, so no last-applied annotation copies the key.
+    assert "--server-side" in _applied(calls)[0]
+
+
+def test_the_repository_credential_waits_for_the_apps_ids_in_git(tmp_path: Path) -> None:
+    all_but_credential = {s.key for s in _prod_steps() if not s.key.startswith("argocd-repo")}
+
+    done, calls = _bootstrap(tmp_path, all_but_credential, "--apply", root=ROOT)
+
+    assert done.returncode == 2
+    assert "agent-platform.dev/argocd-github-app-id is '', not a number" in done.stdout.decode()
+    assert _applied(calls) == []
+
+
+def test_the_repository_credential_is_not_written_without_a_key_in_secret_manager(
+    tmp_path: Path,
+) -> None:
+    all_but_credential = {s.key for s in _prod_steps() if not s.key.startswith("argocd-repo")}
+    done, calls = _bootstrap(tmp_path, all_but_credential, "--apply", fail="versions access")
+
+    assert done.returncode == 1
+    assert "gcloud secrets versions access latest --secret argocd-github-app-key" in (
+        done.stdout.decode()
+    )
+    assert not [c for c in calls if c["stdin"]]
+
+
+def test_the_repository_argocd_reads_is_the_one_its_project_allows() -> None:
+    assert repository_in(ROOT).url == REPOSITORY_URL
+
+
+def test_the_applications_wait_until_main_pins_built_images(tmp_path: Path) -> None:
+    before_first_build = {
+        s.key for s in _prod_steps() if not s.key.startswith(("first-", "argocd-applications"))
+    }
+
+    done, calls = _bootstrap(tmp_path, before_first_build, "--apply")
+
+    assert done.returncode == 1
+    assert "gitops pinned --remote origin --branch main` failed" in done.stdout.decode()
+    # The first build started; nothing of apps/argocd was applied.
+    assert _applied(calls) == [
+        ["gcloud", "builds", "triggers", "run", "main", "--branch", "main",
+         "--project", SEED.project, "--region", SEED.region],
+    ]  # fmt: skip
+
+
+def test_a_started_first_build_is_not_started_again(tmp_path: Path) -> None:
+    all_but_the_pins = {s.key for s in _prod_steps() if s.key != "first-images"} - {
+        "argocd-applications"
+    }
+
+    done, calls = _bootstrap(tmp_path, all_but_the_pins, "--apply")
+
+    assert done.returncode == 1
+    assert _applied(calls) == []

@@ -222,7 +222,10 @@ def cloud(tools: tuple[Path, Path]) -> Iterator[Cloud]:
     work = base / "pr"
     _git("clone", "--quiet", str(remote), str(work))
     overlay = work / "overlays/dev/kustomization.yaml"
-    overlay.write_text(overlay.read_text().replace("0" * 63 + "1", "e" * 64, 1))
+    # Both images, as the main pipeline pins them: placeholders are never promoted.
+    overlay.write_text(
+        overlay.read_text().replace("0" * 63 + "1", "e" * 64, 1).replace("0" * 63 + "2", "f" * 64)
+    )
     _git("commit", "--quiet", "-am", "Pin dev", cwd=work)
     _git("push", "--quiet", "origin", "HEAD:main", cwd=work)
     main = _git("rev-parse", "HEAD", cwd=work)
@@ -372,6 +375,12 @@ def test_the_promotion_build_opens_the_pr_to_prod(cloud: Cloud) -> None:
     assert pull["head"].startswith("promote/dev-")
     prod = _git("show", f"{pull['head']}:overlays/prod/kustomization.yaml", cwd=cloud.remote)
     assert f"digest: sha256:{'e' * 64}" in prod
+    # Prod's Application moves to the commit holding those digests, in the same PR.
+    release = _git("rev-parse", f"{pull['head']}~1", cwd=cloud.remote)
+    application = _git(
+        "show", f"{pull['head']}:apps/argocd/application-agent-platform-prod.yaml", cwd=cloud.remote
+    )
+    assert f"targetRevision: {release}" in application
 
 
 def test_a_push_to_protected_main_by_anyone_but_the_bot_is_refused(cloud: Cloud) -> None:

@@ -11,7 +11,16 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gitops import cost, diffing, kustomization_images, prices, secret_scan, snapshot
+from gitops import (
+    cost,
+    diffing,
+    kustomization_images,
+    pins,
+    prices,
+    releases,
+    secret_scan,
+    snapshot,
+)
 from gitops.bootstrap.command import add_bootstrap
 from gitops.config import Config, ConfigError, load_config, root_given
 from gitops.errors import GitopsError
@@ -298,6 +307,62 @@ def add_promote(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(run=run_promote)
 
 
+def run_release(args: argparse.Namespace) -> int:
+    config = _config(args)
+    overlay = _overlay(config, args.environment).resolve().relative_to(config.root.resolve())
+    release = releases.set_release(config.root / args.applications, overlay.as_posix(), args.commit)
+    print(f"{args.environment}: {release.previous} -> {release.revision}")
+    print(f"updated {release.application}")
+    return CLEAN
+
+
+def add_release(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "release", help="point an environment's Argo CD Application at a commit"
+    )
+    parser.add_argument("environment", help="e.g. prod")
+    parser.add_argument("commit", help="the full id of the commit to sync")
+    parser.add_argument(
+        "--applications", default="apps/argocd", help="where the Applications are defined"
+    )
+    parser.set_defaults(run=run_release)
+
+
+def run_pinned(args: argparse.Namespace) -> int:
+    config = _config(args)
+    commit = pins.fetch(config.root, args.remote, args.branch)
+    where = f"{args.remote}/{args.branch} ({commit[:12]})"
+    found = [
+        pins.pins(config.root, commit, target.path.relative_to(config.root).as_posix())
+        for target in discover(config)
+        if target.is_environment
+    ]
+    waiting = [p for p in found if p.placeholders]
+    for pinned in found:
+        if not pinned.placeholders:
+            print(f"{pinned.overlay} at {where}: {', '.join(pinned.images)}")
+    for pinned in waiting:
+        environment = Path(pinned.overlay).name
+        how = pins.FIRST_PIN.get(environment, f"pin it with `gitops set-image {environment}`")
+        print(
+            f"{pinned.overlay} at {where} still runs placeholder digests for "
+            f"{', '.join(pinned.placeholders)}: {how}",
+            file=sys.stderr,
+        )
+    return FINDINGS if waiting else CLEAN
+
+
+def add_pinned(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "pinned",
+        help="whether every environment overlay on a remote branch pins built images (exit 1 "
+        "while any holds a placeholder digest)",
+    )
+    parser.add_argument("--remote", default="origin")
+    parser.add_argument("--branch", default="main")
+    parser.set_defaults(run=run_pinned)
+
+
 # --- scan-secrets -------------------------------------------------------------------------------
 
 
@@ -336,6 +401,8 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     add_cost,
     add_set_image,
     add_promote,
+    add_release,
+    add_pinned,
     add_scan_secrets,
     pipeline_commands.add_pipelines,
     add_bootstrap,

@@ -14,6 +14,8 @@ _DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?)"
 _NAME = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# The digests an overlay holds before any pipeline has pinned an image: zeros, numbered.
+_PLACEHOLDER_DIGEST = re.compile(r"sha256:0{48}[0-9a-f]{16}")
 
 
 class ImageReferenceError(GitopsError, ValueError):
@@ -60,6 +62,11 @@ def check_digest(digest: str) -> str:
             "hex digits (as printed by `docker buildx imagetools inspect` or Cloud Build)"
         )
     return digest
+
+
+def is_placeholder(digest: str) -> bool:
+    """A digest the repository holds until a pipeline pins a built image; it names none."""
+    return bool(_PLACEHOLDER_DIGEST.fullmatch(digest))
 
 
 def parse_image(reference: str) -> ImageRef:

@@ -11,7 +11,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from gitops.errors import GitopsError
-from gitops.imagerefs import ImageReferenceError, check_digest, check_name, check_tag
+from gitops.imagerefs import (
+    ImageReferenceError,
+    check_digest,
+    check_name,
+    check_tag,
+    is_placeholder,
+)
 from gitops.targets import KUSTOMIZATION_FILES
 
 
@@ -56,7 +62,7 @@ def parse_change(spec: str) -> ImageChange:
     )
 
 
-def _yaml() -> YAML:
+def round_trip_yaml() -> YAML:
     yaml = YAML()  # round-trip: comments, order and quoting survive
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -72,7 +78,7 @@ def kustomization_file(overlay: Path) -> Path:
 
 
 def _load(path: Path) -> tuple[YAML, CommentedMap]:
-    yaml = _yaml()
+    yaml = round_trip_yaml()
     document = yaml.load(path.read_text(encoding="utf-8"))
     if not isinstance(document, CommentedMap):
         raise KustomizationError(f"{path} is not a kustomization (a YAML mapping)")
@@ -140,6 +146,11 @@ def promotions(source: Path) -> list[ImageChange]:
             raise KustomizationError(
                 f"{path}: image {name or '?'} has no digest; pin it first "
                 f"(gitops set-image {source} {name or 'name'}@sha256:...)"
+            )
+        if is_placeholder(str(digest)):
+            raise KustomizationError(
+                f"{path}: image {name} still has the placeholder digest {digest}: nothing was "
+                "built for it yet; promote once the main pipeline has pinned it"
             )
         new_name = entry.get("newName")
         changes.append(

@@ -6,7 +6,13 @@ import argparse
 import sys
 
 from gitops.bootstrap import shell
-from gitops.bootstrap.plan import ANTHROPIC_SECRET, GITHUB_SECRET, CloudProject, iap_member
+from gitops.bootstrap.plan import (
+    ANTHROPIC_SECRET,
+    ARGOCD_GITHUB_SECRET,
+    GITHUB_SECRET,
+    CloudProject,
+    iap_member,
+)
 from gitops.config import root_given
 
 
@@ -19,6 +25,7 @@ def run_bootstrap(args: argparse.Namespace) -> int:
         for secret, value in (
             (ANTHROPIC_SECRET, args.anthropic_api_key_file),
             (GITHUB_SECRET, args.github_app_key_file),
+            (ARGOCD_GITHUB_SECRET, args.argocd_github_app_key_file),
         )
         if value is not None
     }
@@ -62,5 +69,10 @@ def add_bootstrap(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         shell.SECRET_OPTIONS[GITHUB_SECRET],
         metavar="PATH",
         help="the pipeline GitHub App's private key file (.pem), or - for stdin",
+    )
+    parser.add_argument(
+        shell.SECRET_OPTIONS[ARGOCD_GITHUB_SECRET],
+        metavar="PATH",
+        help="Argo CD's read-only GitHub App's private key file (.pem), or - for stdin",
     )
     parser.set_defaults(run=run_bootstrap)

@@ -34,6 +34,8 @@ PULL_REQUEST_ACCOUNT = "cloud-build-pr"
 ANTHROPIC_SECRET = "anthropic-api-key"  # noqa: S105 - a name, not a value
 # The pipeline GitHub App's private key (.pem), traded for installation tokens by build steps.
 GITHUB_SECRET = "github-app-key"  # noqa: S105 - a name, not a value
+# The private key of Argo CD's own GitHub App, which may only read the repository.
+ARGOCD_GITHUB_SECRET = "argocd-github-app-key"  # noqa: S105 - a name, not a value
 # The Ingress's `kubernetes.io/ingress.global-static-ip-name`.
 ADDRESS = "agent-platform"
 # The prod BackendConfig's `securityPolicy.name`.
@@ -41,8 +43,11 @@ SECURITY_POLICY = "agent-platform"
 # Environments whose overlay puts Cloud Armor and IAP in front of the API; a test holds this to
 # the rendered BackendConfigs.
 PROTECTED_ENVIRONMENTS = frozenset({"prod"})
-ARGOCD_VERSION = "v3.2.0"
+# The release apps/argocd/install pins (and tools/argocd/go.mod builds for the tests).
+ARGOCD_VERSION = "v3.2.6"
 ARGOCD_NAMESPACE = "argocd"
+# The trigger of pushes to main (pipelines/triggers/main.yaml), whose build pins dev.
+MAIN_TRIGGER = "main"
 # The Google identity Argo CD reaches the other environments' clusters as, and the Argo CD
 # workloads that talk to clusters, by their Kubernetes service account.
 ARGOCD_ACCOUNT = "argocd"
@@ -52,6 +57,9 @@ ARGOCD_WORKLOADS = {
 }
 # The server Argo CD calls its own cluster by, as the root Application does.
 IN_CLUSTER = "https://kubernetes.default.svc"
+# The namespaces the agent-platform AppProject lets Argo CD sync into, and all that
+# apps/argocd/remote-cluster lets it touch in another environment's cluster.
+REMOTE_NAMESPACES = ("agent-platform", "agent-runs")
 
 APIS = (
     "artifactregistry.googleapis.com",
@@ -163,11 +171,14 @@ class Lookup:
 @dataclass(frozen=True)
 class Command:
     """One command line. `stdin_secret` names the secret whose value is written to its stdin;
-    `document` is a manifest written to its stdin, which is not secret and is shown in the plan."""
+    `document` is a manifest written to its stdin, which is not secret and is shown in the plan.
+    `document_secret` reads a secret's value right before the command runs; the document holds
+    its placeholder where the value goes, base64-encoded, and only the command's stdin sees it."""
 
     argv: tuple[str, ...]
     stdin_secret: str | None = None
     document: str | None = None
+    document_secret: Lookup | None = None
 
     def __str__(self) -> str:
         text = shlex.join(self.argv)
@@ -176,6 +187,11 @@ class Command:
         if self.document is not None:
             text += "  < this document:\n" + "".join(
                 f"        {line}\n" for line in self.document.splitlines()
+            )
+        if self.document_secret is not None:
+            text += (
+                f"    where {self.document_secret.placeholder} (base64, never shown): "
+                f"{shlex.join(self.document_secret.argv)}"
             )
         return text.rstrip("\n")
 
@@ -229,6 +245,17 @@ class PlannedStep:
 
 
 @dataclass(frozen=True)
+class RepositoryAccess:
+    """How Argo CD reads this repository: its URL, and the GitHub App (id and installation id,
+    not secrets) whose key is ARGOCD_GITHUB_SECRET. The App may only read contents, so Argo CD
+    can never push, whatever it is made to run."""
+
+    url: str
+    app_id: str
+    installation_id: str
+
+
+@dataclass(frozen=True)
 class Trigger:
     """A trigger definition in pipelines/triggers: its name and its file."""
 
@@ -244,6 +271,7 @@ def steps(
     environments: Sequence[Environment] = (),
     iap_members: Sequence[str] = (),
     delivery: bool = True,
+    repository: RepositoryAccess | None = None,
 ) -> list[Step]:
     """Every resource of a bootstrapped project, in an order where each needs only earlier ones.
 
@@ -252,7 +280,7 @@ def steps(
     and Argo CD, which deploys to its own cluster and to every other environment's under the
     environment's name. A further environment's project (`delivery=False`) holds only what its
     own cluster runs on. Every environment's database gets the composite indexes and TTL
-    policies of `indexes`.
+    policies of `indexes`. Argo CD reads the repository as `repository` says.
     """
     if iap_members and not home.protected:
         raise CloudNameError(
@@ -277,6 +305,8 @@ def steps(
     ]
     if not delivery:
         return environment
+    if repository is None:
+        raise TypeError("the delivery project's plan needs the repository Argo CD reads")
     others = [e for e in environments if e.name != home.name]
     return [
         *environment,
@@ -287,7 +317,8 @@ def steps(
         *_build_identity(target, triggers),
         _service_account(target, PULL_REQUEST_ACCOUNT, "Cloud Build pull-request checks"),
         *_pull_request_identity(target),
-        *_argocd(home, others),
+        *_secret(target, ARGOCD_GITHUB_SECRET),
+        *_argocd(home, others, repository, triggers),
     ]
 
 
@@ -604,7 +635,9 @@ def _iap_access(target: CloudProject, member: str) -> Step:
     )
 
 
-def _secret(target: CloudProject, secret: str, reader: str) -> Iterable[Step]:
+def _secret(target: CloudProject, secret: str, reader: str | None = None) -> Iterable[Step]:
+    """A Secret Manager secret with a value; `reader` is the identity that may read it (without
+    one, only the project's owners, such as the bootstrap, can)."""
     values = {"secret": secret, "project": target.project}
     yield _step(
         f"secret/{secret}",
@@ -631,6 +664,8 @@ def _secret(target: CloudProject, secret: str, reader: str) -> Iterable[Step]:
             ),
         ),
     )
+    if reader is None:
+        return
     yield _binding(
         target,
         "secrets {name} --project {project}",
@@ -790,13 +825,18 @@ def _kube_context(target: CloudProject) -> Step:
     )
 
 
-def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
+def _argocd(
+    home: Environment,
+    others: Sequence[Environment],
+    repository: RepositoryAccess,
+    triggers: Sequence[Trigger],
+) -> Iterable[Step]:
     target = home.target
     values = {
         "context": target.kube_context,
         "namespace": ARGOCD_NAMESPACE,
-        "manifest": f"https://raw.githubusercontent.com/argoproj/argo-cd/{ARGOCD_VERSION}"
-        "/manifests/install.yaml",
+        # Pinned in git, with the platform's settings; Argo CD's own Application keeps it so.
+        "install": "apps/argocd/install",
     }
     yield _kube_context(target)
     yield _step(
@@ -813,7 +853,7 @@ def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
         "kubectl --context {context} --namespace {namespace} get deployment argocd-server"
         " --output name",
         "kubectl --context {context} --namespace {namespace} apply --server-side"
-        " --force-conflicts --filename {manifest}",
+        " --force-conflicts --kustomize {install}",
         "kubectl --context {context} --namespace {namespace} wait --for=condition=Available"
         " deployment/argocd-server --timeout=300s",
         **values,
@@ -829,6 +869,8 @@ def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
     )
     for other in others:
         yield from _remote_cluster(target, other)
+    yield _repository_credential(target, repository)
+    yield from _first_images(target, triggers)
     yield _step(
         "argocd-applications",
         "Argo CD applications from apps/argocd (from then on Argo CD syncs from git)",
@@ -836,6 +878,89 @@ def _argocd(home: Environment, others: Sequence[Environment]) -> Iterable[Step]:
         " --output name",
         "kubectl --context {context} apply --kustomize apps/argocd",
         **values,
+    )
+
+
+def _first_images(target: CloudProject, triggers: Sequence[Trigger]) -> Iterable[Step]:
+    """Built images on main before the Applications exist: Argo CD would otherwise roll out
+    the repository's placeholder digests, dev at once and prod in its next window."""
+    if any(trigger.name == MAIN_TRIGGER for trigger in triggers):
+        yield _step(
+            f"first-build/{MAIN_TRIGGER}",
+            f"A first build of the {MAIN_TRIGGER} trigger, which pins dev's images on main",
+            "gcloud builds list --project {project} --region {region}"
+            " --filter substitutions.TRIGGER_NAME={trigger} --limit 1 --format value(id)",
+            "gcloud builds triggers run {trigger} --branch main --project {project}"
+            " --region {region}",
+            project=target.project,
+            region=target.region,
+            trigger=MAIN_TRIGGER,
+        )
+    # Only a merged promotion pins prod, so the bootstrap stops here until main holds both pins
+    # and says what is missing; run again, it goes on from here.
+    yield _step(
+        "first-images",
+        "Built images pinned on main in every environment overlay (dev by the first build, prod "
+        "by the merged promotion PR), before any Application exists",
+        "gitops pinned --remote origin --branch main",
+        "gitops pinned --remote origin --branch main",
+    )
+
+
+def _repository_credential(target: CloudProject, repository: RepositoryAccess) -> Step:
+    """Argo CD's credential for the repository, as a repository Secret: the read-only App's
+    ids, and its key copied from Secret Manager at the moment the Secret is written."""
+    name = "repository-agent-platform"
+    label = "argocd.argoproj.io/secret-type"
+    key = Lookup(
+        f"<{ARGOCD_GITHUB_SECRET}>",
+        _argv(
+            "gcloud secrets versions access latest --secret {secret} --project {project}",
+            secret=ARGOCD_GITHUB_SECRET,
+            project=target.project,
+        ),
+    )
+    document = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": ARGOCD_NAMESPACE,
+            "labels": {label: "repository"},
+        },
+        "type": "Opaque",
+        "stringData": {
+            "type": "git",
+            "url": repository.url,
+            "githubAppID": repository.app_id,
+            "githubAppInstallationID": repository.installation_id,
+        },
+        "data": {"githubAppPrivateKey": key.placeholder},
+    }
+    where = ("kubectl", "--context", target.kube_context, "--namespace", ARGOCD_NAMESPACE)
+    return Step(
+        key=f"argocd-repository/{name}",
+        summary=f"Argo CD reads {repository.url} as the GitHub App {repository.app_id} "
+        f"(read-only), with its key from {ARGOCD_GITHUB_SECRET}",
+        check=(
+            *where,
+            "get",
+            "secrets",
+            "--selector",
+            f"{label}=repository",
+            "--field-selector",
+            f"metadata.name={name}",
+            "--output",
+            "name",
+        ),
+        apply=(
+            Command(
+                # Server-side: a client-side apply would copy the key into an annotation.
+                (*where, "apply", "--server-side", "--filename", "-"),
+                document=yaml.safe_dump(document, sort_keys=False, width=1000),
+                document_secret=key,
+            ),
+        ),
     )
 
 
@@ -884,12 +1009,21 @@ def _remote_cluster(home: CloudProject, other: Environment) -> Iterable[Step]:
         "roles/container.clusterViewer",
         label=f"project {other.target.project}",
     )
+    # Only what the agent-platform project may sync there, in the project's namespaces.
     yield _step(
         f"argocd-access/{other.name}",
-        f"Argo CD ({account}) administers {CLUSTER} in {other.target.project}",
-        "kubectl --context {context} get clusterrolebinding argocd-manager --output name",
-        "kubectl --context {context} create clusterrolebinding argocd-manager"
-        " --clusterrole cluster-admin --user {account}",
+        f"Argo CD ({account}) manages the platform's namespaces of {CLUSTER} in "
+        f"{other.target.project} (apps/argocd/remote-cluster)",
+        "kubectl --context {context} get clusterrolebinding argocd-manager-namespaces"
+        " --output name",
+        "kubectl --context {context} apply --kustomize apps/argocd/remote-cluster",
+        "kubectl --context {context} create clusterrolebinding argocd-manager-namespaces"
+        " --clusterrole argocd-manager-namespaces --user {account}",
+        *(
+            f"kubectl --context {{context}} --namespace {namespace} create rolebinding"
+            " argocd-manager --clusterrole argocd-manager --user {account}"
+            for namespace in REMOTE_NAMESPACES
+        ),
         context=other.target.kube_context,
         account=account,
     )
@@ -919,6 +1053,8 @@ def _remote_cluster(home: CloudProject, other: Environment) -> Iterable[Step]:
         f"https://{endpoint.placeholder}",
         config,
         f"Argo CD cluster {other.name}: {CLUSTER} in {other.target.project}, reached as {account}",
+        # Argo CD watches only what it may manage there.
+        namespaces=REMOTE_NAMESPACES,
     )
     yield replace(secret, lookups=(endpoint, authority))
 
@@ -929,17 +1065,22 @@ def _cluster_secret(
     server: str,
     config: Mapping[str, object],
     summary: str,
+    namespaces: Sequence[str] = (),
 ) -> Step:
     """Argo CD's declarative cluster registration: a Secret labelled as a cluster, naming it as
-    the Applications' `destination.name` does. It holds no credential."""
+    the Applications' `destination.name` does. It holds no credential. With `namespaces`, Argo
+    CD watches only those namespaces and the cluster-scoped kinds it may list."""
     name = f"cluster-{environment.name}"
     label = "argocd.argoproj.io/secret-type"
+    data = {"name": environment.name, "server": server, "config": json.dumps(config)}
+    if namespaces:
+        data |= {"namespaces": ",".join(namespaces), "clusterResources": "true"}
     document = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE, "labels": {label: "cluster"}},
         "type": "Opaque",
-        "stringData": {"name": environment.name, "server": server, "config": json.dumps(config)},
+        "stringData": data,
     }
     where = ("kubectl", "--context", home.kube_context, "--namespace", ARGOCD_NAMESPACE)
     return Step(

@@ -7,6 +7,7 @@ it: it never reaches an argument list, the plan or the output.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shlex
@@ -21,6 +22,7 @@ import yaml
 
 from gitops.bootstrap.plan import (
     ANTHROPIC_SECRET,
+    ARGOCD_GITHUB_SECRET,
     GITHUB_SECRET,
     Action,
     CloudNameError,
@@ -28,6 +30,7 @@ from gitops.bootstrap.plan import (
     Command,
     Environment,
     PlannedStep,
+    RepositoryAccess,
     Step,
     Trigger,
     plan,
@@ -43,9 +46,15 @@ from gitops.targets import discover
 SECRET_OPTIONS: Mapping[str, str] = {
     ANTHROPIC_SECRET: "--anthropic-api-key-file",
     GITHUB_SECRET: "--github-app-key-file",
+    ARGOCD_GITHUB_SECRET: "--argocd-github-app-key-file",
 }
 # Where an overlay states its environment's facts (see docs/architecture.md).
 ENVIRONMENT_FILE = "platform-environment.yaml"
+# The AppProject that names the repository Argo CD reads, and the annotations on it that name
+# Argo CD's GitHub App.
+REPOSITORY_PROJECT = "apps/argocd/appproject-agent-platform.yaml"
+APP_ID_ANNOTATION = "agent-platform.dev/argocd-github-app-id"
+INSTALLATION_ANNOTATION = "agent-platform.dev/argocd-github-app-installation-id"
 # The composite indexes and TTL fields the platform's Firestore store needs (docs/firestore.md).
 FIRESTORE_INDEXES = "apps/agent-platform/firestore.indexes.json"
 
@@ -103,6 +112,38 @@ def environments_in(root: Path) -> list[Environment]:
                 f"GCP_PROJECT and GCP_REGION under data ({type(error).__name__}: {error})"
             ) from error
     return found
+
+
+def repository_in(root: Path) -> RepositoryAccess:
+    """The repository Argo CD reads and the App it reads it as, from the AppProject."""
+    try:
+        project = yaml.safe_load((root / REPOSITORY_PROJECT).read_text(encoding="utf-8"))
+        annotations = project["metadata"].get("annotations") or {}
+        return RepositoryAccess(
+            str(project["spec"]["sourceRepos"][0]),
+            str(annotations.get(APP_ID_ANNOTATION, "")),
+            str(annotations.get(INSTALLATION_ANNOTATION, "")),
+        )
+    except (OSError, yaml.YAMLError, TypeError, KeyError, IndexError) as error:
+        raise BootstrapError(
+            f"{REPOSITORY_PROJECT} must be the agent-platform AppProject, naming the repository "
+            f"in spec.sourceRepos ({type(error).__name__}: {error})"
+        ) from error
+
+
+def check_repository_app(repository: RepositoryAccess) -> None:
+    """Refuse to write Argo CD's credential without the App's ids: Argo CD would not say why it
+    cannot read the repository until an Application fails."""
+    for annotation, value in (
+        (APP_ID_ANNOTATION, repository.app_id),
+        (INSTALLATION_ANNOTATION, repository.installation_id),
+    ):
+        if not value.isdigit():
+            raise BootstrapError(
+                f"{REPOSITORY_PROJECT}: annotation {annotation} is {value!r}, not a number: "
+                "write the ids of Argo CD's GitHub App and of its installation (its settings "
+                "page; docs/runbook.md, 'Before you start'), commit, and run again"
+            )
 
 
 def firestore_indexes_in(root: Path) -> IndexFile:
@@ -229,6 +270,7 @@ def run(options: Options, stdin: BinaryIO, out: TextIO) -> int:
             environments=environments,
             iap_members=options.iap_members,
             delivery=options.delivery,
+            repository=repository_in(options.root) if options.delivery else None,
         )
         observer = Observer(lambda argv: read_output(argv, options.root))
         planned = plan(all_steps, observe(all_steps, observer.present))
@@ -238,7 +280,10 @@ def run(options: Options, stdin: BinaryIO, out: TextIO) -> int:
                 "\nDry run: nothing changed. Run again with --apply to create what is missing.\n"
             )
             return 0
-        needed = {s for p in planned if p.action is Action.CREATE for s in p.step.secrets}
+        creating = [p.step for p in planned if p.action is Action.CREATE]
+        if any(step.key.startswith("argocd-repository/") for step in creating):
+            check_repository_app(repository_in(options.root))
+        needed = {secret for step in creating for secret in step.secrets}
         values = read_secrets(needed, options.secret_files, stdin)
         return _apply(planned, values, observer, options.root, out)
     except (BootstrapError, CloudNameError) as error:
@@ -270,7 +315,7 @@ def _apply(
         for command in step.apply:
             print(f"    $ {command}", file=out)
             out.flush()
-            if not _execute(command, values, root):
+            if not _execute(command, values, root, out):
                 print(
                     f"error: `{shlex.join(command.argv)}` failed; fix the cause and run again: "
                     "steps that exist are skipped",
@@ -281,12 +326,24 @@ def _apply(
     return 0
 
 
-def _execute(command: Command, values: Mapping[str, bytes], root: Path) -> bool:
+def _execute(command: Command, values: Mapping[str, bytes], root: Path, out: TextIO) -> bool:
     # Output goes straight to the terminal: creating a cluster takes minutes and says so.
     if command.stdin_secret:
         given: bytes | None = values[command.stdin_secret]
     elif command.document is not None:
-        given = command.document.encode()
+        document = command.document
+        if command.document_secret is not None:
+            secret = _read_secret(command.document_secret.argv, root)
+            if secret is None:
+                print(
+                    f"error: `{shlex.join(command.document_secret.argv)}` printed no value",
+                    file=out,
+                )
+                return False
+            document = document.replace(
+                command.document_secret.placeholder, base64.b64encode(secret).decode()
+            )
+        given = document.encode()
     else:
         given = None
     result = subprocess.run(
@@ -297,3 +354,12 @@ def _execute(command: Command, values: Mapping[str, bytes], root: Path) -> bool:
         check=False,
     )
     return result.returncode == 0
+
+
+def _read_secret(argv: Sequence[str], root: Path) -> bytes | None:
+    """A secret's value as a command prints it; its output is never shown, its error is."""
+    result = subprocess.run(
+        argv, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, check=False, timeout=120
+    )
+    value = result.stdout.rstrip(b"\r\n")
+    return value if result.returncode == 0 and value else None

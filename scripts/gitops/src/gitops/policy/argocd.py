@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
+from gitops.imagerefs import is_placeholder
 from gitops.manifests import Resource, mapping, sequence
-from gitops.policy.model import Context, Severity, Violation, rule
+from gitops.policy.model import Context, Severity, Violation, each_container, rule
 
 ARGOCD_NAMESPACE = "argocd"
 _ARGO_KINDS = ("Application", "ApplicationSet", "AppProject")
@@ -82,19 +84,42 @@ def sources_allowed(ctx: Context) -> Iterator[Violation]:
                 )
 
 
+def _glob(pattern: str, value: str) -> bool:
+    """Argo CD's project glob: `*` matches anything, even "", and `!pattern` what it does not."""
+    if pattern.startswith("!"):
+        return not fnmatchcase(value, pattern[1:])
+    return pattern == "*" or fnmatchcase(value, pattern)
+
+
 def _destination_allowed(destination: Mapping[str, Any], allowed: list[Mapping[str, Any]]) -> bool:
+    """Argo CD's AppProject.isDestinationMatched (pkg/apis/application/v1alpha1, v3.2).
+
+    An omitted namespace is matched as "", which only `*` (or a deny pattern) matches: an
+    Application without destination.namespace fails with InvalidSpecError even when every object
+    it renders names a permitted namespace. A deny entry that excludes the destination wins.
+    """
     namespace = str(destination.get("namespace", ""))
     server = str(destination.get("server", ""))
     name = str(destination.get("name", ""))
+    matched = False
     for permitted in allowed:
-        # Without a namespace, Argo CD checks each object's own namespace at sync time.
-        if namespace and not fnmatchcase(namespace, str(permitted.get("namespace", ""))):
-            continue
-        if server and "server" in permitted and fnmatchcase(server, str(permitted["server"])):
-            return True
-        if name and "name" in permitted and fnmatchcase(name, str(permitted["name"])):
-            return True
-    return False
+        permitted_name = str(permitted.get("name", ""))
+        permitted_server = str(permitted.get("server", ""))
+        permitted_namespace = str(permitted.get("namespace", ""))
+        name_matched = bool(name) and _glob(permitted_name, name)
+        server_matched = bool(server) and _glob(permitted_server, server)
+        namespace_matched = _glob(permitted_namespace, namespace)
+        denied_cluster = (not name_matched and permitted_name.startswith("!")) or (
+            not server_matched and permitted_server.startswith("!") and namespace_matched
+        )
+        denied_namespace = (
+            not namespace_matched and permitted_namespace.startswith("!") and server_matched
+        )
+        if (server_matched or name_matched) and namespace_matched:
+            matched = True
+        elif denied_cluster or denied_namespace:
+            return False
+    return matched
 
 
 @rule(
@@ -102,8 +127,10 @@ def _destination_allowed(destination: Mapping[str, Any], allowed: list[Mapping[s
     Severity.ERROR,
     "destinations allowed by the AppProject",
     reads=("Application.spec.destination", "AppProject.spec.destinations"),
-    fix="add the namespace and cluster to the AppProject's destinations or fix the Application",
-    doc="Argo CD refuses to sync to a namespace or cluster the project does not list.",
+    fix="set the Application's destination.namespace to one its AppProject lists for the "
+    "cluster, or add the destination to the AppProject",
+    doc="Argo CD refuses an Application whose destination cluster and namespace (an omitted "
+    'namespace counts as "") no entry of its project matches.',
     whole_render=True,
 )
 def destinations_allowed(ctx: Context) -> Iterator[Violation]:
@@ -119,10 +146,11 @@ def destinations_allowed(ctx: Context) -> Iterator[Violation]:
         ]
         if not _destination_allowed(destination, allowed):
             where = destination.get("server") or destination.get("name")
+            # Worded as Argo CD words its InvalidSpecError, so the two read the same.
             yield Violation(
                 resource,
-                f"destination {where} namespace {destination.get('namespace')} is not in project "
-                f"{project.name}'s destinations",
+                f"destination {where} and namespace '{destination.get('namespace', '')}' do not "
+                f"match any of the allowed destinations in project {project.name}",
             )
 
 
@@ -224,10 +252,84 @@ def synced_objects_permitted(ctx: Context) -> Iterator[Violation]:
                         )
 
 
+def _automated(spec: Mapping[str, Any]) -> bool:
+    policy = mapping(spec.get("syncPolicy"))
+    if "automated" not in policy:
+        return False
+    # Argo CD 3 can keep the settings of automated sync with it switched off.
+    return mapping(policy.get("automated")).get("enabled") is not False
+
+
+@rule(
+    "ARGO006",
+    Severity.ERROR,
+    "no placeholder digests where Argo CD syncs automatically",
+    reads=("Application.spec.syncPolicy.automated", "spec.containers[].image"),
+    fix="pin built images before the environment syncs: the main pipeline pins dev with "
+    "`gitops set-image`, `gitops promote dev prod` pins prod, and the bootstrap applies the "
+    "Applications only once main holds both pins (`gitops pinned`)",
+    doc="A placeholder digest names no image: an automatically synced environment would roll "
+    "out pods that never pull (ImagePullBackOff), and prod would do so in its next window.",
+    whole_render=True,
+)
+def no_placeholder_digests(ctx: Context) -> Iterator[Violation]:
+    for resource, spec in _applications(ctx):
+        if not _automated(spec):
+            continue
+        for source in _sources(spec):
+            path = str(source.get("path", "")).strip("/")
+            objects = ctx.renders.get(path)
+            if not objects:
+                continue
+            rendered = Context.build(path, objects, ctx.settings)
+            for workload, container in each_container(rendered):
+                digest = str(container.get("image", "")).rpartition("@")[2]
+                if is_placeholder(digest):
+                    yield Violation(
+                        resource,
+                        f"syncs {path} automatically, where {workload.resource.ref} container "
+                        f"{container.get('name')} runs the placeholder {digest}",
+                    )
+
+
+# A full commit id: the one revision nothing can move.
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+@rule(
+    "ARGO007",
+    Severity.ERROR,
+    "digest-pinned environments sync a release commit, not a branch",
+    reads=("Application.spec.source.targetRevision", "gitops.yaml digestPinnedEnvironments"),
+    fix="point the Application at the commit holding the promoted digests: "
+    "pipelines/promote.yaml runs `gitops promote dev prod`, commits, and `gitops release prod "
+    "<that commit>`",
+    doc="An Application that follows a branch rolls out every merged change to a base (env "
+    "vars, the runner's pod template, NetworkPolicies, RBAC) against the environment's older "
+    "images, with no PR touching the environment.",
+    whole_render=True,
+)
+def release_pinned(ctx: Context) -> Iterator[Violation]:
+    for resource, spec in _applications(ctx):
+        for source in _sources(spec):
+            path = str(source.get("path", "")).strip("/")
+            environment = path.rpartition("/")[2]
+            if environment not in ctx.settings.digest_environments:
+                continue
+            revision = str(source.get("targetRevision", "HEAD"))
+            if not _COMMIT.fullmatch(revision):
+                yield Violation(
+                    resource,
+                    f"syncs {path}, a digest-pinned environment, from {revision}, which moves",
+                )
+
+
 RULES = (
     project_exists,
     sources_allowed,
     destinations_allowed,
     argocd_namespace,
     synced_objects_permitted,
+    no_placeholder_digests,
+    release_pinned,
 )
