@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from argocd.gke import PLATFORM_NAMESPACE, crds, general_purpose_node, play_gke
-from conftest import GVISOR_RUNTIME_CLASS
+from cluster.cluster_setup import GVISOR_RUNTIME_CLASS
 from gitops.bootstrap.plan import CloudProject, Environment, Step, steps
 from gitops.bootstrap.shell import repository_in
 from gitops.firestore_indexes import IndexFile
