@@ -114,7 +114,7 @@ async def _tool_calls(calls: int) -> dict[str, Any]:
             "none": Unconfined(Path(off_dir)),
         }
         bash = {mode: BashTool(sandbox, env) for mode, sandbox in sandboxes.items()}
-        editor = {mode: EditorTool(sandbox) for mode, sandbox in sandboxes.items()}
+        editor = {mode: EditorTool(sandbox, env) for mode, sandbox in sandboxes.items()}
         timings: dict[str, dict[str, list[float]]] = {
             "bash": {mode: [] for mode in sandboxes},
             "editor_write": {mode: [] for mode in sandboxes},

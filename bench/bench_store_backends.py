@@ -66,7 +66,7 @@ async def _measure(
         deliver_seconds = time.perf_counter() - started
     ordered = sorted(latencies)
     # Each subscriber also counts the result event, which carries no latency.
-    delivered_events = sum(delivered) - len(subscribers)
+    delivered_events = sum(count for count, _ in delivered) - len(subscribers)
     return {
         "events_ingested": sum(posted),
         "events_delivered": delivered_events,
