@@ -45,10 +45,10 @@ test: sync tools lint ## Lint, then run every test: unit, API, browser, emulator
 	$(UV) run pytest
 
 .PHONY: lint
-lint: sync ## ruff and mypy --strict
+lint: sync ## ruff and mypy --strict over the sources, the tests and the benchmarks
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy apps/agent-platform/src apps/agent-runner/src scripts/gitops/src
+	$(UV) run mypy apps/agent-platform/src apps/agent-runner/src scripts/gitops/src tests bench
 
 .PHONY: validate
 validate: sync $(BIN)/kustomize $(BIN)/kubeconform ## Render every overlay and check schemas, policies and pipelines

@@ -24,6 +24,7 @@ from servers.messages_api import (
     HttpFailure,
     MessagesApiServer,
     Reply,
+    Step,
     StreamFailure,
     Text,
     ToolUse,
@@ -100,7 +101,7 @@ async def _events(
 
 
 def _is_result(event: Event) -> bool:
-    return event["type"] == "result"
+    return bool(event["type"] == "result")
 
 
 async def _finished(http: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
@@ -312,7 +313,7 @@ async def test_a_platform_killed_mid_run_restarts_and_the_run_succeeds_with_each
     assert len(messages_api.requests(script)) == 2
 
 
-FAILURES = {
+FAILURES: dict[str, tuple[list[Step], dict[str, Any], str, str]] = {
     "overloaded mid-stream": (
         [StreamFailure(Reply([Text("Half an answ")]))],
         {},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,8 +39,8 @@ def _template(path: str) -> str:
     return re.sub(r"\{(agent|run|token)\}", lambda m: "{" + m.group(1) + "_id}", path)
 
 
-def test_the_matrix_covers_every_route_that_names_an_object(tmp_path: object) -> None:
-    app = create_app(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+def test_the_matrix_covers_every_route_that_names_an_object(tmp_path: Path) -> None:
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path))
     owned = {
         route.path  # type: ignore[attr-defined]
         for route in app.routes

@@ -183,7 +183,7 @@ def _stream_events(
     yield _sse("ping", {"type": "ping"})
     for index, (block, spec) in enumerate(zip(message["content"], reply.blocks, strict=True)):
         if block["type"] == "text":
-            opening = {"type": "text", "text": ""}
+            opening: dict[str, Any] = {"type": "text", "text": ""}
             deltas = [
                 {"type": "text_delta", "text": part}
                 for part in _chunks(block["text"], spec.chunks if isinstance(spec, Text) else 1)
