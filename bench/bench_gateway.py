@@ -56,15 +56,14 @@ async def _run_token(platform: RunningPlatform) -> str:
         limits = {"max_tokens": 10_000_000, "timeout_seconds": 3600}
         agent = (await http.post("/api/agents", json={"name": "gw", "limits": limits})).json()
         run = (await http.post(f"/api/agents/{agent['id']}/runs", json={"task": "hang"})).json()
-        deadline = time.monotonic() + 60
-        while (await http.get(f"/api/runs/{run['id']}")).json()["status"] != "running":
-            if time.monotonic() > deadline:
-                raise TimeoutError("the held run did not start")
-            await asyncio.sleep(0.05)  # polling a condition with a deadline
+    # The executor records the runner it started; the run is running a moment before that.
+    path = platform.data_dir / "executor" / "local" / f"{run['id']}.json"
+    deadline = time.monotonic() + 60
+    while (record := read_record(path)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the held run's runner was not recorded in {path}")
+        await asyncio.sleep(0.05)  # polling a condition with a deadline
     # The held runner was handed its token in its environment, as every sandbox is.
-    record = read_record(platform.data_dir / "executor" / "local" / f"{run['id']}.json")
-    if record is None:
-        raise RuntimeError("the held run's runner left no record")
     environ = Path(f"/proc/{record.pid}/environ").read_bytes().split(b"\0")
     prefix = f"{protocol.ENV_RUN_TOKEN}=".encode()
     return next(v[len(prefix) :].decode() for v in environ if v.startswith(prefix))
