@@ -6,12 +6,11 @@ bare pipeline, one `kustomize build | kubeconform -strict` per overlay run with 
 parallelism, and by `gitops validate` with the whole policy catalogue. Targets: the ratio is at
 most 1.2, and `gitops validate` on this repository takes under 2 s.
 
-Run: `python -m bench validate`, or `python -m bench.bench_validate [--apps N] [--rounds N]`.
+Run: `python -m bench validate`; with `--quick`, 2 apps and one round each way.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -33,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = {"dev": "bench-dev-001", "prod": "bench-prod-001"}
 TARGET_RATIO = 1.2
 TARGET_REPO_SECONDS = 2.0
+APPS = 200
+ROUNDS = 3
+REPOSITORY_ROUNDS = 5
+QUICK_APPS = 2
 DIGEST = "sha256:" + "5" * 64
 
 BASE = """\
@@ -203,14 +206,14 @@ def _measure(action: Callable[[], None]) -> tuple[float, float]:
     return time.perf_counter() - start, _children_cpu() - cpu
 
 
-def timed(actions: list[Callable[[], None]], rounds: int) -> list[Timing]:
+def timed(actions: list[Callable[[], None]], rounds: int, warm_up: bool = True) -> list[Timing]:
     """Median wall and CPU time of each action over `rounds`, after one warm-up run each.
 
     The actions take turns within each round (in alternating order), so a change in the
     machine's load during the benchmark weighs on all of them alike; CPU time is reported too
     because load moves wall time, not CPU time.
     """
-    for action in actions:
+    for action in actions if warm_up else []:
         action()
     samples: list[list[tuple[float, float]]] = [[] for _ in actions]
     for round_ in range(rounds):
@@ -223,8 +226,9 @@ def timed(actions: list[Callable[[], None]], rounds: int) -> list[Timing]:
     ]
 
 
-def run(apps: int = 200, rounds: int = 3) -> dict[str, Any]:
-    """The benchmark's results, with the targets met or missed (the `python -m bench` contract)."""
+def run(quick: bool = False) -> dict[str, Any]:
+    apps = QUICK_APPS if quick else APPS
+    rounds = 1 if quick else ROUNDS
     jobs = os.cpu_count() or 2
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as scratch:
         corpus = Path(scratch)
@@ -233,8 +237,11 @@ def run(apps: int = 200, rounds: int = 3) -> dict[str, Any]:
         bare, ours = timed(
             [lambda: bare_pipeline(overlays, locations, jobs), lambda: gitops_validate(corpus)],
             rounds,
+            warm_up=not quick,
         )
-    [repo] = timed([lambda: gitops_validate(ROOT)], max(rounds, 5))
+    [repo] = timed(
+        [lambda: gitops_validate(ROOT)], 1 if quick else REPOSITORY_ROUNDS, warm_up=not quick
+    )
     ratio = ours.wall / bare.wall
     return {
         "overlays": len(overlays),
@@ -252,40 +259,3 @@ def run(apps: int = 200, rounds: int = 3) -> dict[str, Any]:
             ),
         },
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--apps", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args(argv)
-    results = run(args.apps, args.rounds)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "validate.json").write_text(json.dumps(results, indent=2) + "\n")
-    bare, ours, repo = results["bare_pipeline"], results["gitops_validate"], results["repository"]
-    print(f"corpus: {results['overlays']} overlays, {results['jobs']} jobs")
-    print("                                         wall      cpu")
-    print(
-        f"  kustomize build | kubeconform -strict {bare['wall_seconds']:7.2f} s "
-        f"{bare['cpu_seconds']:7.2f} s"
-    )
-    print(
-        f"  gitops validate (all rules)           {ours['wall_seconds']:7.2f} s "
-        f"{ours['cpu_seconds']:7.2f} s"
-    )
-    print(
-        f"  ratio                                 {results['ratio']:7.2f}   "
-        f"{results['cpu_ratio']:7.2f}"
-    )
-    print(
-        f"repository: gitops validate             {repo['wall_seconds']:7.2f} s "
-        f"{repo['cpu_seconds']:7.2f} s"
-    )
-    for target, met in results["targets"].items():
-        print(f"  {'met   ' if met else 'MISSED'} {target}")
-    return 0 if all(results["targets"].values()) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
