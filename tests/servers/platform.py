@@ -308,14 +308,6 @@ async def running_run(
     return run.id, token
 
 
-async def wait_until(condition: Callable[[], bool], seconds: float = WAIT_SECONDS) -> None:
-    """Poll `condition` until it holds, failing after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{condition} did not hold in {seconds}s"
-        await asyncio.sleep(0.02)  # polling a condition with a deadline
-
-
 def event(seq: int, kind: str = "text_delta", **data: Any) -> dict[str, Any]:
     """One event as a runner posts it."""
     return {
