@@ -15,6 +15,8 @@ KUSTOMIZE_VERSION := v5.7.1
 KUBECONFORM_VERSION := v0.7.0
 # The Cloud Storage API on loopback for the workspace tests.
 FAKE_GCS_SERVER_VERSION := v1.56.1
+# Secret scanning of rendered objects in `gitops validate` (rules: .gitleaks.toml).
+GITLEAKS_VERSION := v8.30.1
 
 .PHONY: help
 help: ## List the targets
@@ -51,7 +53,7 @@ lint: sync ## ruff and mypy --strict over the sources, the tests and the benchma
 	$(UV) run mypy apps/agent-platform/src apps/agent-runner/src scripts/gitops/src tests bench
 
 .PHONY: validate
-validate: sync $(BIN)/kustomize $(BIN)/kubeconform ## Render every overlay and check schemas, policies and pipelines
+validate: sync $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/psa $(BIN)/gitleaks ## Render every overlay and check schemas, policies and pipelines
 	@mkdir -p test-output
 	$(UV) run gitops validate --report junit=test-output/gitops-validate.xml
 	$(UV) run gitops pipelines check
@@ -72,7 +74,7 @@ bench-quick: sync tools ## Check that every benchmark still runs and reports (se
 	$(UV) run python -m bench --quick
 
 .PHONY: tools
-tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server browser sandbox cluster-tools ## Install the pinned tools into ./bin
+tools: $(BIN)/kustomize $(BIN)/kubeconform $(BIN)/fake-gcs-server $(BIN)/gitleaks $(BIN)/psa browser sandbox cluster-tools agent-sandbox ## Install the pinned tools into ./bin
 
 $(BIN)/kustomize:
 	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
@@ -82,6 +84,14 @@ $(BIN)/kubeconform:
 
 $(BIN)/fake-gcs-server:
 	GOBIN=$(BIN) nice go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_SERVER_VERSION)
+
+$(BIN)/gitleaks:
+	GOBIN=$(BIN) nice go install github.com/zricethezav/gitleaks/v8@$(GITLEAKS_VERSION)
+
+# The upstream Pod Security admission evaluator at the cluster's release (tools/psa/go.mod).
+$(BIN)/psa: tools/psa/go.mod tools/psa/go.sum tools/psa/main.go
+	mkdir -p $(BIN)
+	cd tools/psa && nice go build -buildvcs=false -trimpath -ldflags "-s -w" -o $(BIN)/psa .
 
 # The Kubernetes control plane the cluster tests start on loopback: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler and kubectl from the release pinned in
@@ -112,6 +122,24 @@ $(CLUSTER_STAMP): tools/cluster/go.mod tools/cluster/go.sum tools/cluster/etcd/m
 		k8s.io/kubernetes/cmd/kube-scheduler \
 		k8s.io/kubernetes/cmd/kubectl
 	GOBIN=$(BIN) nice go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	touch $@
+
+# The agent-sandbox controller (SandboxTemplate, SandboxWarmPool, SandboxClaim) that GKE's Agent
+# Sandbox add-on runs, built from its Go module, and the module's own CRDs next to it: the
+# cluster tests run runs on warm pools against both. The stamp names the version, so a bump
+# rebuilds and a second run is a no-op.
+AGENT_SANDBOX_VERSION := v1.0.1
+AGENT_SANDBOX_STAMP := $(BIN)/.agent-sandbox-$(AGENT_SANDBOX_VERSION)
+
+.PHONY: agent-sandbox
+agent-sandbox: $(AGENT_SANDBOX_STAMP) ## Build the agent-sandbox controller and fetch its CRDs into ./bin
+
+$(AGENT_SANDBOX_STAMP):
+	rm -f $(BIN)/.agent-sandbox-*
+	GOBIN=$(BIN) nice go install sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller@$(AGENT_SANDBOX_VERSION)
+	rm -rf $(BIN)/agent-sandbox-crds && mkdir -p $(BIN)/agent-sandbox-crds
+	cp "$$(go mod download -json sigs.k8s.io/agent-sandbox@$(AGENT_SANDBOX_VERSION) | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"/k8s/crds/*.yaml $(BIN)/agent-sandbox-crds/
+	chmod u+w $(BIN)/agent-sandbox-crds/*.yaml
 	touch $@
 
 # Debian's Chromium drives the dashboard tests; Playwright's own browser download cannot work

@@ -7,8 +7,27 @@ platform, the posting runners, and the subscribers (this process); each connecti
 client. Reported: events/s ingested and delivered over the whole flow; the p50/p99 latency
 from the moment a batch is posted to the moment a subscriber receives each of its events (both
 ends read the system-wide monotonic clock); and the platform's CPU time per event, which other
-load on the machine does not inflate as it does wall-clock figures. Targets on a 2-core
-machine: >= 5,000 events/s, p99 < 50 ms.
+load on the machine does not inflate as it does wall-clock figures. The flow runs three times,
+each on a fresh platform; the worst run's figures are reported, with every run's p99. Targets
+on a quiet 2-core machine: >= 5,000 events/s, p99 < 50 ms in each of three runs in a row.
+
+Where the tail came from, profiled with py-spy, per-call timers and `gc.callbacks` in the
+platform process: storing a batch took 0.2 ms in SQLite, yet waited 0.4-0.8 s (p50) for its
+turn, because each batch held the write lock for a trip to the writer's thread and back
+through a busy event loop, one batch at a time. SQLite's writer now takes every batch waiting
+into one statement. Rendering each event for each subscriber through a pydantic model was the
+other large share of fan-out. Collections of the young generations cost 0.5-3 ms of CPU each
+(at most 18 ms); full collections did not happen during the flow.
+
+Measured before and after, old and new code alternately in one session, on 2 cores shared
+with other test runs (load average 10-15, so the latencies are mostly that load's and miss the
+target on both): p99 1,042-2,013 ms before, 1,247-2,400 ms after; p50 503-1,058 ms before,
+292-1,111 ms after; the platform's CPU per event 43.2-56.2 us before, 38.8-41.8 us after
+(five runs each). Later, at load average 2.5-4.2, twice three runs in a row per side: p99
+58-422 ms before, 89-307 ms after; p50 26-31 ms before, 10-37 ms after; CPU per event 50.6-52.2
+us before, 38.0-44.4 us after. What is left of the tail at that load: a batch still waits up to
+~100 ms (p99) between reaching the platform and being stored, over turns of an event loop that
+lags up to 7-18 ms (p99) per turn, while SQLite itself takes under 20 ms.
 
 Run: `python -m bench platform_events`; with `--quick`, 4 runs post 2 batches each.
 """
@@ -53,6 +72,7 @@ FULL = Size(runs=100, hot_run_extra_subscribers=20, batches_per_run=10)
 QUICK = Size(runs=4, hot_run_extra_subscribers=2, batches_per_run=2)
 TARGET_EVENTS_PER_SECOND = 5000
 TARGET_P99_MS = 50.0
+REPETITIONS = 3
 
 
 def _client(base_url: str, tls: ssl.SSLContext, **options: Any) -> httpx.AsyncClient:
@@ -133,7 +153,6 @@ async def _measure(
             task.cancel()
         await asyncio.gather(*(http.aclose() for http in clients))
     ordered = sorted(latencies)
-    p99 = ordered[int(len(ordered) * 0.99)] * 1000
     events_delivered = sum(count for count, _ in delivered) - len(subscribers)
     ingested_rate = posted / (ingested_at - started)
     delivered_rate = events_delivered / (max(at for _, at in delivered) - started)
@@ -145,21 +164,31 @@ async def _measure(
         "ingested_per_second": round(ingested_rate),
         "delivered_per_second": round(delivered_rate),
         "latency_p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "latency_p99_ms": round(p99, 2),
+        "latency_p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
         "platform_cpu_seconds": round(cpu, 2),
         "platform_cpu_us_per_event": round(cpu / posted * 1e6, 1),
-        "targets": {
-            f"ingested >= {TARGET_EVENTS_PER_SECOND} events/s": ingested_rate
-            >= TARGET_EVENTS_PER_SECOND,
-            f"delivered >= {TARGET_EVENTS_PER_SECOND} events/s": delivered_rate
-            >= TARGET_EVENTS_PER_SECOND,
-            f"p99 ingestion-to-delivery < {TARGET_P99_MS:g} ms": p99 < TARGET_P99_MS,
-        },
+    }
+
+
+def _targets(repetitions: list[dict[str, Any]]) -> dict[str, bool]:
+    """Each target must hold in every repetition: a tail that shows once in three is a tail."""
+    return {
+        f"ingested >= {TARGET_EVENTS_PER_SECOND} events/s": all(
+            r["ingested_per_second"] >= TARGET_EVENTS_PER_SECOND for r in repetitions
+        ),
+        f"delivered >= {TARGET_EVENTS_PER_SECOND} events/s": all(
+            r["delivered_per_second"] >= TARGET_EVENTS_PER_SECOND for r in repetitions
+        ),
+        f"p99 ingestion-to-delivery < {TARGET_P99_MS:g} ms, {REPETITIONS} runs in a row": all(
+            r["latency_p99_ms"] < TARGET_P99_MS for r in repetitions
+        ),
     }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
+    """The repetition with the worst p99, every repetition's p99, and the targets over all."""
     spawn = multiprocessing.get_context("spawn")
+    repetitions = []
     with (
         tempfile.TemporaryDirectory() as scratch,
         ProcessPoolExecutor(1, mp_context=spawn) as posting,
@@ -168,6 +197,18 @@ def run(quick: bool = False) -> dict[str, Any]:
         # begins as soon as they are all connected, not a second later.
         posting_ready = posting.submit(post_events, "", [], 0)
         env = {"AGENT_PLATFORM_LOG_LEVEL": "WARNING"}
-        with running_platform(Path(scratch) / "platform", env) as platform:
-            posting_ready.result()
-            return asyncio.run(_measure(platform, posting, QUICK if quick else FULL))
+        # Quick mode only shows that the flow still runs: once is enough.
+        for repetition in range(1 if quick else REPETITIONS):
+            with running_platform(Path(scratch) / f"platform-{repetition}", env) as platform:
+                posting_ready.result()
+                repetitions.append(
+                    asyncio.run(_measure(platform, posting, QUICK if quick else FULL))
+                )
+    worst = max(repetitions, key=lambda r: r["latency_p99_ms"])
+    return {
+        **worst,
+        "latency_p99_ms_by_repetition": {
+            str(number): r["latency_p99_ms"] for number, r in enumerate(repetitions, start=1)
+        },
+        "targets": _targets(repetitions),
+    }

@@ -1,72 +1,27 @@
 """Fixtures shared by every test tree: real services on loopback, started and stopped here.
 
-One Kubernetes control plane serves the whole session, prepared the way Argo CD and GKE leave a
-cluster: the runner base and the platform's identity and Role applied from the rendered bases,
-the gVisor RuntimeClass GKE Sandbox provides, and a sandbox node (kwok) to schedule runs on. It
-starts only when a test asks for it, and fails the test when its binaries are missing.
+One Kubernetes control plane serves the whole session, prepared as `cluster.cluster_setup`
+describes (the way Argo CD and GKE leave a cluster, the benchmarks share it). It starts only when
+a test asks for it, and fails the test when its binaries are missing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from cluster.cluster_objects import kustomize_build
-from servers.control_plane import ROOT, ControlPlane, running_control_plane
-from servers.waiting import wait_for
-
-RUNS_NAMESPACE = "agent-runs"
-PLATFORM_NAMESPACE = "agent-platform"
-# What the platform base contributes to a cluster before the API can start runs.
-PLATFORM_IDENTITY_KINDS = frozenset({"Namespace", "ServiceAccount", "Role", "RoleBinding"})
-GVISOR_RUNTIME_CLASS = """\
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata:
-  name: gvisor
-handler: runsc
-scheduling:
-  nodeSelector:
-    sandbox.gke.io/runtime: gvisor
-  tolerations:
-    - key: sandbox.gke.io/runtime
-      operator: Equal
-      value: gvisor
-      effect: NoSchedule
-"""
-
-
-def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:
-    plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+from cluster.cluster_setup import platform_kubeconfig_of, prepared_control_plane
+from servers.control_plane import ControlPlane
 
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    with running_control_plane(tmp_path_factory.mktemp("control-plane")) as plane:
-        plane.kubectl("apply", "-f", "-", stdin=GVISOR_RUNTIME_CLASS)
-        runner_base = kustomize_build(ROOT / "apps/agent-runner/base")
-        platform_base = kustomize_build(ROOT / "apps/agent-platform/base")
-        apply(plane, [o for o in runner_base if o["kind"] == "Namespace"])
-        apply(plane, [o for o in platform_base if o["kind"] == "Namespace"])
-        apply(plane, [o for o in runner_base if o["kind"] != "Namespace"])
-        apply(plane, [o for o in platform_base if o["kind"] in PLATFORM_IDENTITY_KINDS])
-        wait_for(
-            lambda: _quota_counted(plane),
-            timeout=60,
-            what="the runs namespace's ResourceQuota to be counted",
-        )
+    with prepared_control_plane(tmp_path_factory.mktemp("control-plane")) as plane:
         yield plane
-
-
-def _quota_counted(plane: ControlPlane) -> bool:
-    quota = plane.get_json("resourcequota", RUNS_NAMESPACE, "-n", RUNS_NAMESPACE)
-    return bool((quota.get("status") or {}).get("hard"))
 
 
 @pytest.fixture(scope="session")
 def platform_kubeconfig(control_plane: ControlPlane) -> Path:
     """The API's own identity: a token of the `agent-platform` ServiceAccount."""
-    return control_plane.service_account_kubeconfig(PLATFORM_NAMESPACE, "agent-platform")
+    return platform_kubeconfig_of(control_plane)

@@ -15,7 +15,12 @@ import) cache_to=() ;;
   exit 2
   ;;
 esac
-docker buildx create --name pipeline --driver docker-container --use >/dev/null
+# BuildKit runs in a container of its own image, pinned like every other (the digest of v0.25.1's
+# index as public builders pass it in --driver-opt; docs/runbook.md, "Image pins").
+docker buildx create --name pipeline --driver docker-container --use \
+  --driver-opt image=moby/buildkit:v0.25.1@sha256:79cc6476ab1a3371c9afd8b44e7c55610057c43e18d9b39b68e2b0c2475cc1b6 \
+  >/dev/null
 docker buildx build --platform linux/amd64 \
   --cache-from "$cache" "${cache_to[@]}" \
+  --build-context psa=tools/psa \
   --load --tag gitops-tools pipelines/tools

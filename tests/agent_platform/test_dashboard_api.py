@@ -87,10 +87,15 @@ async def test_an_uploaded_file_is_listed_and_read_back_as_inert_text(alice: Cal
     read = await alice.http.get(f"{files}/site/index.html")
 
     assert uploaded.status_code == 201
-    assert uploaded.json() == {"path": "site/index.html", "size": 18, "is_dir": False}
+    assert uploaded.json() == {
+        "path": "site/index.html",
+        "size": 18,
+        "is_dir": False,
+        "link_target": None,
+    }
     assert listed.json()["items"] == [
-        {"path": "site", "size": 0, "is_dir": True},
-        {"path": "site/index.html", "size": 18, "is_dir": False},
+        {"path": "site", "size": 0, "is_dir": True, "link_target": None},
+        {"path": "site/index.html", "size": 18, "is_dir": False, "link_target": None},
     ]
     assert read.content == b"<script>x</script>"
     assert read.headers["content-type"] == "text/plain; charset=utf-8"
@@ -163,7 +168,7 @@ async def test_an_upload_waits_for_the_agents_run_to_finish(served: Served, alic
     answer = await alice.http.put(f"/api/agents/{agent['id']}/files/a.md", content=b"a")
 
     assert answer.status_code == 409
-    assert "upload once it has finished" in answer.json()["message"]
+    assert "try again once it has finished" in answer.json()["message"]
 
 
 async def test_another_users_workspace_is_not_found(alice: Caller, bob: Caller) -> None:

@@ -388,6 +388,65 @@ def test_files_are_uploaded_viewed_and_downloaded_and_agents_edited_and_deleted(
     expect(page.locator(".agent-card", has_text="Chief archivist")).to_have_count(0)
 
 
+def test_a_file_and_a_link_are_deleted_from_the_file_view(
+    context: BrowserContext, platform: RunningPlatform, messages_api: MessagesApiServer
+) -> None:
+    command = (
+        "echo hi > kept.txt && echo bye > old.txt && ln -s kept.txt alias"
+        " && ln -s ../../../platform.db db_link"
+    )
+    script = messages_api.add_script(
+        [Reply([ToolUse("bash", {"command": command})]), Reply([Text("Done.")])]
+    )
+    page = signed_in(context, platform.token)
+    create_agent(page, "Tidier")
+    send_task(page, f"{script} make files")
+    expect(run_card(page).locator(".run-status")).to_have_text("Succeeded")
+    expect(run_card(page).locator(".callout.warning")).to_contain_text(
+        "db_link (a link to ../../../platform.db, outside the workspace)"
+    )
+    files = page.locator("section.files")
+    expect(files.locator(".file-row")).to_have_count(3)
+    expect(files.locator('.file-row[data-path="alias"]')).to_contain_text("→ kept.txt")
+
+    files.get_by_role("button", name="old.txt").click()
+    expect(page.get_by_role("dialog").locator(".file-content")).to_have_text("bye\n")
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog", name="Delete old.txt?").get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.locator(".notice-success")).to_contain_text("Deleted old.txt")
+    expect(files.locator(".file-row")).to_have_count(2)
+
+    files.get_by_role("button", name="alias").click()
+    expect(page.get_by_role("dialog")).to_contain_text("A link to kept.txt")
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog", name="Delete alias?").get_by_role("button", name="Delete").click()
+    expect(files.locator(".file-row")).to_have_count(1)
+    expect(files.locator(".file-row")).to_have_attribute("data-path", "kept.txt")
+
+
+def test_a_damaged_workspace_is_reset_from_the_files_panel(
+    context: BrowserContext, platform: RunningPlatform
+) -> None:
+    page = signed_in(context, platform.token)
+    create_agent(page, "Unlucky")
+    agent_id = page.url.rsplit("/", 1)[-1]
+    stored = platform.data_dir / "workspaces" / f"{agent_id}.tar.gz"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(b"not a gzipped tar")
+    page.reload()
+    files = page.locator("section.files")
+    expect(files).to_contain_text("workspace archive is damaged")
+
+    files.get_by_role("button", name="Reset workspace").click()
+    page.get_by_role("dialog", name="Reset the workspace?").get_by_role(
+        "button", name="Reset"
+    ).click()
+
+    expect(files).to_contain_text("No files yet")
+    assert not stored.exists()
+
+
 def test_the_dashboard_reconnects_by_itself_after_the_platform_restarts(
     context: BrowserContext, platform: RunningPlatform, messages_api: MessagesApiServer
 ) -> None:

@@ -25,6 +25,7 @@ from servers.messages_api import (
     MessagesApiServer,
     Reply,
     Step,
+    StreamCut,
     StreamFailure,
     Text,
     ToolUse,
@@ -308,11 +309,11 @@ async def test_a_platform_killed_mid_run_restarts_and_the_run_succeeds_with_each
 
 
 FAILURES: dict[str, tuple[list[Step], dict[str, Any], str, str]] = {
-    "overloaded mid-stream": (
-        [StreamFailure(Reply([Text("Half an answ")]))],
+    "overloaded mid-stream beyond the retries": (
+        [StreamFailure(Reply([Text("Half an answ")]), times=50)],
         {},
         "overloaded",
-        "overloaded",
+        "Claude is overloaded and retries ran out",
     ),
     "upstream 4xx": (
         [HttpFailure(400, "invalid_request_error", "prompt is too long")],
@@ -353,6 +354,75 @@ async def test_a_failure_ends_the_run_with_a_clear_error_event(
     assert words in error["message"]
     assert events[-1]["type"] == "result"
     assert _of(events, "result")[0]["outcome"] == "failed"
+
+
+def _log_entries(platform: RunningPlatform) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in platform.log().splitlines() if line.startswith("{")]
+
+
+BILLED = {"input_tokens": 100, "output_tokens": 20}
+CUTS: dict[str, Step] = {
+    "truncated before message_stop": StreamCut(Reply([Text("Half an answer.")], usage=BILLED)),
+    "chunked body broken": StreamCut(
+        Reply([Text("Half an answer.")], usage=BILLED), break_body=True
+    ),
+    "overloaded mid-stream": StreamFailure(Reply([Text("Half an answer.")], usage=BILLED)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CUTS))
+async def test_a_reply_cut_mid_stream_is_asked_again_and_its_usage_counted(
+    platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer, case: str
+) -> None:
+    script = messages_api.add_script([CUTS[case]])
+    run_id = await _run(http, await _agent(http), f"{script} answer")
+    run = await _finished(http, run_id)
+    events = await _all_events(http, run_id)
+    assert run["status"] == "succeeded", run
+    assert len(messages_api.requests(script)) == 2
+    (retrying,) = [s for s in _of(events, "status") if s["status"] == "retrying"]
+    assert "asking again in 0.5 s" in retrying["message"]
+    # The cut reply's text came before the notice, the whole reply after it.
+    texts = [e["data"]["text"] for e in events if e["type"] == "text_delta"]
+    assert texts[-1] == "Half an answer."
+    # Both replies billed their input at message_start; only the whole one its output.
+    assert run["usage"]["input_tokens"] == 2 * BILLED["input_tokens"]
+    assert run["usage"]["output_tokens"] == 1 + BILLED["output_tokens"]
+    assert _of(events, "result")[0]["usage"] == run["usage"]
+    log = platform.log()
+    assert "Exception in ASGI application" not in log
+    assert "Traceback" not in log
+    # The run can be traced in the log: its id is there, and the cut is a warning, not a crash.
+    entries = [e for e in _log_entries(platform) if e.get("run_id") == run_id]
+    assert any(e["message"] == "run started" for e in entries)
+    warnings = [e for e in entries if e["level"] != "INFO"]
+    if case == "overloaded mid-stream":
+        assert warnings == []
+    else:
+        (warning,) = warnings
+        assert warning["level"] == "WARNING"
+        assert warning["message"].startswith("the Anthropic API's stream ")
+        assert warning["usage"]["input_tokens"] == BILLED["input_tokens"]
+
+
+async def test_a_reply_cut_every_time_fails_the_run_after_bounded_retries(
+    platform: RunningPlatform, http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    cut = StreamCut(Reply([Text("Never whole.")], usage=BILLED), break_body=True, times=50)
+    script = messages_api.add_script([cut])
+    run_id = await _run(http, await _agent(http), f"{script} answer")
+    run = await _finished(http, run_id)
+    events = await _all_events(http, run_id)
+    assert run["status"] == "failed"
+    (error,) = _of(events, "error")
+    assert error["kind"] == "upstream"
+    assert "4 times in a row" in error["message"]
+    assert "broke off" in error["message"]
+    assert len(messages_api.requests(script)) == 4
+    waits = [s["message"] for s in _of(events, "status") if s["status"] == "retrying"]
+    assert [w.rsplit("asking again in ", 1)[1] for w in waits] == ["0.5 s", "1 s", "2 s"]
+    assert run["usage"]["input_tokens"] == 4 * BILLED["input_tokens"]
+    assert "Traceback" not in platform.log()
 
 
 def test_a_runner_with_a_refused_token_exits_non_zero_saying_why(

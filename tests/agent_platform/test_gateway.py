@@ -158,8 +158,9 @@ async def test_the_budget_caps_a_reply_and_refuses_calls_once_spent(
     await claude.messages.create(
         model="claude-test", max_tokens=8_192, messages=[{"role": "user", "content": marker}]
     )
+    # The answer may take what the request's input, bounded by its size, leaves of the budget.
     (first,) = messages_api.requests(marker)
-    assert first.body["max_tokens"] == 1_500
+    assert 1_300 < first.body["max_tokens"] < 1_500
     with pytest.raises(anthropic.PermissionDeniedError, match="budget of 1500 is exhausted"):
         await claude.messages.create(
             model="claude-test",

@@ -67,3 +67,20 @@ def test_an_unreadable_event_changes_nothing() -> None:
     meter = SseUsageMeter()
     meter.feed(b'event: message_delta\ndata: {"usage": not json\n\n')
     assert meter.usage == Usage()
+
+
+def test_only_whole_events_are_passed_on_and_the_end_is_seen() -> None:
+    meter = SseUsageMeter()
+    passed = b"".join(meter.feed(STREAM[start : start + 7]) for start in range(0, len(STREAM), 7))
+    assert passed == STREAM
+    assert meter.ended
+
+
+def test_a_stream_cut_short_passes_on_no_half_event_and_keeps_the_usage_billed() -> None:
+    last = _event("message_stop", {"type": "message_stop"})
+    meter = SseUsageMeter()
+    passed = meter.feed(STREAM[: -len(last) - 5])
+    assert STREAM.startswith(passed)
+    assert passed.endswith(b"\n\n")
+    assert not meter.ended
+    assert meter.usage.input_tokens == 900

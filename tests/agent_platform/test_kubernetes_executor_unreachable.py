@@ -1,5 +1,6 @@
-"""The Kubernetes executor without a cluster to reach: errors that say what to configure. Its
-behaviour against a cluster is in tests/cluster/ and the executor contract suite."""
+"""The Kubernetes-based executors (Jobs, warm-pool claims) without a cluster to reach: errors
+that say what to configure. Their behaviour against a cluster is in tests/cluster/ and the
+executor contract suite."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from agent_platform.executors.base import ExecutorError, Launch, SandboxExit
+from agent_platform.executors.agent_sandbox import AgentSandboxExecutor
+from agent_platform.executors.base import Executor, ExecutorError, Launch, SandboxExit
 from agent_platform.executors.kubernetes import KubernetesExecutor
 
 
@@ -27,7 +29,20 @@ async def ignore_exit(_: SandboxExit) -> None:
     return None
 
 
-def executor_for(kubeconfig: Path) -> KubernetesExecutor:
+@pytest.fixture(params=["kubernetes", "agent-sandbox"])
+def executor_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+def executor_for(kind: str, kubeconfig: Path) -> Executor:
+    if kind == "agent-sandbox":
+        return AgentSandboxExecutor(
+            kubeconfig=kubeconfig,
+            namespace="agent-runs",
+            warm_pool="agent-runner",
+            on_exit=ignore_exit,
+        )
     return KubernetesExecutor(
         kubeconfig=kubeconfig,
         namespace="agent-runs",
@@ -36,8 +51,10 @@ def executor_for(kubeconfig: Path) -> KubernetesExecutor:
     )
 
 
-async def test_missing_kubeconfig_is_a_clear_executor_error(tmp_path: Path) -> None:
-    executor = executor_for(tmp_path / "absent.kubeconfig")
+async def test_missing_kubeconfig_is_a_clear_executor_error(
+    executor_kind: str, tmp_path: Path
+) -> None:
+    executor = executor_for(executor_kind, tmp_path / "absent.kubeconfig")
     try:
         with pytest.raises(ExecutorError, match="AGENT_PLATFORM_KUBECONFIG"):
             await executor.start(launch())
@@ -45,7 +62,9 @@ async def test_missing_kubeconfig_is_a_clear_executor_error(tmp_path: Path) -> N
         await executor.aclose()
 
 
-async def test_unreachable_api_server_is_a_clear_executor_error(tmp_path: Path) -> None:
+async def test_unreachable_api_server_is_a_clear_executor_error(
+    executor_kind: str, tmp_path: Path
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again before the executor dials it
@@ -62,7 +81,7 @@ async def test_unreachable_api_server_is_a_clear_executor_error(tmp_path: Path) 
             }
         )
     )
-    executor = executor_for(kubeconfig)
+    executor = executor_for(executor_kind, kubeconfig)
     try:
         with pytest.raises(ExecutorError, match="could not be reached"):
             await executor.reconcile(["run-1"])

@@ -126,6 +126,22 @@ async def test_twenty_subscribers_of_one_run_each_get_every_event(
     assert all(result == list(range(1, 212)) for result in results)
 
 
+async def test_a_streamed_event_reads_as_it_does_in_the_event_list(
+    served: Served, alice: Caller
+) -> None:
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    data: dict[str, Any] = {"text": 'h\u00e9llo "q" </script>', "n": 1.5, "deep": [1, {"a": []}]}
+    runner = Runner(served, run_id, token)
+    first = {**event(1), "data": data}
+    answer = await runner.http.post(runner.path, json={"events": [first, result_event(2)]})
+    assert answer.status_code == 200, answer.text
+    streamed = [item async for item in sse(alice, run_id)]
+    listed = (await alice.http.get(f"/api/runs/{run_id}/events")).json()["items"]
+    assert streamed == listed
+    assert streamed[0]["data"] == data
+
+
 async def test_the_stream_of_a_finished_run_replays_it_and_ends(
     served: Served, alice: Caller
 ) -> None:
@@ -141,4 +157,4 @@ async def test_a_last_event_id_that_is_not_a_seq_is_refused(served: Served, alic
     answer = await alice.http.get(
         f"/api/runs/{run_id}/events/stream", headers={"Last-Event-ID": "yesterday"}
     )
-    assert answer.status_code == 422
+    assert answer.status_code == 400

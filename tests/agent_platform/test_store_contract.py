@@ -224,7 +224,7 @@ async def test_finishing_a_run_keeps_usage_and_extends_the_conversation(store: S
     await store.append_conversation("usr_a", agent.id, [{"role": "user", "content": "earlier"}])
     run, _ = await store.create_run(a_run(agent))
     await store.transition_run(start(run))
-    await store.add_usage(run.id, Usage(input_tokens=100, output_tokens=1))
+    await store.settle_tokens(run.id, 0, Usage(input_tokens=100, output_tokens=1))
     messages = ({"role": "user", "content": "do it"}, {"role": "assistant", "content": "ok"})
     done = await store.transition_run(
         RunTransition(
@@ -249,11 +249,11 @@ async def test_finishing_a_run_keeps_usage_and_extends_the_conversation(store: S
 
 async def test_usage_adds_up(store: Store) -> None:
     run, _ = await store.create_run(a_run(an_agent("usr_a")))
-    await store.add_usage(run.id, Usage(input_tokens=1, output_tokens=2))
-    updated = await store.add_usage(run.id, Usage(input_tokens=3, cache_read_input_tokens=4))
+    await store.settle_tokens(run.id, 0, Usage(input_tokens=1, output_tokens=2))
+    updated = await store.settle_tokens(run.id, 0, Usage(input_tokens=3, cache_read_input_tokens=4))
     assert updated is not None
     assert updated.usage == Usage(input_tokens=4, output_tokens=2, cache_read_input_tokens=4)
-    assert await store.add_usage("run_missing", Usage()) is None
+    assert await store.settle_tokens("run_missing", 0, Usage()) is None
 
 
 async def test_events_are_stored_once_per_seq(store: Store) -> None:
@@ -272,6 +272,23 @@ async def test_events_are_stored_once_per_seq(store: Store) -> None:
     assert [e.seq for e in await store.list_events(run.id, after=1, limit=1)] == [2]
     assert await store.last_event_seq(run.id) == 3
     assert await store.last_event_seq("run_none") == 0
+
+
+async def test_batches_posted_at_once_store_each_event_once_for_one_caller(store: Store) -> None:
+    runs = [(await store.create_run(a_run(an_agent("usr_a"))))[0] for _ in range(4)]
+    # Per run: 1-10, an overlapping 6-15, and a re-send of 1-10, all in flight together.
+    batches = [
+        (run, [an_event(run, seq) for seq in range(first, first + 10)])
+        for run in runs
+        for first in (1, 6, 1)
+    ]
+    results = await asyncio.gather(*(store.append_events(run.id, evs) for run, evs in batches))
+    for run in runs:
+        told = [
+            e.seq for (r, _), new in zip(batches, results, strict=True) if r is run for e in new
+        ]
+        assert sorted(told) == list(range(1, 16))
+        assert [e.seq for e in await store.list_events(run.id)] == list(range(1, 16))
 
 
 async def test_a_conversation_belongs_to_its_agents_owner(store: Store) -> None:

@@ -25,11 +25,17 @@ from agent_runner.platform_client import PlatformClient, PlatformError
 from servers.platform import Caller, Served, create_agent, running_run
 
 MAX_BYTES = 4096
+MAX_UNPACKED_BYTES = 64 * 1024
+MAX_FILES = 8
 
 
 @pytest.fixture
 def platform_settings() -> dict[str, Any]:
-    return {"workspace_max_bytes": MAX_BYTES}
+    return {
+        "workspace_max_bytes": MAX_BYTES,
+        "workspace_max_unpacked_bytes": MAX_UNPACKED_BYTES,
+        "workspace_max_files": MAX_FILES,
+    }
 
 
 def _archive(files: dict[str, bytes]) -> bytes:
@@ -62,7 +68,7 @@ async def test_an_uploaded_workspace_is_what_the_next_run_downloads(
     async with _runner(served, token) as runner:
         path = protocol.WORKSPACE_PATH.format(run_id=first)
         assert (await runner.get(path)).status_code == 204  # a new agent has none yet
-        answer = await runner.put(path, content=workspace_archive.pack(workspace))
+        answer = await runner.put(path, content=workspace_archive.pack(workspace).archive)
         assert answer.status_code == 204, answer.text
     second, token = await running_run(served, alice, agent["id"])
     async with _runner(served, token) as runner:
@@ -86,6 +92,77 @@ async def test_an_oversized_upload_is_refused_and_the_old_workspace_kept(
         assert "AGENT_PLATFORM_WORKSPACE_MAX_BYTES" in refused.json()["message"]
         kept = await runner.get(path)
     assert read_file(kept.content, "a.txt") == b"old"
+
+
+def _with_link(name: str, target: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"new"))
+        link = tarfile.TarInfo(name)
+        link.type = tarfile.SYMTYPE
+        link.linkname = target
+        tar.addfile(link)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("archive", "status", "words"),
+    [
+        (
+            _archive({"zeros.bin": bytes(MAX_UNPACKED_BYTES + 1)}),
+            413,
+            f"the workspace's files add up to more than the limit of {MAX_UNPACKED_BYTES} "
+            "bytes; delete large or generated files from the workspace (or raise "
+            "AGENT_PLATFORM_WORKSPACE_MAX_UNPACKED_BYTES)",
+        ),
+        (
+            _archive({f"f{i}": b"" for i in range(MAX_FILES + 1)}),
+            413,
+            f"more than the limit of {MAX_FILES} files, folders and links",
+        ),
+        (
+            _with_link("db_link", "../../../platform.db"),
+            400,
+            "the workspace cannot be kept: db_link is a link to ../../../platform.db, "
+            "outside the workspace",
+        ),
+        (_archive({"../up.txt": b"x"}), 400, "../up.txt is a path outside the workspace"),
+    ],
+    ids=["unpacked-size", "entries", "link-out", "path-out"],
+)
+async def test_an_upload_past_a_limit_or_leading_out_is_refused_and_the_old_workspace_kept(
+    served: Served, alice: Caller, archive: bytes, status: int, words: str
+) -> None:
+    assert len(archive) <= MAX_BYTES  # small packed: only what it unpacks to tells
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    path = protocol.WORKSPACE_PATH.format(run_id=run_id)
+    async with _runner(served, token) as runner:
+        assert (await runner.put(path, content=_archive({"a.txt": b"old"}))).status_code == 204
+        refused = await runner.put(path, content=archive)
+        kept = await runner.get(path)
+    assert refused.status_code == status
+    assert words in refused.json()["message"]
+    assert refused.json()["message"].endswith("the agent keeps its previous workspace")
+    assert read_file(kept.content, "a.txt") == b"old"
+
+
+async def test_a_link_inside_the_workspace_is_kept(served: Served, alice: Caller) -> None:
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    path = protocol.WORKSPACE_PATH.format(run_id=run_id)
+    async with _runner(served, token) as runner:
+        stored = await runner.put(path, content=_with_link("docs/alias", "../a.txt"))
+    listed = await alice.http.get(f"/api/agents/{agent['id']}/files")
+    link = await alice.http.get(f"/api/agents/{agent['id']}/files/docs/alias")
+    assert stored.status_code == 204, stored.text
+    assert {"path": "docs/alias", "size": 0, "is_dir": False, "link_target": "../a.txt"} in (
+        listed.json()["items"]
+    )
+    assert link.status_code == 404
+    assert link.json()["message"] == "docs/alias is a link to ../a.txt; open ../a.txt instead"
 
 
 async def test_an_upload_that_is_not_an_archive_is_refused(served: Served, alice: Caller) -> None:
@@ -131,19 +208,48 @@ async def test_a_token_of_another_run_gets_no_workspace(served: Served, alice: C
 
 async def test_the_local_store_keeps_one_archive_per_agent(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path, max_bytes=MAX_BYTES)
-    assert await store.get("agt_1") is None
-    await store.put("agt_1", _archive({"d/f.txt": b"x"}))
-    archive = await store.get("agt_1")
-    assert archive is not None
-    assert list_files(archive) == [WorkspaceFile("d/f.txt", 1, is_dir=False)]
-    with pytest.raises(WorkspaceFileNotFound):
-        read_file(archive, "missing.txt")
+    async with store.reading("agt_1") as missing:
+        assert missing is None
+    listed = [WorkspaceFile("d/f.txt", 1, is_dir=False)]
+    await store.put("agt_1", io.BytesIO(_archive({"d/f.txt": b"x"})), listed)
+    assert await store.listing("agt_1") == listed
+    async with store.reading("agt_1") as archive:
+        assert archive is not None
+        assert list_files(archive) == [WorkspaceFile("d/f.txt", 1, is_dir=False)]
+        with pytest.raises(WorkspaceFileNotFound):
+            read_file(archive, "missing.txt")
     with pytest.raises(WorkspaceTooLarge):
-        await store.put("agt_1", b"x" * (MAX_BYTES + 1))
+        await store.put("agt_1", io.BytesIO(b"x" * (MAX_BYTES + 1)), [])
     await store.delete("agt_1")
-    assert await store.get("agt_1") is None
+    async with store.reading("agt_1") as deleted:
+        assert deleted is None
 
 
 async def test_the_local_store_refuses_ids_that_are_paths(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an agent id"):
-        await LocalBlobStore(tmp_path / "ws").put("../escape", b"x")
+        await LocalBlobStore(tmp_path / "ws").put("../escape", io.BytesIO(b"x"), [])
+
+
+async def test_a_listing_is_served_from_what_was_stored_without_reading_the_archive(
+    served: Served, alice: Caller
+) -> None:
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    async with _runner(served, token) as runner:
+        path = protocol.WORKSPACE_PATH.format(run_id=run_id)
+        assert (await runner.put(path, content=_archive({"a.txt": b"a"}))).status_code == 204
+    # Garbage of the same size over the same file, its times put back: only reading the
+    # archive could tell.
+    stored = served.settings.data_dir / "workspaces" / f"{agent['id']}.tar.gz"
+    before = stored.stat()
+    with stored.open("r+b") as archive:
+        archive.write(b"\0" * before.st_size)
+    os.utime(stored, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    files = f"/api/agents/{agent['id']}/files"
+    listed = await alice.http.get(files)
+    read = await alice.http.get(f"{files}/a.txt")
+
+    assert [item["path"] for item in listed.json()["items"]] == ["a.txt"]
+    assert read.status_code == 500
+    assert "workspace archive is damaged" in read.json()["message"]

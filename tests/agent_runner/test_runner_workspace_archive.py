@@ -18,7 +18,7 @@ def test_a_workspace_round_trips_with_links_and_empty_dirs(tmp_path: Path) -> No
     (source / "link").symlink_to("sub/f.txt")
     target = tmp_path / "b"
     target.mkdir()
-    workspace_archive.unpack(workspace_archive.pack(source), target)
+    workspace_archive.unpack(workspace_archive.pack(source).archive, target)
     assert (target / "sub/f.txt").read_text() == "hello"
     assert (target / "link").is_symlink()
     assert (target / "sub/empty").is_dir()
@@ -26,10 +26,10 @@ def test_a_workspace_round_trips_with_links_and_empty_dirs(tmp_path: Path) -> No
 
 def test_packing_an_unchanged_tree_gives_the_same_digest(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
-    first = workspace_archive.digest(workspace_archive.pack(tmp_path))
-    assert workspace_archive.digest(workspace_archive.pack(tmp_path)) == first
+    first = workspace_archive.digest(workspace_archive.pack(tmp_path).archive)
+    assert workspace_archive.digest(workspace_archive.pack(tmp_path).archive) == first
     (tmp_path / "f").write_text("y")
-    assert workspace_archive.digest(workspace_archive.pack(tmp_path)) != first
+    assert workspace_archive.digest(workspace_archive.pack(tmp_path).archive) != first
 
 
 def _archive_with(name: str) -> bytes:
@@ -63,3 +63,57 @@ def test_absolute_names_land_inside_the_workspace(tmp_path: Path) -> None:
 def test_garbage_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(workspace_archive.ArchiveError, match="cannot be unpacked"):
         workspace_archive.unpack(b"not an archive", tmp_path)
+
+
+def _link_archive(name: str, target: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        link = tarfile.TarInfo(name)
+        link.type = tarfile.SYMTYPE
+        link.linkname = target
+        tar.addfile(link)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [("db_link", "../../../platform.db"), ("sub/up", "../../x"), ("abs", "/etc/passwd")],
+)
+def test_links_out_of_the_workspace_are_left_out_and_named(
+    tmp_path: Path, name: str, target: str
+) -> None:
+    root = tmp_path / "w" / "x" / "y"
+    (root / "sub").mkdir(parents=True)
+    (root / "kept.txt").write_text("k")
+    (root / "inside").symlink_to("sub")
+    (root / "sub" / "back").symlink_to("../kept.txt")
+    (root / name).symlink_to(target)
+
+    packed = workspace_archive.pack(root)
+
+    assert packed.left_out == (workspace_archive.LeftOut(name, target),)
+    assert str(packed.left_out[0]) == f"{name} (a link to {target}, outside the workspace)"
+    with tarfile.open(fileobj=io.BytesIO(packed.archive), mode="r:gz") as tar:
+        links = {m.name: m.linkname for m in tar if m.issym()}
+    assert links == {"inside": "sub", "sub/back": "../kept.txt"}
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    workspace_archive.unpack(packed.archive, unpacked)
+    assert (unpacked / "sub" / "back").read_text() == "k"
+
+
+def test_a_stored_link_out_of_the_workspace_is_named_without_the_machine_s_paths(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "sandboxes" / "run_1" / "workspace"
+    root.mkdir(parents=True)
+    with pytest.raises(workspace_archive.ArchiveError) as refused:
+        workspace_archive.unpack(_link_archive("db_link", "../../../platform.db"), root)
+    message = str(refused.value)
+    assert message == (
+        "the workspace cannot be unpacked: db_link is a link that leads outside the "
+        "workspace (../../../platform.db); delete it from the agent's files or reset the "
+        "agent's workspace, then run again"
+    )
+    assert str(tmp_path) not in message
+    assert not (root / "db_link").exists()

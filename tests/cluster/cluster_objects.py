@@ -124,3 +124,54 @@ def crd_manifests(schemas: Path) -> list[dict[str, Any]]:
             }
         )
     return crds
+
+
+def json_schema(openapi: dict[str, Any]) -> dict[str, Any]:
+    """A CRD's structural OpenAPI v3 schema as the JSON Schema kubeconform reads.
+
+    Objects that list their properties admit no others, as the API server prunes them; fields
+    the CRD leaves open (`x-kubernetes-preserve-unknown-fields`) stay open.
+    """
+    out: dict[str, Any] = {
+        k: v for k, v in openapi.items() if not k.startswith("x-kubernetes-") and k != "nullable"
+    }
+    if openapi.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if openapi.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    if "properties" in openapi:
+        out["properties"] = {k: json_schema(v) for k, v in openapi["properties"].items()}
+        if not openapi.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    if isinstance(openapi.get("additionalProperties"), dict):
+        out["additionalProperties"] = json_schema(openapi["additionalProperties"])
+    if isinstance(openapi.get("items"), dict):
+        out["items"] = json_schema(openapi["items"])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in openapi:
+            out[key] = [json_schema(branch) for branch in openapi[key]]
+    if "not" in openapi:
+        out["not"] = json_schema(openapi["not"])
+    return out
+
+
+def crd_json_schemas(crd: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each served version of a CRD as kubeconform's schema file, keyed by its path under
+    schemas/crds (`<group>/<lower-case kind>_<version>.json`)."""
+    spec = crd["spec"]
+    group, kind = spec["group"], spec["names"]["kind"]
+    schemas = {}
+    for version in spec["versions"]:
+        if not version.get("served", True):
+            continue
+        schema = json_schema(version["schema"]["openAPIV3Schema"])
+        properties = schema.setdefault("properties", {})
+        properties["apiVersion"] = {"type": "string", "enum": [f"{group}/{version['name']}"]}
+        properties["kind"] = {"type": "string", "enum": [kind]}
+        properties["metadata"] = {"type": "object"}
+        schemas[f"{group}/{kind.lower()}_{version['name']}.json"] = {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            **schema,
+        }
+    return schemas

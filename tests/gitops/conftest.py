@@ -34,6 +34,23 @@ def kubeconform() -> str:
         pytest.fail(str(error))
 
 
+@pytest.fixture(scope="session")
+def psa() -> str:
+    """The upstream Pod Security evaluator that `make tools` builds from tools/psa."""
+    try:
+        return find_tool("psa", REPO_ROOT)
+    except ToolMissing as error:
+        pytest.fail(str(error))
+
+
+@pytest.fixture(scope="session")
+def gitleaks() -> str:
+    try:
+        return find_tool("gitleaks", REPO_ROOT)
+    except ToolMissing as error:
+        pytest.fail(str(error))
+
+
 GITOPS_YAML = """\
 kubernetesVersion: "1.34"
 digestPinnedEnvironments: [prod]
@@ -73,8 +90,8 @@ def scratch_repo(tmp_path: Path, kustomize: str) -> WriteFiles:
     (root / "gitops.yaml").write_text(GITOPS_YAML)
     (root / ".gitignore").write_text("bin/\n")
     (root / "bin").mkdir()
-    for tool in ("kustomize", "kubeconform"):
-        (root / "bin" / tool).symlink_to(REPO_ROOT / "bin" / tool)
+    for tool in ("kustomize", "kubeconform", "psa", "gitleaks"):
+        (root / "bin" / tool).symlink_to(find_tool(tool, REPO_ROOT))
     _git(root, "init", "-q", "-b", "main")
 
     def write(files: dict[str, str]) -> Path:

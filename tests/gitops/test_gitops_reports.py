@@ -54,7 +54,7 @@ def test_text_report_groups_findings_by_environment_and_resource(
     lines = out.splitlines()
     assert lines[0].startswith("dev: ")
     assert lines[1] == "  Pod agent-platform/builder"
-    assert "    error AP001: container docker is privileged" in lines
+    assert "    error AP001: container docker is privileged (overlays/dev/pod.yaml:1)" in lines
     assert lines[-1].startswith("FAILED: ")
 
 
@@ -78,7 +78,8 @@ def test_json_junit_and_markdown_reports_carry_the_same_findings(
     suite = ElementTree.parse(junit).getroot().find("testsuite")  # noqa: S314 - our own output
     assert suite is not None
     assert suite.get("name") == "dev"
-    assert int(suite.get("failures", "0")) == len(report["findings"])
+    errors = [f for f in report["findings"] if f["severity"] == "error" and not f["suppressed"]]
+    assert int(suite.get("failures", "0")) == len(errors)
     failures = [case.get("name", "") for case in suite.iter("testcase")]
     assert "AP001 Pod agent-platform/builder" in failures
     table = markdown.read_text()
@@ -185,6 +186,47 @@ def test_warnings_are_reported_but_do_not_fail(
 ) -> None:
     root = scratch_repo({"pod.yaml": LOPSIDED_POD})
     code, out = _run(root, capsys, str(root / "pod.yaml"))
-    assert "    warning AP011: the pod has 8.00Gi memory per CPU" in out.splitlines()
+    assert any(
+        line.startswith("    warning AP011: the pod has 8.00Gi memory per CPU")
+        and line.endswith("(pod.yaml:1)")
+        for line in out.splitlines()
+    )
     assert out.splitlines()[-1] == "clean: 0 errors, 1 warning, 0 suppressed in 1 targets"
     assert code == 0
+
+
+def test_warnings_are_junit_properties_not_failures(
+    scratch_repo: WriteFiles, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    root = scratch_repo({"pod.yaml": LOPSIDED_POD})
+    code, _ = _run(root, capsys, str(root / "pod.yaml"), "--report", f"junit={tmp_path / 'j.xml'}")
+    suite = ElementTree.parse(tmp_path / "j.xml").getroot().find("testsuite")  # noqa: S314
+    assert suite is not None
+    assert suite.get("failures") == "0"
+    names = [p.get("name", "") for p in suite.iter("property")]
+    assert any(name.startswith("warning AP011") for name in names)
+    assert code == 0
+
+
+def test_sarif_places_each_finding_at_its_file_and_line(
+    overlay: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = _run(overlay, capsys, "--format", "sarif")
+    run = json.loads(out)["runs"][0]
+    [result] = [r for r in run["results"] if r["ruleId"] == "AP001"]
+    physical = result["locations"][0]["physicalLocation"]
+    assert physical["artifactLocation"]["uri"] == "overlays/dev/pod.yaml"
+    assert physical["region"]["startLine"] == 1
+    assert "AP001" in {rule["id"] for rule in run["tool"]["driver"]["rules"]}
+    assert code == 1
+
+
+def test_a_bad_report_path_is_refused_before_anything_runs(
+    overlay: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = f"junit={tmp_path / 'missing' / 'r.xml'}"
+    code = main(["--root", str(overlay), "validate", "--report", bad])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert "does not exist" in captured.err

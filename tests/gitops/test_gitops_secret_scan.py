@@ -104,3 +104,24 @@ def test_fixtures_under_tests_fixtures_are_exempt(
     root = scratch_repo({"tests/fixtures/keys.txt": PRIVATE_KEY})
     git(root, "add", "-A")
     assert main(["--root", str(root), "scan-secrets"]) == 0
+
+
+GITHUB_TOKEN = "ghp_" + _random(36)
+SLACK_WEBHOOK = (
+    "https://hooks.slack.com/services/T" + _random(8) + "/B" + _random(8) + "/" + _random(24)
+)
+
+
+@pytest.mark.parametrize("text", [f"token: {GITHUB_TOKEN}\n", f"url: {SLACK_WEBHOOK}\n"])
+def test_gitleaks_rules_find_what_the_built_in_patterns_do_not(
+    scratch_repo: WriteFiles, git: Git, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    root = scratch_repo({"config/notify.yaml": text})
+    git(root, "add", "config/notify.yaml", "gitops.yaml")
+    code = main(["--root", str(root), "scan-secrets"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "config/notify.yaml:1:" in out
+    assert "(gitleaks " in out
+    assert GITHUB_TOKEN not in out
+    assert SLACK_WEBHOOK not in out

@@ -10,8 +10,17 @@ from manifests.rendering import Rendering
 PLATFORM = "agent-platform"
 RUNS = "agent-runs"
 # Exactly what the Kubernetes executor calls: Jobs made from the PodTemplate, followed and
-# cancelled; their pods read; a token Secret created per run (deleted with its Job).
+# cancelled; their pods read; a token Secret created per run (deleted with its Job). And what the
+# agent-sandbox executor calls: a SandboxClaim per run, followed, marked handed over, released.
 EXPECTED_RULES = {
+    ("extensions.agents.x-k8s.io", "sandboxclaims", None): {
+        "create",
+        "delete",
+        "get",
+        "list",
+        "patch",
+        "watch",
+    },
     ("batch", "jobs", None): {"create", "delete", "get", "list", "watch"},
     ("", "pods", None): {"get", "list", "watch"},
     ("", "podtemplates", ("agent-runner",)): {"get"},

@@ -39,7 +39,11 @@ def test_prod_puts_iap_and_cloud_armor_in_front_of_the_api(
     environments: dict[str, Rendering],
 ) -> None:
     backend = environments["prod"].get("BackendConfig", "agent-platform", "agent-platform")
-    assert backend["spec"]["iap"] == {"enabled": True}
+    # A custom OAuth client, so that API tokens and the CLI pass IAP as well as browsers.
+    assert backend["spec"]["iap"] == {
+        "enabled": True,
+        "oauthclientCredentials": {"secretName": "iap-oauth-client"},
+    }
     assert backend["spec"]["securityPolicy"]["name"]
 
 

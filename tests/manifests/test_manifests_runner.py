@@ -83,7 +83,9 @@ def test_runs_namespace_enforces_restricted_pod_security(environment: Rendering)
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_runs_reach_only_dns_and_the_platform_api(environment: Rendering) -> None:
+def test_runs_reach_only_dns_and_the_platform_api_and_only_the_api_reaches_them(
+    environment: Rendering,
+) -> None:
     policies = [
         p for p in environment.of_kind("NetworkPolicy") if p["metadata"]["namespace"] == RUNS
     ]
@@ -96,7 +98,9 @@ def test_runs_reach_only_dns_and_the_platform_api(environment: Rendering) -> Non
     ), "the runs namespace has no default-deny policy"
     reached_platform = False
     for policy in policies:
-        assert not policy["spec"].get("ingress"), "nothing may connect to a run"
+        for rule in policy["spec"].get("ingress", []):
+            # A warm sandbox's handover port, for the API's pods only.
+            assert rule == {"from": [PLATFORM_PODS], "ports": [{"protocol": "TCP", "port": 8790}]}
         for rule in policy["spec"].get("egress", []):
             peers = rule["to"]
             if rule["ports"] == DNS_PORTS:

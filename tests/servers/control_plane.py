@@ -4,10 +4,10 @@ collector and TTL controllers, kube-scheduler, and kwok standing in for the kube
 The binaries are built by `make cluster-tools` into ./bin. Every run gets fresh certificates, a
 fresh etcd and free ports in a temporary directory, so nothing is shared with another test run.
 
-kwok gives pods a lifecycle: a scheduled pod becomes Running and stays so until a test plays the
-container's end by annotating the pod (see `end_pod_container`), the way a kubelet would report an
-exit, an OOM kill or an eviction. A pod created with IMAGE_PULL_ANNOTATION never starts: its
-container waits in ErrImagePull.
+kwok gives pods a lifecycle and loopback IPs: a scheduled pod becomes Running and stays so until
+a test plays the container's end by annotating the pod (see `end_pod_container`), the way a
+kubelet would report an exit, an OOM kill or an eviction. A pod created with IMAGE_PULL_ANNOTATION
+never starts: its container waits in ErrImagePull.
 """
 
 from __future__ import annotations
@@ -514,7 +514,9 @@ def running_control_plane(work_dir: Path) -> Iterator[ControlPlane]:
                 f"--config={stages}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--cidr=10.0.0.1/24",
+                # Pod IPs on loopback: a process playing a pod's container can listen on the
+                # pod's own address, and the platform reaches it there as in a cluster.
+                "--cidr=127.10.0.1/24",
                 "--node-ip=10.0.0.1",
                 "--node-lease-duration-seconds=40",
             ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,11 @@ from typing import Any, Protocol
 
 import pytest
 from agent_platform.executors import Executor, Launch, OnExit, SandboxExit
+from agent_platform.executors.agent_sandbox import (
+    HANDED_OVER_ANNOTATION,
+    AgentSandboxExecutor,
+    claim_name,
+)
 from agent_platform.executors.job_spec import RUN_LABEL, job_name
 from agent_platform.executors.kubernetes import KubernetesExecutor
 from agent_platform.executors.local import LocalExecutor, sandbox_environment
@@ -30,10 +36,13 @@ from agent_platform.executors.runner_process import record_runner, write_record
 from agent_runner import protocol
 
 from servers.control_plane import ControlPlane
+from servers.sandbox_kubelet import SandboxKubelet, running_sandbox_kubelet
 from servers.waiting import eventually
 
 RUNS_NAMESPACE = "agent-runs"
 RUNNER_TEMPLATE = "agent-runner"
+WARM_POOL = "agent-runner"
+CLAIMS = "sandboxclaims.extensions.agents.x-k8s.io"
 WAIT = 60.0
 
 
@@ -279,6 +288,100 @@ class KubernetesBackend:
         )
 
 
+def claim_of(plane: ControlPlane, run_id: str) -> dict[str, Any] | None:
+    found = plane.kubectl(
+        "get", CLAIMS, claim_name(run_id), "-n", RUNS_NAMESPACE, "--ignore-not-found", "-o", "json"
+    ).stdout
+    return json.loads(found) if found.strip() else None
+
+
+def handed_over_sandbox(plane: ControlPlane, run_id: str) -> str | None:
+    """The sandbox (and pod) name of the run's claim once its runner took the handover."""
+    claim = claim_of(plane, run_id) or {}
+    if HANDED_OVER_ANNOTATION not in (claim.get("metadata") or {}).get("annotations", {}):
+        return None
+    name = ((claim.get("status") or {}).get("sandbox") or {}).get("name")
+    return str(name) if name else None
+
+
+def delete_run_claims(plane: ControlPlane) -> None:
+    """Release every run's claim, so the pool and the quota start over full."""
+    plane.kubectl("delete", CLAIMS, "--all", "-n", RUNS_NAMESPACE, "--timeout=60s")
+
+
+# A warm pod's runner as the contract plays it: it takes the one handover the platform sends
+# through the runner's own `handover` module, then runs, as a runner busy with its run would,
+# until its pod ends.
+HANDOVER_RUNNER = (
+    sys.executable,
+    "-c",
+    "import os, signal\n"
+    "from agent_runner import handover\n"
+    "handover.await_handover(handover.bind(*handover.address(os.environ)))\n"
+    "signal.pause()\n",
+)
+
+
+class AgentSandboxBackend:
+    """The agent-sandbox executor on the local control plane with the real agent-sandbox
+    controller: runs claim warm sandboxes from the `agent-runner` pool, as the platform's
+    ServiceAccount. servers.sandbox_kubelet starts each warm pod's runner on the pod's address;
+    a test ends the pod's container as a kubelet would report it."""
+
+    def __init__(self, plane: ControlPlane, kubeconfig: Path, kubelet: SandboxKubelet) -> None:
+        self.plane = plane
+        self._kubeconfig = kubeconfig
+        self.kubelet = kubelet
+        self._pods: dict[str, str] = {}
+
+    def executor(self, on_exit: OnExit) -> AgentSandboxExecutor:
+        return AgentSandboxExecutor(
+            kubeconfig=self._kubeconfig,
+            namespace=RUNS_NAMESPACE,
+            warm_pool=WARM_POOL,
+            on_exit=on_exit,
+            # The deadline tests wait for the controller itself to end the run.
+            deadline_margin_seconds=0,
+            ttl_seconds_after_finished=300,
+        )
+
+    async def wait_running(self, run_id: str) -> None:
+        await eventually(
+            lambda: handed_over_sandbox(self.plane, run_id) is not None,
+            f"the sandbox of run {run_id} to take the handover",
+        )
+        pod = await asyncio.to_thread(handed_over_sandbox, self.plane, run_id)
+        assert pod is not None
+        self._pods[run_id] = pod
+
+    async def end_sandbox(self, run_id: str, exit_code: int) -> None:
+        await self.wait_running(run_id)
+        await asyncio.to_thread(
+            self.plane.end_pod_container, self._pods[run_id], RUNS_NAMESPACE, exit_code=exit_code
+        )
+
+    async def leave_behind(self, launch: Launch) -> None:
+        before = self.executor(_ignore_exit)
+        try:
+            await before.start(launch)
+            await self.wait_running(launch.run_id)
+        finally:
+            await before.aclose()  # the cluster keeps the claim and its sandbox
+
+    async def remove_sandbox(self, run_id: str) -> None:
+        await asyncio.to_thread(
+            self.plane.kubectl,
+            "delete", CLAIMS, claim_name(run_id), "-n", RUNS_NAMESPACE, "--wait=true",
+            "--timeout=60s",
+        )  # fmt: skip
+
+    def sandbox_running(self, run_id: str) -> bool:
+        if claim_of(self.plane, run_id) is not None:
+            return True
+        pod = self._pods.get(run_id)
+        return pod is not None and self.plane.exists("pod", pod, RUNS_NAMESPACE)
+
+
 def connect_kubernetes(
     kubeconfig: Path, on_exit: OnExit, unschedulable_timeout_seconds: float = 600
 ) -> KubernetesExecutor:
@@ -318,6 +421,22 @@ async def kubernetes_backend(
         await asyncio.to_thread(delete_run_jobs, plane)
 
 
+@contextlib.asynccontextmanager
+async def agent_sandbox_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AgentSandboxBackend]:
+    plane: ControlPlane = request.getfixturevalue("control_plane")
+    kubeconfig: Path = request.getfixturevalue("platform_kubeconfig")
+    # No platform answers these runners: they only take the handover and wait.
+    with running_sandbox_kubelet(
+        plane, RUNS_NAMESPACE, "http://127.0.0.1:9", tmp_path / "sandboxes", command=HANDOVER_RUNNER
+    ) as kubelet:
+        try:
+            yield AgentSandboxBackend(plane, kubeconfig, kubelet)
+        finally:
+            await asyncio.to_thread(delete_run_claims, plane)
+
+
 BackendFactory = Callable[
     [pytest.FixtureRequest, Path], AbstractAsyncContextManager[ExecutorBackend]
 ]
@@ -332,4 +451,5 @@ class BackendEntry:
 EXECUTOR_BACKENDS: dict[str, BackendEntry] = {
     "local": BackendEntry(local_backend),
     "kubernetes": BackendEntry(kubernetes_backend, marks=(pytest.mark.cluster,)),
+    "agent-sandbox": BackendEntry(agent_sandbox_backend, marks=(pytest.mark.cluster,)),
 }

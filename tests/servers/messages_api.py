@@ -3,8 +3,8 @@
 Tests register a script (a list of steps) and put its marker in the run's task. The server finds
 the marker in the conversation, counts the assistant turns after it and answers with that step,
 so concurrent conversations follow their own scripts without shared state. Injected failures
-(HTTP 429/529 with retry-after, an `error` event mid-stream) are consumed the number of times a
-step says, so the SDK's retries then reach the next attempt's reply.
+(HTTP 429/529 with retry-after, an `error` event mid-stream, a stream cut before `message_stop`)
+are consumed the number of times a step says, so retries then reach the next attempt's reply.
 
 This is a test fixture at a network boundary, never a code path of the product.
 """
@@ -77,7 +77,26 @@ class StreamFailure:
     times: int = 1
 
 
-Step = Reply | HttpFailure | StreamFailure
+@dataclass(frozen=True)
+class StreamCut:
+    """Start streaming the reply, then stop before `message_stop`, as a failing network would.
+
+    The body ends cleanly after `events` events (a truncated reply), or with `break_body` the
+    connection drops in the middle of the chunked body (an incomplete chunked read).
+    """
+
+    reply: Reply
+    break_body: bool = False
+    # message_start, ping, the first block's start and its first delta.
+    events: int = 4
+    times: int = 1
+
+
+class _BrokenBody(Exception):
+    """Raised in a streaming body to make the server drop the connection mid-body."""
+
+
+Step = Reply | HttpFailure | StreamFailure | StreamCut
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,9 @@ def _message(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
         "cache_read_input_tokens": 0,
     }
     usage.update(reply.usage or {})
+    # As the API does, never more output billed than the request allowed.
+    if isinstance(limit := body.get("max_tokens"), int):
+        usage["output_tokens"] = min(usage["output_tokens"], limit)
     stop = "tool_use" if any(c["type"] == "tool_use" for c in content) else "end_turn"
     return {
         "id": f"msg_{next(_ids):06d}",
@@ -264,12 +286,12 @@ class MessagesApiServer:
             if steps is None or index >= len(steps):
                 return None
             step = steps[index]
-            if isinstance(step, HttpFailure | StreamFailure):
+            if isinstance(step, HttpFailure | StreamFailure | StreamCut):
                 used = self._state.attempts.get((script_id, index), 0)
                 if used < step.times:
                     self._state.attempts[(script_id, index)] = used + 1
                     return step
-                return step.reply if isinstance(step, StreamFailure) else step.then
+                return step.then if isinstance(step, HttpFailure) else step.reply
             return step
 
     async def _messages(self, request: Request) -> Response:
@@ -294,13 +316,16 @@ class MessagesApiServer:
             if step.retry_after is not None:
                 headers["retry-after"] = str(step.retry_after)
             return _error(step.status, step.error_type, step.message, headers)
-        reply = step.reply if isinstance(step, StreamFailure) else step
+        reply = step if isinstance(step, Reply) else step.reply
         failure = step if isinstance(step, StreamFailure) else None
         message = _message(reply, body)
         if not body.get("stream"):
             return JSONResponse(message, headers={"request-id": f"req_{next(_ids)}"})
+        events: Iterator[bytes] = _stream_events(message, reply, failure)
+        if isinstance(step, StreamCut):
+            events = _cut(events, step)
         return StreamingResponse(
-            _paced(_stream_events(message, reply, failure), reply),
+            _paced(events, reply),
             media_type="text/event-stream",
             headers={"request-id": f"req_{next(_ids)}", "cache-control": "no-cache"},
         )
@@ -314,6 +339,12 @@ class MessagesApiServer:
 
     def stop(self) -> None:
         self._server.stop()
+
+
+def _cut(events: Iterator[bytes], cut: StreamCut) -> Iterator[bytes]:
+    yield from itertools.islice(events, cut.events)
+    if cut.break_body:
+        raise _BrokenBody("the scripted connection drops mid-body")
 
 
 async def _paced(events: Iterator[bytes], reply: Reply) -> AsyncIterator[bytes]:

@@ -150,6 +150,23 @@ def test_the_secret_manager_add_on_is_on_for_the_csi_volumes_that_use_it(
 
 
 @pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
+def test_the_agent_sandbox_add_on_is_on_where_a_warm_pool_is_rendered(
+    name: str, rendered: dict[str, tuple[Resource, ...]]
+) -> None:
+    project = ENVIRONMENTS[name].target.project
+    groups = {
+        r.body["apiVersion"].partition("/")[0]
+        for r in rendered[name]
+        if r.kind in ("SandboxTemplate", "SandboxWarmPool")
+    }
+    assert groups == {"extensions.agents.x-k8s.io"}
+
+    plan = _plan(ENVIRONMENTS[name], _delivery(rendered))
+
+    assert _commands(plan, "update", CLUSTER, "--enable-agent-sandbox", project)
+
+
+@pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
 def test_every_secret_the_api_mounts_exists_and_its_identity_may_read_it(
     name: str, rendered: dict[str, tuple[Resource, ...]]
 ) -> None:

@@ -8,10 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from gitops.pipelines.check import check_files, classify, discover, run
 from gitops.pipelines.cloudbuild import check_build
 
 ROOT = Path(__file__).resolve().parents[3]
+DOCKER_BUILDER = (
+    "gcr.io/cloud-builders/docker@sha256:"
+    "3d00b6c1a9b862621c30fc74d4f2abfc62bcbdee631ed3febd31e7edbdf6252c"
+)
 FIXTURES = Path(__file__).with_name("fixtures")
 FIXTURE_FILES = sorted(path for path in FIXTURES.iterdir() if path.is_file())
 
@@ -58,6 +63,7 @@ def test_every_rule_has_a_failing_fixture() -> None:
         "cloudbuild-wait-for",
         "cloudbuild-plain-secret",
         "cloudbuild-platform",
+        "cloudbuild-unpinned-image",
         "trigger-schema",
         "trigger-build-file",
         "trigger-pin-loop",
@@ -74,7 +80,7 @@ def test_every_rule_has_a_failing_fixture() -> None:
 def test_a_credential_pasted_into_a_build_is_found() -> None:
     # Assembled here so that no credential-shaped string is committed.
     token = "ghp_" + "x1" * 18
-    build = {"steps": [{"name": "gcr.io/cloud-builders/git", "args": ["clone", token]}]}
+    build = {"steps": [{"name": DOCKER_BUILDER, "args": ["clone", token]}]}
 
     findings = check_build(build, "cloudbuild.yaml")
 
@@ -86,7 +92,7 @@ def test_escaped_dollars_and_built_in_substitutions_are_accepted() -> None:
     build = {
         "steps": [
             {
-                "name": "bash",
+                "name": DOCKER_BUILDER,
                 "entrypoint": "bash",
                 "args": ["-c", 'echo "$$HOME $${PATH}" $PROJECT_ID $SHORT_SHA ${_TARGET}'],
             }
@@ -99,7 +105,7 @@ def test_escaped_dollars_and_built_in_substitutions_are_accepted() -> None:
 
 def test_a_substitution_built_from_another_needs_dynamic_substitutions() -> None:
     build = {
-        "steps": [{"name": "bash", "args": ["echo", "${_IMAGE}"]}],
+        "steps": [{"name": DOCKER_BUILDER, "args": ["version", "${_IMAGE}"]}],
         "substitutions": {"_IMAGE": "gcr.io/${PROJECT_ID}/app"},
     }
 
@@ -115,11 +121,11 @@ def test_a_docker_build_naming_amd64_passes_in_either_spelling() -> None:
     build = {
         "steps": [
             {
-                "name": "gcr.io/cloud-builders/docker",
+                "name": DOCKER_BUILDER,
                 "args": ["build", "--platform=linux/amd64", "."],
             },
             {
-                "name": "gcr.io/cloud-builders/docker",
+                "name": DOCKER_BUILDER,
                 "entrypoint": "bash",
                 "args": ["-c", "docker buildx build \\\n  --platform linux/amd64 --push ."],
             },
@@ -154,3 +160,41 @@ def test_the_command_exits_1_and_names_the_rule_for_a_failing_file() -> None:
     assert done.returncode == 1
     assert "[cloudbuild-wait-for]" in done.stdout
     assert "`biuld`" in done.stdout
+
+
+def test_the_tools_image_passes_once_a_step_it_waits_for_has_built_it() -> None:
+    build = {
+        "steps": [
+            {"id": "workspace", "name": DOCKER_BUILDER, "args": ["version"]},
+            {
+                "id": "prepare",
+                "name": DOCKER_BUILDER,
+                "waitFor": ["workspace"],
+                "entrypoint": "bash",
+                "args": ["pipelines/scripts/prepare.sh", "registry", "import"],
+            },
+            {"id": "sync", "name": "gitops-tools", "waitFor": ["prepare"], "args": ["sync"]},
+            # Waits for prepare only through sync, and runs after everything before it.
+            {"id": "test", "name": "gitops-tools", "waitFor": ["sync"], "args": ["test"]},
+            {"id": "report", "name": "gitops-tools", "args": ["report"]},
+        ]
+    }
+
+    assert check_build(build, "cloudbuild.yaml") == []
+
+
+def test_a_step_image_pinned_by_digest_passes_with_or_without_a_tag() -> None:
+    build = {
+        "steps": [
+            {"name": DOCKER_BUILDER, "args": ["version"]},
+            {"name": DOCKER_BUILDER.replace("@", ":latest@"), "args": ["version"]},
+        ]
+    }
+
+    assert check_build(build, "cloudbuild.yaml") == []
+
+
+def test_every_step_image_of_the_repositorys_builds_is_pinned_by_digest() -> None:
+    for path in discover(ROOT).builds:
+        for step in yaml.safe_load(path.read_text())["steps"]:
+            assert "@sha256:" in step["name"] or step["name"] == "gitops-tools", path

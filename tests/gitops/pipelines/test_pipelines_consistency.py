@@ -65,11 +65,14 @@ def test_the_platform_reads_the_secret_and_identity_the_bootstrap_creates() -> N
     assert account["metadata"]["name"] == PLATFORM_ACCOUNT
 
 
-def test_the_tools_image_pins_the_makefiles_kustomize_and_kubeconform() -> None:
+def test_the_tools_image_pins_the_makefiles_tools() -> None:
     makefile = (ROOT / "Makefile").read_text()
     dockerfile = (ROOT / "pipelines/tools/Dockerfile").read_text()
 
-    for tool in ("KUSTOMIZE_VERSION", "KUBECONFORM_VERSION"):
+    # validate needs the Pod Security evaluator too, built from the same tools/psa.
+    assert "COPY --from=psa . /src/psa" in dockerfile
+    assert "--build-context psa=tools/psa" in (ROOT / "pipelines/scripts/prepare.sh").read_text()
+    for tool in ("KUSTOMIZE_VERSION", "KUBECONFORM_VERSION", "GITLEAKS_VERSION"):
         pinned = re.search(rf"^{tool} := (\S+)$", makefile, re.M)
         assert pinned, f"{tool} is not set in the Makefile"
         assert f"ARG {tool}={pinned.group(1)}" in dockerfile

@@ -176,12 +176,14 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
     )
     subprocess.run(["tar", "-x", "-C", str(image_python)], input=archive.stdout, check=True)
     (image_bin / "python3").symlink_to("python3.11")
-    # `uv run` names its own binary in $UV; it is what the tools image copies in too.
+    # `uv run` names its own binary in $UV: the version the tools image installs
+    # (pipelines/tools/uv-requirements.txt).
     uv = os.environ.get("UV") or shutil.which("uv")
     if uv is None:
         pytest.fail("uv not found: run the tests with `python3 -m uv run pytest`")
     shutil.copy2(uv, image_bin / "uv")
-    for tool in ("kustomize", "kubeconform"):
+    # The tools the image builds from source (pipelines/tools/Dockerfile).
+    for tool in ("kustomize", "kubeconform", "gitleaks", "psa"):
         shutil.copy2(find_tool(tool, ROOT), image_bin / tool)
     cache = base / "uv-cache"
     source = subprocess.run(

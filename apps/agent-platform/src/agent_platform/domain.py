@@ -137,6 +137,20 @@ class RunTransition:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a run's token budget set aside for one call to Claude, and what it held already.
+
+    The gateway reserves a call's most expensive outcome before forwarding it and settles the
+    reservation with the usage of the reply, so calls in flight together cannot overrun the
+    budget: what is used and what is set aside never exceed it.
+    """
+
+    granted: int  # tokens set aside for this call; 0 when fewer than it needs were free
+    used: int  # the run's recorded usage, in tokens
+    held: int  # tokens set aside for the run's other calls in flight
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvent:
     run_id: str
     seq: int

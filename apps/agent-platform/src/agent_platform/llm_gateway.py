@@ -1,9 +1,9 @@
 """The LLM gateway's upstream side: the only copy of the key, the connection pool, the meter.
 
 It forwards a run's Messages API request upstream with the real key and relays the answer,
-streamed replies chunk by chunk as they arrive. It reads the usage out of what it relays and
+streamed replies event by event as they arrive. It reads the usage out of what it relays and
 records it on the run, so budgets hold even against a runner that under-reports. The route
-that admits a run's request is `agent_platform.api.gateway`.
+that admits a run's request, and reserves its tokens, is `agent_platform.api.gateway`.
 """
 
 from __future__ import annotations
@@ -35,16 +35,24 @@ _FORWARDED_RESPONSE: Final = frozenset(
     {"content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry"}
 )
 _USAGE_FIELDS: Final = tuple(Usage.model_fields)
+# How the Messages API ends a stream; anything else ended it early.
+_LAST_EVENTS: Final = frozenset({b"message_stop", b"error"})
 
 
 def anthropic_error(
-    status: int, error_type: str, message: str, *, retry: bool = False
+    status: int,
+    error_type: str,
+    message: str,
+    *,
+    retry: bool = False,
+    retry_after: int | None = None,
 ) -> JSONResponse:
     """An error in the Messages API's own shape, so the SDK raises it with this message."""
     body = {"type": "error", "error": {"type": error_type, "message": message}}
-    return JSONResponse(
-        body, status_code=status, headers={"x-should-retry": "true" if retry else "false"}
-    )
+    headers = {"x-should-retry": "true" if retry else "false"}
+    if retry_after is not None:
+        headers["retry-after"] = str(retry_after)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def request_too_large(limit: int) -> JSONResponse:
@@ -71,18 +79,28 @@ def _usage_of(raw: object, base: Usage) -> Usage:
 
 @dataclass
 class SseUsageMeter:
-    """Reads the usage out of a Messages API event stream as it passes, without holding it."""
+    """Reads a Messages API event stream as it passes, without holding it.
+
+    `feed` answers the complete events of what it was fed, so that a relay never passes on half
+    an event; `usage` is what the stream has billed so far (message_start counts the input at
+    once); `ended` says whether the stream ended as the API ends one, with message_stop or an
+    error event.
+    """
 
     usage: Usage = field(default_factory=Usage)
+    ended: bool = False
     _partial: bytes = b""
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> bytes:
         self._partial += chunk
         *events, self._partial = self._partial.replace(b"\r\n", b"\n").split(b"\n\n")
         for event in events:
+            name = _event_name(event)
+            self.ended = self.ended or name in _LAST_EVENTS
             # Only message_start and message_delta carry usage; skip the deltas unparsed.
             if b'"usage"' in event:
                 self._read(event)
+        return b"".join(event + b"\n\n" for event in events)
 
     def _read(self, event: bytes) -> None:
         data = b"".join(
@@ -98,8 +116,26 @@ class SseUsageMeter:
             self.usage = _usage_of(payload.get("usage"), self.usage)
 
 
+def _event_name(event: bytes) -> bytes:
+    for line in event.split(b"\n"):
+        if line.startswith(b"event:"):
+            return line[6:].strip()
+    return b""
+
+
+def stream_error(message: str) -> bytes:
+    """An `error` event as the Messages API sends one mid-stream: the SDK raises it."""
+    body = {"type": "error", "error": {"type": "api_error", "message": message}}
+    return f"event: error\ndata: {json.dumps(body)}\n\n".encode()
+
+
 class LlmGateway:
-    """The upstream connection pool and the key: forwards a run's request and meters its usage."""
+    """The upstream connection pool and the key: forwards a run's request and meters its usage.
+
+    Every call forwarded holds a reservation of the run's budget (`Store.reserve_tokens`),
+    which the gateway settles exactly once with what the call was billed: on the reply, on a
+    failure, or, when the runner leaves mid-reply, in the background.
+    """
 
     def __init__(
         self, *, api_key: SecretStr | None, upstream_url: str, timeout_seconds: float = 600.0
@@ -110,15 +146,15 @@ class LlmGateway:
             timeout=httpx.Timeout(timeout_seconds, connect=10.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
-        self._recording: set[asyncio.Task[None]] = set()
+        self._settling: set[asyncio.Task[None]] = set()
 
     @property
     def configured(self) -> bool:
         return self._key is not None
 
     async def aclose(self) -> None:
-        if self._recording:
-            await asyncio.gather(*self._recording, return_exceptions=True)
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
         await self._http.aclose()
 
     @classmethod
@@ -138,9 +174,26 @@ class LlmGateway:
         return headers
 
     async def forward(
-        self, request: Request, store: Store, run: Run, body: bytes, *, streamed: bool
+        self,
+        request: Request,
+        store: Store,
+        run: Run,
+        body: bytes,
+        *,
+        streamed: bool,
+        reserved: int,
     ) -> Response:
-        """Send `body` upstream with the real key and relay the answer, recording its usage."""
+        """Send `body` upstream with the real key and relay the answer, settling `reserved`."""
+        bill = _Bill(store, run.id, reserved)
+        try:
+            return await self._forward(request, bill, body, streamed=streamed)
+        finally:
+            if not bill.handed_over:
+                self._settle_later(bill)
+
+    async def _forward(
+        self, request: Request, bill: _Bill, body: bytes, *, streamed: bool
+    ) -> Response:
         upstream = self._http.build_request(
             "POST",
             self._upstream + MESSAGES_PATH,
@@ -150,60 +203,120 @@ class LlmGateway:
         try:
             answer = await self._http.send(upstream, stream=True)
         except httpx.HTTPError as exc:
-            return anthropic_error(
-                502,
-                "api_error",
-                f"the gateway could not reach the Anthropic API at {self._upstream}: "
-                f"{type(exc).__name__}",
-                retry=True,
-            )
+            await self._settle_now(bill)
+            return self._unreachable(exc)
         headers = {k: v for k, v in answer.headers.items() if k in _FORWARDED_RESPONSE}
         if streamed and answer.headers.get("content-type", "").startswith("text/event-stream"):
+            bill.handed_over = True
             return StreamingResponse(
-                self._relay(answer, store, run.id), status_code=answer.status_code, headers=headers
+                self._relay(answer, bill), status_code=answer.status_code, headers=headers
             )
         try:
             content = await answer.aread()
+        except httpx.HTTPError as exc:
+            await self._settle_now(bill)
+            return self._unreachable(exc)
         finally:
             await answer.aclose()
         if answer.is_success:
             try:
-                usage = _usage_of(json.loads(content).get("usage"), Usage())
-                # Recorded before answering, so the run's next call sees it in the budget.
-                await _add_usage(store, run.id, usage)
+                bill.usage = _usage_of(json.loads(content).get("usage"), Usage())
             except (ValueError, AttributeError):
-                log.warning("upstream answer without readable usage", extra={"run_id": run.id})
+                log.warning("upstream answer without readable usage", extra={"run_id": bill.run_id})
+        # Settled before answering, so the run's next call sees it in the budget.
+        await self._settle_now(bill)
         return Response(content, status_code=answer.status_code, headers=headers)
 
-    async def _relay(
-        self, answer: httpx.Response, store: Store, run_id: str
-    ) -> AsyncIterator[bytes]:
+    def _unreachable(self, exc: httpx.HTTPError) -> Response:
+        return anthropic_error(
+            502,
+            "api_error",
+            f"the gateway could not reach the Anthropic API at {self._upstream}: "
+            f"{type(exc).__name__}",
+            retry=True,
+        )
+
+    async def _relay(self, answer: httpx.Response, bill: _Bill) -> AsyncIterator[bytes]:
+        """The upstream stream, whole events at a time; a cut one ends with an error event.
+
+        A stream cut by the network or ended before message_stop cannot be passed on as it is:
+        the SDK would take the partial message for a whole one. The error event makes it raise,
+        and the runner retries the call.
+        """
         meter = SseUsageMeter()
-        finished = False
         try:
-            async for chunk in answer.aiter_raw():
-                meter.feed(chunk)
-                yield chunk
-            finished = True
+            cut: str | None = None
+            try:
+                async for chunk in answer.aiter_raw():
+                    if events := meter.feed(chunk):
+                        yield events
+            except httpx.HTTPError as exc:
+                cut = f"broke off ({type(exc).__name__})"
+            if cut is None and not meter.ended:
+                cut = "ended before message_stop"
+            bill.usage = meter.usage
+            if cut is not None:
+                log.warning(
+                    "the Anthropic API's stream %s",
+                    cut,
+                    extra={"run_id": bill.run_id, "usage": meter.usage.model_dump()},
+                )
+            # Settled before the response ends, so the run's next call (its retry, too) sees
+            # it in the budget.
+            await self._settle_now(bill)
+            if cut is not None:
+                yield stream_error(
+                    f"the Anthropic API's stream {cut}; the partial reply is void, "
+                    "send the request again"
+                )
         finally:
             await answer.aclose()
-            if not finished:
-                self._record(store, run_id, meter.usage)
-        # Recorded before the response ends, so the run's next call sees it in the budget.
-        if meter.usage.total_tokens:
-            await _add_usage(store, run_id, meter.usage)
+            # A runner that left mid-reply: what the stream billed still counts.
+            bill.usage = meter.usage
+            self._settle_later(bill)
 
-    def _record(self, store: Store, run_id: str, usage: Usage) -> None:
-        """Record usage without holding up the reply (nor being lost if the client leaves)."""
-        if usage.total_tokens == 0:
+    async def _settle_now(self, bill: _Bill) -> None:
+        """Settle before going on; a runner that leaves meanwhile does not cut it short.
+
+        A request's task is cancelled when its client goes, and a store write cancelled
+        halfway would lose the settlement.
+        """
+        if (task := self._settle_later(bill)) is not None:
+            await asyncio.shield(task)
+
+    def _settle_later(self, bill: _Bill) -> asyncio.Task[None] | None:
+        """Settle without holding up the reply (nor being lost if the client leaves)."""
+        if bill.settled:
+            return None
+        task = asyncio.get_running_loop().create_task(bill.settle())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        return task
+
+
+@dataclass
+class _Bill:
+    """One forwarded call's reservation and what it was billed, settled exactly once."""
+
+    store: Store
+    run_id: str
+    reserved: int
+    usage: Usage = field(default_factory=Usage)
+    settled: bool = False
+    # The relay of a streamed reply settles it, when the stream ends.
+    handed_over: bool = False
+
+    async def settle(self) -> None:
+        if self.settled:
             return
-        task = asyncio.get_running_loop().create_task(_add_usage(store, run_id, usage))
-        self._recording.add(task)
-        task.add_done_callback(self._recording.discard)
-
-
-async def _add_usage(store: Store, run_id: str, usage: Usage) -> None:
-    try:
-        await store.add_usage(run_id, usage)
-    except Exception:
-        log.exception("recording usage failed", extra={"run_id": run_id})
+        self.settled = True
+        if self.usage.total_tokens > self.reserved:
+            # The input bound did not hold (tokens the API adds itself): the usage still counts.
+            log.warning(
+                "a call used more tokens than it reserved",
+                extra={"run_id": self.run_id, "reserved": self.reserved, **self.usage.model_dump()},
+            )
+        try:
+            await self.store.settle_tokens(self.run_id, self.reserved, self.usage)
+        except Exception:
+            log.exception("settling a call's tokens failed", extra={"run_id": self.run_id})

@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Bearer secrets this platform issues (ap_, aps_, apl_, run_) and Anthropic keys (sk-ant-).
-SECRET = re.compile(r"\b(?:aps?_|apl_|run_|sk-ant-)[A-Za-z0-9_\-]{20,}")
+# A platform secret has 43 random characters after its prefix (`auth.new_secret`), an id 20
+# hex digits (`domain.new_id`): ids share the `run_` prefix with run tokens, and only the
+# length tells them apart, so that run ids stay readable and a run can be traced in the logs.
+SECRET = re.compile(r"\b(?:(?:aps?|apl|run)_[A-Za-z0-9_\-]{32,}|sk-ant-[A-Za-z0-9_\-]{20,})")
 RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "color_message",

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     sqlite_path: Path = Path(".data/platform.db")
     gcp_project: str | None = None
 
-    executor: Literal["local", "kubernetes"] = "local"
+    executor: Literal["local", "kubernetes", "agent-sandbox"] = "local"
     # How the local executor confines each tool command of a run: bubblewrap, or `none` to opt
     # out deliberately (then said at start, in /healthz and on the dashboard).
     local_sandbox: Literal["bubblewrap", "none"] = "bubblewrap"
@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     cancel_grace_seconds: float = Field(default=10.0, gt=0)
     runs_namespace: str = "agent-runs"
     runner_template: str = "agent-runner"
+    # The agent-sandbox executor's SandboxWarmPool in the runs namespace.
+    warm_pool: str = "agent-runner"
     # The kubernetes executor's cluster: this kubeconfig file if set, else in-cluster config.
     kubeconfig: Path | None = None
     max_concurrent_runs: int = Field(default=4, ge=1)
@@ -49,6 +51,11 @@ class Settings(BaseSettings):
     gcs_bucket: str | None = None
     # The largest workspace archive an agent may keep; a bigger upload is refused with 413.
     workspace_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # What a workspace may unpack to: the sum of its files' sizes and how many entries (files,
+    # folders, links) it has. A small archive can hold a huge file of zeros, so the archive's
+    # size alone bounds neither the sandbox's disk nor the time a listing takes.
+    workspace_max_unpacked_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    workspace_max_files: int = Field(default=100_000, ge=1)
 
     # The URL runners use to reach this API; defaults to http://<host>:<port>.
     public_url: str = "http://127.0.0.1:8000"

@@ -1,4 +1,5 @@
-"""`python -m agent_runner` / `agent-runner`: execute the run named by the environment."""
+"""`python -m agent_runner` / `agent-runner`: execute the run named by the environment, or, in a
+warm sandbox, the run the platform hands over."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import os
 import sys
 import threading
 
-from agent_runner import config
+from agent_runner import config, handover
 from agent_runner.announce import announce
+from agent_runner.wire_names import ENV_RUN_ID, ENV_RUN_TOKEN
 
 
 def main() -> int:
+    # The token joins this process's copy of the environment only, never a child's.
+    env = dict(os.environ)
     try:
-        runner_config = config.load(os.environ)
+        if (where := handover.address(env)) is not None:
+            received = handover.await_handover(handover.bind(*where))
+            env = {**env, ENV_RUN_ID: received.run_id, ENV_RUN_TOKEN: received.run_token}
+        runner_config = config.load(env)
     except config.ConfigError as exc:
         print(f"agent-runner: ERROR: {exc}", file=sys.stderr)
         return config.EXIT_CANNOT_START
@@ -26,7 +33,7 @@ def main() -> int:
 
     from agent_runner.run import execute
 
-    return asyncio.run(execute(runner_config, dict(os.environ), delivered=delivered))
+    return asyncio.run(execute(runner_config, env, delivered=delivered))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the run still reports what it did.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from agent_runner import conversation
@@ -26,6 +27,17 @@ def _usage(raw: Any) -> Usage:
         cache_creation_input_tokens=getattr(raw, "cache_creation_input_tokens", 0) or 0,
         cache_read_input_tokens=getattr(raw, "cache_read_input_tokens", 0) or 0,
     )
+
+
+class ReplyCut(Exception):
+    """Claude's reply stream ended before `message_stop`: broken off, or an error event.
+
+    `billed` is the usage its `message_start` reported: the API bills a reply it started.
+    """
+
+    def __init__(self, reason: str, billed: Usage) -> None:
+        super().__init__(reason)
+        self.billed = billed
 
 
 def _content(block: Any) -> dict[str, Any] | None:
@@ -68,19 +80,32 @@ class Agent:
                 return stop
 
     async def _turn(self) -> tuple[str | None, list[ToolCall]]:
-        params = conversation.request(
-            model=self._assignment.model,
-            system_prompt=self._assignment.system_prompt,
-            tools=self._toolbox.definitions,
-            messages=[*self._assignment.conversation, *self.new_messages],
-            limits=self._assignment.limits,
-            used=self.usage,
-        )
-        async with self._claude.messages.stream(**params) as stream:
-            async for event in stream:
-                if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    self._reporter.emit(EventType.TEXT_DELTA, {"text": event.delta.text})
-            reply = await stream.get_final_message()
+        attempts = 0
+        while True:
+            attempts += 1
+            # Made anew for each attempt: a cut reply was billed, and the budget shrank.
+            params = conversation.request(
+                model=self._assignment.model,
+                system_prompt=self._assignment.system_prompt,
+                tools=self._toolbox.definitions,
+                messages=[*self._assignment.conversation, *self.new_messages],
+                limits=self._assignment.limits,
+                used=self.usage,
+            )
+            try:
+                reply = await self._reply(params)
+                break
+            except ReplyCut as cut:
+                self.usage = self.usage + cut.billed
+                self._reporter.emit(EventType.USAGE, self.usage.model_dump())
+                delay = conversation.retry_delay(attempts)
+                if delay is None:
+                    raise
+                self._reporter.emit(
+                    EventType.STATUS,
+                    {"status": "retrying", "message": f"{cut}; asking again in {delay:g} s"},
+                )
+                await asyncio.sleep(delay)
         self.turns += 1
         self.usage = self.usage + _usage(reply.usage)
         self._reporter.emit(EventType.USAGE, self.usage.model_dump())
@@ -92,6 +117,42 @@ class Agent:
             if block["type"] == "tool_use"
         ]
         return reply.stop_reason, calls
+
+    async def _reply(self, params: dict[str, Any]) -> Any:
+        """One streamed reply, whole; ReplyCut if it ended before `message_stop`.
+
+        The SDK retries a request that fails before its reply starts; once the reply streams,
+        a broken connection or an error event ends it, and the SDK would even hand back the
+        part received as the final message. Only what the SDK raised while the stream was read
+        counts as a cut; a mistake in this loop is not retried.
+        """
+        import anthropic
+
+        billed = Usage()
+        stopped = False
+        async with self._claude.messages.stream(**params) as stream:
+            events = aiter(stream)
+            while True:
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    break
+                except anthropic.APIStatusError as error:
+                    transient = conversation.transient_stream_error(error.body)
+                    if transient is None:
+                        raise
+                    raise ReplyCut(f"Claude's reply ended in {transient}", billed) from error
+                except Exception as error:  # the SDK lets the network's errors through
+                    raise ReplyCut(f"Claude's reply broke off: {error!r}", billed) from error
+                if event.type == "message_start":
+                    billed = _usage(event.message.usage)
+                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    self._reporter.emit(EventType.TEXT_DELTA, {"text": event.delta.text})
+                elif event.type == "message_stop":
+                    stopped = True
+            if not stopped:
+                raise ReplyCut("Claude's reply ended before message_stop", billed)
+            return await stream.get_final_message()
 
     async def _call(self, call: ToolCall) -> ToolResult:
         self._reporter.emit(

@@ -15,6 +15,13 @@ from agent_runner.protocol import Limits, Outcome, Usage
 
 # The per-request output cap; the run's token budget can lower it.
 MAX_OUTPUT_TOKENS: Final = 8_192
+# A reply cut mid-stream is asked for again this many times in all, waiting longer each time,
+# like the SDK's own retries of a failed request (which end once a reply starts streaming).
+STREAM_ATTEMPTS: Final = 4
+RETRY_FIRST_SECONDS: Final = 0.5
+RETRY_MAX_SECONDS: Final = 8.0
+# The error events of a stream that are worth another try: the API's own trouble.
+TRANSIENT_STREAM_ERRORS: Final = frozenset({"api_error", "overloaded_error"})
 # Cached prefixes: the system prompt, plus the latest user turns so that each request reads the
 # conversation so far from the cache and writes only its newest turn (the API allows four).
 CACHED_TURNS: Final = 2
@@ -152,6 +159,21 @@ def closed(messages: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
         if isinstance(block, dict) and block.get("type") == "tool_use"
     ]
     return [*messages, tool_results_message(pending)] if pending else messages
+
+
+def retry_delay(attempts_made: int) -> float | None:
+    """Seconds to wait before asking again for a reply cut mid-stream; None when out of tries."""
+    if attempts_made >= STREAM_ATTEMPTS:
+        return None
+    return min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2.0 ** (attempts_made - 1))
+
+
+def transient_stream_error(body: object) -> str | None:
+    """The message of an error event that ended a stream, if its trouble may pass; else None."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("type") in TRANSIENT_STREAM_ERRORS:
+        return f"{error['type']}: {error.get('message')}"
+    return None
 
 
 def describe_api_error(status: int | None, body: object, fallback: str) -> Finish:

@@ -4,6 +4,13 @@ A runner knows three things, handed to it through its environment: the run id, t
 base URL and a run-scoped bearer token. With them it reads its assignment, reaches Claude through
 the platform's LLM gateway, moves the agent's workspace and reports events. It never sees the
 Anthropic key or the platform's store.
+
+The gateway speaks the Messages API, with two promises a runner relies on. Each call's tokens
+(its request's size in bytes, bounding its input, plus `max_tokens`) are reserved against the
+run's budget before it goes upstream: a call that does not fit is refused with 403
+`budget_exhausted` once the budget is spent, or 429 while the run's other calls in flight hold
+it. And a streamed reply that breaks off upstream, or ends before `message_stop`, ends with an
+`error` event instead: the runner asks for it again (`agent_runner.conversation.retry_delay`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # The names (environment, paths, event types) are defined without pydantic; shared from here.
 from agent_runner.wire_names import (
     ASSIGNMENT_PATH,
+    ENV_HANDOVER_HOST,
+    ENV_HANDOVER_PORT,
     ENV_PLATFORM_URL,
     ENV_RUN_ID,
     ENV_RUN_TOKEN,
@@ -25,6 +34,9 @@ from agent_runner.wire_names import (
     ENV_WORKSPACE,
     EVENTS_PATH,
     GATEWAY_PREFIX,
+    HANDOVER_PATH,
+    HANDOVER_RUN_ID,
+    HANDOVER_RUN_TOKEN,
     SANDBOX_BUBBLEWRAP,
     SANDBOX_NONE,
     TOOL_NAMES,
@@ -34,6 +46,8 @@ from agent_runner.wire_names import (
 
 __all__ = [
     "ASSIGNMENT_PATH",
+    "ENV_HANDOVER_HOST",
+    "ENV_HANDOVER_PORT",
     "ENV_PLATFORM_URL",
     "ENV_RUN_ID",
     "ENV_RUN_TOKEN",
@@ -42,7 +56,11 @@ __all__ = [
     "ENV_WORKSPACE",
     "EVENTS_PATH",
     "GATEWAY_PREFIX",
+    "HANDOVER_PATH",
+    "HANDOVER_RUN_ID",
+    "HANDOVER_RUN_TOKEN",
     "MAX_EVENTS_PER_BATCH",
+    "MAX_SEQ",
     "SANDBOX_BUBBLEWRAP",
     "SANDBOX_NONE",
     "TOOL_NAMES",
@@ -61,6 +79,8 @@ __all__ = [
 ]
 
 MAX_EVENTS_PER_BATCH: Final = 500
+# Stores keep a seq as a signed 64-bit integer (SQLite's INTEGER, Firestore's integer).
+MAX_SEQ: Final = 2**63 - 1
 
 
 class Wire(BaseModel):
@@ -124,7 +144,7 @@ class Assignment(Wire):
 class Event(Wire):
     """One step of a run. `seq` starts at 1 and is gap-free per run; re-sending is harmless."""
 
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     type: EventType
     data: dict[str, Any] = Field(default_factory=dict)
     time: datetime

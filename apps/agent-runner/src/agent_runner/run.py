@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from agent_runner import conversation, protocol, workspace_archive
-from agent_runner.agent import Agent
+from agent_runner.agent import Agent, ReplyCut
 from agent_runner.config import EXIT_CANNOT_START, RunnerConfig
 from agent_runner.conversation import Finish
 from agent_runner.platform_client import PlatformClient, PlatformError, PlatformUnreachable
@@ -38,6 +38,8 @@ CLAUDE_RETRIES: Final = 8
 UPLOAD_SECONDS: Final = 30.0
 FLUSH_SECONDS: Final = 120.0
 SANDBOX_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
+# A notice names this many links left out of the workspace, then says how many more.
+MAX_LEFT_OUT_SHOWN: Final = 10
 
 
 @dataclass
@@ -106,7 +108,7 @@ async def _work(
     if archive is not None:
         await asyncio.to_thread(workspace_archive.unpack, archive, config.workspace)
     unchanged = await asyncio.to_thread(workspace_archive.pack, config.workspace)
-    progress.baseline = workspace_archive.digest(unchanged)
+    progress.baseline = workspace_archive.digest(unchanged.archive)
     # Imported here: __main__ starts loading the SDK in the background at process start.
     import anthropic
 
@@ -135,6 +137,18 @@ async def _work(
 def _failure(exc: BaseException) -> Finish:
     import anthropic
 
+    if isinstance(exc, ReplyCut):
+        cause = exc.__cause__
+        if isinstance(cause, anthropic.APIStatusError):  # an error event; no HTTP status
+            described = conversation.describe_api_error(None, cause.body, str(cause))
+            if described.kind == "overloaded":
+                return described
+        return Finish(
+            Outcome.FAILED,
+            f"Claude's reply was cut off {conversation.STREAM_ATTEMPTS} times in a row, the "
+            f"last time: {exc}; check that the platform and the Anthropic API are up",
+            kind="upstream",
+        )
     if isinstance(exc, anthropic.APIStatusError):
         return conversation.describe_api_error(exc.status_code, exc.body, str(exc))
     if isinstance(exc, anthropic.APIConnectionError):
@@ -150,16 +164,35 @@ def _failure(exc: BaseException) -> Finish:
     return Finish(Outcome.FAILED, f"the runner failed: {exc!r}", kind="runner")
 
 
+def _left_out_notice(left_out: tuple[workspace_archive.LeftOut, ...]) -> str:
+    shown = ", ".join(str(link) for link in left_out[:MAX_LEFT_OUT_SHOWN])
+    more = len(left_out) - MAX_LEFT_OUT_SHOWN
+    return (
+        f"not saved with the workspace: {shown}{f' and {more} more' if more > 0 else ''}; "
+        "a workspace keeps only links that point inside it, so use a relative link to a "
+        "file in the workspace or copy the file in"
+    )
+
+
 async def _upload(
-    config: RunnerConfig, platform: PlatformClient, progress: _Progress, finish: Finish
+    config: RunnerConfig,
+    platform: PlatformClient,
+    reporter: Reporter,
+    progress: _Progress,
+    finish: Finish,
 ) -> Finish:
     """Upload the workspace if the agent changed it; a refused upload fails the run."""
     if progress.baseline is None:
         return finish
     try:
-        archive = await asyncio.to_thread(workspace_archive.pack, config.workspace)
-        if workspace_archive.digest(archive) != progress.baseline:
-            await platform.upload_workspace(archive, deadline_seconds=UPLOAD_SECONDS)
+        packed = await asyncio.to_thread(workspace_archive.pack, config.workspace)
+        if packed.left_out:
+            reporter.emit(
+                EventType.NOTICE,
+                {"message": _left_out_notice(packed.left_out), "kind": "workspace"},
+            )
+        if workspace_archive.digest(packed.archive) != progress.baseline:
+            await platform.upload_workspace(packed.archive, deadline_seconds=UPLOAD_SECONDS)
     except (PlatformError, PlatformUnreachable, OSError) as exc:
         message = f"the workspace was not saved: {exc}"
         if finish.outcome is Outcome.SUCCEEDED:
@@ -216,7 +249,7 @@ async def _supervise(
     finally:
         if progress.toolbox is not None:
             progress.toolbox.bash.kill_all()
-    return await _upload(config, platform, progress, finish)
+    return await _upload(config, platform, reporter, progress, finish)
 
 
 async def _finish(reporter: Reporter, finish: Finish, progress: _Progress) -> int:

@@ -18,6 +18,14 @@ ENV_PLATFORM_URL: Final = "AGENT_PLATFORM_URL"
 ENV_RUN_TOKEN: Final = "AGENT_RUN_TOKEN"  # noqa: S105 - a variable name
 ENV_RUN_TOKEN_FILE: Final = "AGENT_RUN_TOKEN_FILE"  # noqa: S105 - a variable name
 ENV_WORKSPACE: Final = "AGENT_WORKSPACE"
+# A warm sandbox starts before its run exists: instead of the run id and token it gets the
+# address to await them on, and the platform hands them over once it has claimed the sandbox.
+ENV_HANDOVER_HOST: Final = "AGENT_HANDOVER_HOST"
+ENV_HANDOVER_PORT: Final = "AGENT_HANDOVER_PORT"
+# The handover: `POST` a JSON object with these two fields, answered 202 exactly once.
+HANDOVER_PATH: Final = "/handover"
+HANDOVER_RUN_ID: Final = "run_id"
+HANDOVER_RUN_TOKEN: Final = "run_token"  # noqa: S105 - a field name
 # How the runner confines its tools' commands: `bubblewrap` on a laptop, where the runner shares
 # the machine with the platform and other runs; unset or `none` in a pod, which is the sandbox.
 ENV_TOOL_SANDBOX: Final = "AGENT_TOOL_SANDBOX"
@@ -44,10 +52,13 @@ TOOL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
 
 
 class EventType(StrEnum):
-    STATUS = "status"  # data: {"status": "starting" | "running"}
+    # data: {"status": "starting" | "running"}, or {"status": "retrying", "message"} when a
+    # reply of Claude's was cut mid-stream and is asked for again (its text deltas so far void)
+    STATUS = "status"
     TEXT_DELTA = "text_delta"  # data: {"text": "..."}
     TOOL_CALL = "tool_call"  # data: {"id", "name", "input"}
     TOOL_RESULT = "tool_result"  # data: {"id", "output", "is_error", "truncated"}
     USAGE = "usage"  # data: Usage fields, cumulative for the run
     RESULT = "result"  # terminal; data: RunResult
     ERROR = "error"  # data: {"message", "kind"}; a terminal RESULT follows
+    NOTICE = "notice"  # data: {"message", "kind"}; the run goes on

@@ -2,6 +2,8 @@
 
 Packing the same tree twice gives the same bytes (sorted entries, no gzip timestamp, owner
 names dropped), so the runner can tell whether the agent changed anything and skip the upload.
+A symbolic link is kept when it points inside the workspace and left out when it does not: the
+next run could not unpack it, and the platform would refuse the whole workspace for it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,29 @@ import hashlib
 import io
 import os
 import tarfile
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 
 class ArchiveError(Exception):
     """The archive cannot be unpacked safely; nothing outside the workspace was touched."""
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A link that was not packed, because following it would leave the workspace."""
+
+    path: str
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.path} (a link to {self.target}, outside the workspace)"
+
+
+@dataclass(frozen=True)
+class Packed:
+    archive: bytes
+    left_out: tuple[LeftOut, ...] = ()
 
 
 def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -24,8 +44,21 @@ def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def pack(root: Path) -> bytes:
+def points_outside(link: PurePosixPath, target: str) -> bool:
+    """Whether a link at `link` (relative to the root) to `target` resolves outside the root."""
+    if PurePosixPath(target).is_absolute():
+        return True
+    depth = len(link.parent.parts)
+    for part in PurePosixPath(target).parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return True
+    return False
+
+
+def pack(root: Path) -> Packed:
     buffer = io.BytesIO()
+    left_out: list[LeftOut] = []
     with (
         gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=6) as zipped,
         tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
@@ -37,17 +70,52 @@ def pack(root: Path) -> bytes:
                 if not (path.is_symlink() or path.is_file() or path.is_dir()):
                     continue  # sockets, fifos and devices have no place in a workspace
                 arcname = path.relative_to(root).as_posix()
+                if path.is_symlink():
+                    target = os.readlink(path)
+                    if points_outside(PurePosixPath(arcname), target):
+                        left_out.append(LeftOut(arcname, target))
+                        continue
                 tar.add(path, arcname=arcname, recursive=False, filter=_normalised)
-    return buffer.getvalue()
+    return Packed(buffer.getvalue(), tuple(left_out))
+
+
+# Why tarfile's `data` filter refused an entry, in words that name no path of this machine.
+_REFUSALS: dict[type[tarfile.FilterError], str] = {
+    tarfile.AbsolutePathError: "has an absolute path",
+    tarfile.OutsideDestinationError: "would land outside the workspace",
+    tarfile.SpecialFileError: "is a device, pipe or other special file",
+    tarfile.AbsoluteLinkError: "is a link to an absolute path",
+    tarfile.LinkOutsideDestinationError: "is a link that leads outside the workspace",
+}
 
 
 def unpack(data: bytes, root: Path) -> None:
-    """Extract into root, refusing absolute paths, `..`, links out of root and special files."""
+    """Extract into root, refusing `..`, links out of root and special files.
+
+    The error says which entry and why, and how to get rid of it, without naming the
+    directory the workspace is unpacked into.
+    """
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             tar.extractall(root, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArchiveError(f"the workspace archive cannot be unpacked: {exc}") from exc
+    except tarfile.FilterError as refused:
+        entry = refused.tarinfo
+        why = _REFUSALS.get(type(refused), "cannot be unpacked safely")
+        if entry.issym() or entry.islnk():
+            why = f"{why} ({entry.linkname})"
+        raise ArchiveError(
+            f"the workspace cannot be unpacked: {entry.name} {why}; delete it from the "
+            "agent's files or reset the agent's workspace, then run again"
+        ) from None
+    except (tarfile.TarError, EOFError) as damaged:
+        raise ArchiveError(
+            f"the workspace archive cannot be unpacked, it is damaged ({damaged}); reset the "
+            "agent's workspace"
+        ) from None
+    except OSError as failed:
+        raise ArchiveError(
+            f"the workspace could not be unpacked: {failed.strerror or failed}"
+        ) from None
 
 
 def digest(data: bytes) -> str:

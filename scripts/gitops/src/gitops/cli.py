@@ -11,17 +11,17 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gitops import diffing, kustomization_images, secret_scan, snapshot
+from gitops import cost, diffing, kustomization_images, prices, secret_scan, snapshot
 from gitops.bootstrap.command import add_bootstrap
 from gitops.config import Config, ConfigError, load_config, root_given
 from gitops.errors import GitopsError
 from gitops.pipelines import commands as pipeline_commands
 from gitops.policy import CATALOGUE
-from gitops.render import default_jobs, render_all
+from gitops.render import Rendered, default_jobs, render_all
 from gitops.reports import FORMATS
 from gitops.targets import Target, discover, from_paths
 from gitops.toolchain import find_tool
-from gitops.validation import validate
+from gitops.validation import Tools, validate
 
 CLEAN, FINDINGS, TOOL_ERROR = 0, 1, 2
 
@@ -37,6 +37,17 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _targets(config: Config, paths: Sequence[str]) -> list[Target]:
     return from_paths(config, [Path(p) for p in paths]) if paths else discover(config)
+
+
+def _positive(text: str) -> int:
+    """A count of at least one, for argparse: a usage error (exit 2) otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -79,23 +90,34 @@ def add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_validate(args: argparse.Namespace) -> int:
     if args.list_rules:
         return run_rules(args)
+    reports = [_report_option(spec) for spec in args.report]  # before the run, not after
     config = _config(args)
+    tools = Tools(*(find_tool(name, config.root) for name in Tools.__dataclass_fields__))
     report = validate(
         config,
         _targets(config, args.paths),
-        kustomize=find_tool("kustomize", config.root),
-        kubeconform=find_tool("kubeconform", config.root),
+        tools=tools,
         jobs=args.jobs,
+        allow_remote=args.allow_remote_bases,
     )
     _emit(FORMATS[args.format](report), None)
-    for spec in args.report:
-        kind, _, path = spec.partition("=")
-        if kind not in FORMATS or not path:
-            raise ConfigError(
-                f"--report {spec!r}: use FORMAT=PATH with FORMAT in {sorted(FORMATS)}"
-            )
-        _emit(FORMATS[kind](report), path)
+    for kind, path in reports:
+        _emit(FORMATS[kind](report), str(path))
     return CLEAN if report.clean else FINDINGS
+
+
+def _report_option(spec: str) -> tuple[str, Path]:
+    """FORMAT=PATH checked up front: a known format and a directory that can take the file."""
+    kind, _, path = spec.partition("=")
+    if kind not in FORMATS or not path:
+        raise ConfigError(f"--report {spec!r}: use FORMAT=PATH with FORMAT in {sorted(FORMATS)}")
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--report {spec!r}: {path} is a directory; name a file")
+    parent = target.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--report {spec!r}: directory {parent} does not exist; create it")
+    return kind, target
 
 
 def add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,8 +133,13 @@ def add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FORMAT=PATH",
         help="also write the report in FORMAT to PATH (repeatable), e.g. junit=report.xml",
     )
-    parser.add_argument("--jobs", type=int, default=default_jobs(), help="parallel renders")
+    parser.add_argument("--jobs", type=_positive, default=default_jobs(), help="parallel renders")
     parser.add_argument("--list-rules", action="store_true", help="print the rule catalogue")
+    parser.add_argument(
+        "--allow-remote-bases",
+        action="store_true",
+        help="let kustomize fetch remote bases pinned with ?ref=<commit> (refused otherwise)",
+    )
     parser.set_defaults(run=run_validate)
 
 
@@ -149,10 +176,40 @@ def run_diff(args: argparse.Namespace) -> int:
         head_targets = discover(config)
         base_targets = discover(base_config)
         rendered = render_all([*base_targets, *head_targets], kustomize, args.jobs)
-    diffs = diffing.diff_targets(rendered[: len(base_targets)], rendered[len(base_targets) :])
+    base, head = rendered[: len(base_targets)], rendered[len(base_targets) :]
+    diffs = diffing.diff_targets(base, head)
     render = diffing.markdown if args.format == "markdown" else diffing.text
-    _emit(render(diffs), args.output)
+    _emit(render(diffs, _cost_changes(base, head)), args.output)
     return FINDINGS if any(d.broken for d in diffs) else CLEAN
+
+
+def _cost_changes(base: Sequence[Rendered], head: Sequence[Rendered]) -> dict[str, str]:
+    """Per environment, what it costs and what the change does to that: never fails the diff."""
+    table = prices.load()
+    before, after = _costs(base, table), _costs(head, table)
+    changes = {}
+    for name in {*before, *after}:
+        old, new = before.get(name), after.get(name)
+        if isinstance(new, str) or (new is None and isinstance(old, str)):
+            changes[name] = f"**Cost**: not priced: {new or old}"
+        else:
+            changes[name] = cost.change(old if isinstance(old, cost.EnvironmentCost) else None, new)
+    return changes
+
+
+def _costs(
+    rendered: Sequence[Rendered], table: prices.PriceTable
+) -> dict[str, cost.EnvironmentCost | str]:
+    """Each rendered environment's cost, or why it has none."""
+    found: dict[str, cost.EnvironmentCost | str] = {}
+    for item in rendered:
+        if not item.target.is_environment or item.error is not None:
+            continue
+        try:
+            found[item.target.name] = cost.environment_cost(item.target.name, item.resources, table)
+        except cost.CostError as error:
+            found[item.target.name] = str(error)
+    return found
 
 
 def add_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -160,8 +217,40 @@ def add_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--base", required=True, help="git revision to compare with")
     parser.add_argument("--format", choices=["text", "markdown"], default="text")
     parser.add_argument("--output", help="write to this file instead of stdout")
-    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--jobs", type=_positive, default=default_jobs())
     parser.set_defaults(run=run_diff)
+
+
+# --- cost ---------------------------------------------------------------------------------------
+
+
+def run_cost(args: argparse.Namespace) -> int:
+    config = _config(args)
+    environments = [target for target in discover(config) if target.is_environment]
+    unknown = sorted(set(args.environments) - {target.name for target in environments})
+    if unknown:
+        known = ", ".join(target.name for target in environments)
+        print(f"gitops cost: no environment {', '.join(unknown)} (known: {known})", file=sys.stderr)
+        return TOOL_ERROR
+    chosen = [t for t in environments if not args.environments or t.name in args.environments]
+    table = prices.load()
+    costs = []
+    for item in render_all(chosen, find_tool("kustomize", config.root)):
+        if item.error is not None:
+            print(f"gitops cost: {item.target.name}: {item.error}", file=sys.stderr)
+            return TOOL_ERROR
+        costs.append(cost.environment_cost(item.target.name, item.resources, table))
+    sys.stdout.write(cost.text(costs))
+    return CLEAN
+
+
+def add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "cost",
+        help="each environment's month on Autopilot at rest and under load, and a run's hour",
+    )
+    parser.add_argument("environments", nargs="*", metavar="ENV", help="default: every overlay")
+    parser.set_defaults(run=run_cost)
 
 
 # --- set-image / promote ------------------------------------------------------------------------
@@ -214,7 +303,9 @@ def add_promote(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run_scan_secrets(args: argparse.Namespace) -> int:
     config = _config(args)
-    leaks = secret_scan.scan(config.root, snapshot.tracked_files(config.root))
+    leaks = secret_scan.scan(
+        config.root, snapshot.tracked_files(config.root), find_tool("gitleaks", config.root)
+    )
     for leak in leaks:
         print(f"{leak.path}:{leak.line}: {leak.kind}: {leak.excerpt}")
     if leaks:
@@ -242,6 +333,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     add_validate,
     add_rules,
     add_diff,
+    add_cost,
     add_set_image,
     add_promote,
     add_scan_secrets,

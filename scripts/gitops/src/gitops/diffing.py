@@ -105,31 +105,34 @@ def diff_targets(base: Sequence[Rendered], head: Sequence[Rendered]) -> list[Tar
     return diffs
 
 
-def text(diffs: Sequence[TargetDiff]) -> str:
+def text(diffs: Sequence[TargetDiff], summaries: Mapping[str, str] | None = None) -> str:
+    """The change as plain text; `summaries` adds a line under an environment's heading."""
     lines = []
     for diff in diffs:
+        counts = {c: sum(1 for x in diff.changes if x.change is c) for c in Change}
+        changed = ", ".join(f"{n} {c.value}" for c, n in counts.items() if n)
         if diff.note:
             lines.append(f"== {diff.target}: {diff.note}")
-        if not diff.changes:
-            if not diff.note:
-                lines.append(f"== {diff.target}: no changes")
-            continue
-        counts = {c: sum(1 for x in diff.changes if x.change is c) for c in Change}
-        summary = ", ".join(f"{n} {c.value}" for c, n in counts.items() if n)
-        lines.append(f"== {diff.target}: {summary}")
+        if changed or not diff.note:
+            lines.append(f"== {diff.target}: {changed or 'no changes'}")
+        if summaries and summaries.get(diff.target):
+            lines.append(f"   {summaries[diff.target]}")
         for change in diff.changes:
             lines.append(f"-- {change.change.value}: {change.ref}")
             lines.append(change.diff.rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
-def markdown(diffs: Sequence[TargetDiff]) -> str:
+def markdown(diffs: Sequence[TargetDiff], summaries: Mapping[str, str] | None = None) -> str:
+    """The PR comment's text; `summaries` adds a paragraph under an environment's heading."""
     lines = ["### gitops diff", ""]
     for diff in diffs:
         heading = f"#### {diff.target}"
         if diff.note:
             heading += f" ({diff.note})"
         lines.append(heading)
+        if summaries and summaries.get(diff.target):
+            lines += ["", summaries[diff.target]]
         if not diff.changes:
             lines += ["", "No changes.", ""]
             continue

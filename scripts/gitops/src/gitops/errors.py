@@ -10,6 +10,9 @@ that raises it, like httpx's exceptions:
     ├── ToolMissing            gitops.toolchain
     ├── SchemaSetupError       gitops.schemas
     ├── ManifestError          gitops.manifests
+    │   └── UnreadableManifest gitops.render
+    ├── PodSecurityError       gitops.policy.pss
+    ├── SecretScanError        gitops.leaks
     ├── GitError               gitops.snapshot
     ├── ImageReferenceError    gitops.imagerefs
     ├── KustomizationError     gitops.kustomization_images

@@ -1,4 +1,5 @@
-"""A validation report: text for people, JSON for tools, JUnit for Cloud Build, Markdown for PRs."""
+"""A validation report: text for people, JSON for tools, JUnit for Cloud Build, Markdown for PRs,
+SARIF for code-scanning views."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from collections.abc import Callable, Iterator
 from itertools import groupby
 from xml.etree import ElementTree
 
-from gitops.policy import Finding
+from gitops.policy import CATALOGUE, Finding, Severity
 from gitops.validation import Report
+
+
+def _where(finding: Finding) -> str:
+    if not finding.file:
+        return ""
+    return f"{finding.file}:{finding.line}" if finding.line else finding.file
 
 
 def _summary(report: Report) -> str:
@@ -19,7 +26,8 @@ def _summary(report: Report) -> str:
         for k in ("error", "warning", "suppressed")
     ]
     verdict = "clean" if report.clean else "FAILED"
-    return f"{verdict}: {', '.join(parts)} in {len(report.targets)} targets"
+    more = f" ({report.truncated} more findings not shown)" if report.truncated else ""
+    return f"{verdict}: {', '.join(parts)} in {len(report.targets)} targets{more}"
 
 
 def _by_target(report: Report) -> Iterator[tuple[str, list[Finding]]]:
@@ -31,12 +39,23 @@ def _by_target(report: Report) -> Iterator[tuple[str, list[Finding]]]:
 def text(report: Report) -> str:
     lines = []
     for target, findings in _by_target(report):
-        lines.append(f"{target}: {'ok' if not findings else f'{len(findings)} findings'}")
+        skipped = report.skipped_for(target)
+        verdict = f"{len(findings)} findings" if findings else "ok"
+        if not findings and skipped:
+            verdict = "no findings"
+        lines.append(f"{target}: {verdict}")
+        if skipped:
+            lines.append(
+                f"  skipped {len(skipped)} rules that need an environment's render "
+                f"(run on its overlay): {', '.join(skipped)}; references to objects outside "
+                "the file are judged there too"
+            )
         for resource, group in groupby(findings, key=lambda f: f.resource):
             lines.append(f"  {resource}")
             for finding in group:
                 label = "suppressed" if finding.suppressed else finding.severity.value
-                lines.append(f"    {label} {finding.rule}: {finding.message}")
+                where = f" ({_where(finding)})" if finding.file else ""
+                lines.append(f"    {label} {finding.rule}: {finding.message}{where}")
                 if finding.suppressed:
                     lines.append(f"      reason: {finding.suppressed}")
                 else:
@@ -63,9 +82,13 @@ def as_json(report: Report) -> str:
                         "message": f.message,
                         "fix": f.fix,
                         "suppressed": f.suppressed,
+                        "file": f.file or None,
+                        "line": f.line or None,
                     }
                     for f in report.findings
                 ],
+                "skipped": {target: list(rules) for target, rules in report.skipped},
+                "truncated": report.truncated,
                 "unusedSuppressions": list(report.unused_suppressions),
             },
             indent=2,
@@ -75,32 +98,109 @@ def as_json(report: Report) -> str:
 
 
 def junit(report: Report) -> str:
+    """Errors as failures; warnings and suppressed findings as properties of a passing case,
+    so a run that exits 0 never shows a failed test."""
     suites = ElementTree.Element("testsuites", name="gitops validate")
     for target, findings in _by_target(report):
-        failures = [f for f in findings if not f.suppressed]
+        failing = [f for f in findings if not f.suppressed and f.severity is Severity.ERROR]
+        others = [f for f in findings if f not in failing]
+        skipped = report.skipped_for(target)
         suite = ElementTree.SubElement(
             suites,
             "testsuite",
             name=target,
-            tests=str(max(len(findings), 1)),
-            failures=str(len(failures)),
-            skipped=str(len(findings) - len(failures)),
+            tests=str(len(failing) + 1),
+            failures=str(len(failing)),
+            skipped=str(1 if skipped else 0),
         )
-        if not findings:
-            ElementTree.SubElement(suite, "testcase", classname=target, name="all rules")
-        for finding in findings:
+        case = ElementTree.SubElement(suite, "testcase", classname=target, name="all rules")
+        if others:
+            properties = ElementTree.SubElement(case, "properties")
+            for finding in others:
+                label = "suppressed" if finding.suppressed else finding.severity.value
+                ElementTree.SubElement(
+                    properties,
+                    "property",
+                    name=f"{label} {finding.rule} {finding.resource}",
+                    value=(
+                        f"{finding.message} (suppressed: {finding.suppressed})"
+                        if finding.suppressed
+                        else finding.message
+                    ),
+                )
+        if skipped:
+            skip = ElementTree.SubElement(suite, "testcase", classname=target, name="skipped rules")
+            ElementTree.SubElement(
+                skip,
+                "skipped",
+                message=f"need an environment's render: {', '.join(skipped)}",
+            )
+        for finding in failing:
             case = ElementTree.SubElement(
                 suite, "testcase", classname=target, name=f"{finding.rule} {finding.resource}"
             )
-            if finding.suppressed:
-                ElementTree.SubElement(case, "skipped", message=f"suppressed: {finding.suppressed}")
-            else:
-                failure = ElementTree.SubElement(
-                    case, "failure", message=finding.message, type=finding.severity.value
-                )
-                failure.text = f"{finding.message}\nfix: {finding.fix}"
+            if finding.file:
+                case.set("file", finding.file)
+                case.set("line", str(finding.line))
+            failure = ElementTree.SubElement(
+                case, "failure", message=finding.message, type=finding.severity.value
+            )
+            failure.text = f"{finding.message}\nfix: {finding.fix}"
     ElementTree.indent(suites)
     return ElementTree.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def sarif(report: Report) -> str:
+    """SARIF 2.1.0: one run, the catalogue as rules, each finding at its file and line."""
+    used = {f.rule for f in report.findings}
+    rules = [
+        {
+            "id": info.id,
+            "name": info.title,
+            "shortDescription": {"text": info.title},
+            "fullDescription": {"text": info.doc},
+            "help": {"text": info.fix},
+            "defaultConfiguration": {
+                "level": "error" if info.severity is Severity.ERROR else "warning"
+            },
+            **({"helpUri": info.see} if info.see else {}),
+        }
+        for info in CATALOGUE
+        if info.id in used
+    ]
+    results = []
+    for f in report.findings:
+        location: dict[str, object] = {
+            "logicalLocations": [
+                {"name": f.resource, "fullyQualifiedName": f"{f.target}/{f.resource}"}
+            ]
+        }
+        if f.file:
+            physical: dict[str, object] = {"artifactLocation": {"uri": f.file}}
+            if f.line:
+                physical["region"] = {"startLine": f.line}
+            location["physicalLocation"] = physical
+        result: dict[str, object] = {
+            "ruleId": f.rule,
+            "level": "error" if f.severity is Severity.ERROR else "warning",
+            "message": {"text": f"{f.resource}: {f.message}. Fix: {f.fix}"},
+            "locations": [location],
+            "properties": {"target": f.target},
+        }
+        if f.suppressed:
+            result["suppressions"] = [{"kind": "external", "justification": f.suppressed}]
+        results.append(result)
+    document = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "gitops validate", "rules": rules}},
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _cell(value: str) -> str:
@@ -133,4 +233,5 @@ FORMATS: dict[str, Callable[[Report], str]] = {
     "json": as_json,
     "junit": junit,
     "markdown": markdown,
+    "sarif": sarif,
 }

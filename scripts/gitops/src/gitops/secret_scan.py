@@ -1,15 +1,21 @@
-"""`gitops scan-secrets`: credentials and Secret data in any tracked file."""
+"""`gitops scan-secrets`: credentials and Secret data in any tracked file.
+
+gitleaks' maintained rules (plus the repository's `.gitleaks.toml`) find the credentials; this
+module adds what gitleaks does not know: Kubernetes Secrets holding data.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from gitops import leaks
 from gitops.credentials import find_credentials, is_obviously_fake, redact
 
 # Fixtures for other tools' tests may hold realistic-looking fake secrets on purpose.
@@ -72,9 +78,8 @@ def scan_text(path: str, text: str) -> Iterator[Leak]:
             yield Leak(path, line, "Kubernetes Secret with data", description)
 
 
-def scan(root: Path, files: Iterable[Path]) -> list[Leak]:
-    """Every leak in `files` (paths under `root`), skipping binaries and exempt fixtures."""
-    leaks: list[Leak] = []
+def _text_files(root: Path, files: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
+    """(repository path, content) of each file worth scanning: no binaries, no exempt fixtures."""
     for path in files:
         relative = path.relative_to(root).as_posix()
         if relative.startswith(EXEMPT_PREFIXES) or not path.is_file():
@@ -84,5 +89,33 @@ def scan(root: Path, files: Iterable[Path]) -> list[Leak]:
         data = path.read_bytes()
         if b"\0" in data[:8192]:
             continue
-        leaks.extend(scan_text(relative, data.decode("utf-8", errors="replace")))
-    return leaks
+        yield relative, data
+
+
+def scan(root: Path, files: Iterable[Path], gitleaks: str | None = None) -> list[Leak]:
+    """Every leak in `files` (paths under `root`), skipping binaries and exempt fixtures.
+
+    With `gitleaks`, its rules run too, over a copy of exactly these files (it would otherwise
+    walk untracked trees such as .venv); a line both find is reported once.
+    """
+    found: list[Leak] = []
+    with tempfile.TemporaryDirectory(prefix="gitops-scan-secrets-") as scratch:
+        copy = Path(scratch)
+        for relative, data in _text_files(root, files):
+            found.extend(scan_text(relative, data.decode("utf-8", errors="replace")))
+            if gitleaks is not None:
+                (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+                (copy / relative).write_bytes(data)
+        if gitleaks is not None:
+            seen = {(leak.path, leak.line) for leak in found}
+            for item in leaks.scan(gitleaks, copy, root):
+                path = Path(str(item.get("File", "")))
+                name = (path if path.is_absolute() else copy / path).relative_to(copy).as_posix()
+                line = int(str(item.get("StartLine", 1)))
+                if (name, line) in seen:
+                    continue
+                seen.add((name, line))
+                rule = item.get("RuleID")
+                kind = f"{item.get('Description') or rule} (gitleaks {rule})"
+                found.append(Leak(name, line, kind, str(item.get("Match", ""))))
+    return sorted(found, key=lambda leak: (leak.path, leak.line))

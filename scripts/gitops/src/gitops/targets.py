@@ -54,9 +54,17 @@ def discover(config: Config) -> list[Target]:
 def from_paths(config: Config, paths: list[Path]) -> list[Target]:
     """Targets for paths a user names: kustomization directories or manifest files."""
     overlays = (config.root / config.overlays).resolve()
-    found = []
+    found: list[Target] = []
     for path in paths:
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve(strict=True)
+        except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python < 3.13)
+            reason = getattr(error, "strerror", None) or str(error)
+            raise TargetError(f"{path} cannot be read: {reason}") from error
+        if resolved.is_file() and resolved.name in KUSTOMIZATION_FILES:
+            # The kustomization's objects are what it builds, not the file itself.
+            resolved = resolved.parent
+            path = path.parent
         try:
             name = str(resolved.relative_to(config.root.resolve()))
         except ValueError:
@@ -70,4 +78,6 @@ def from_paths(config: Config, paths: list[Path]) -> list[Target]:
             raise TargetError(
                 f"{path} is neither a directory with a kustomization.yaml nor a manifest file"
             )
-    return found
+    # A directory and its kustomization.yaml, or a path named twice, are one target.
+    unique = {target.path: target for target in reversed(found)}
+    return [target for target in found if unique[target.path] is target]

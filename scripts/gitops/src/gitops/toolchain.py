@@ -9,7 +9,12 @@ from pathlib import Path
 from gitops.errors import GitopsError
 
 # The Makefile target that installs each tool.
-INSTALL_TARGET = {"kustomize": "make tools", "kubeconform": "make tools"}
+INSTALL_TARGET = {
+    "kustomize": "make tools",
+    "kubeconform": "make tools",
+    "psa": "make tools",
+    "gitleaks": "make tools",
+}
 
 
 class ToolMissing(GitopsError):
@@ -26,5 +31,5 @@ def find_tool(name: str, root: Path) -> str:
         return found
     raise ToolMissing(
         f"{name} is not installed in {root / 'bin'} or on PATH: run `{INSTALL_TARGET[name]}` "
-        "at the repository root (it installs the pinned version with `go install`)"
+        "at the repository root (it builds the pinned version with Go)"
     )

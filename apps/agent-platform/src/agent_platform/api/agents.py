@@ -102,10 +102,13 @@ async def update_agent(
     responses={**NOT_FOUND, 409: {"description": "the agent has active runs"}},
 )
 async def delete_agent(agent_id: str, user: UserDep, services: ServicesDep) -> Response:
-    """Delete the agent with its runs, their events and its conversation."""
+    """Delete the agent with its runs, their events, its conversation and its workspace."""
     await owned_agent(services, user, agent_id)
     if await services.store.list_runs(user.id, agent_id=agent_id, statuses=ACTIVE, limit=1):
         raise HTTPException(409, "the agent has queued or running runs; cancel them first")
+    # The workspace first: should the blob store fail, the agent is still there to delete
+    # again, rather than gone with its files left behind where nothing lists them.
+    await services.blobs.delete(agent_id)
     if not await services.store.delete_agent(user.id, agent_id):
         raise HTTPException(404, f"you have no agent {agent_id}")
     return Response(status_code=204)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Final
 
+from agent_runner.protocol import MAX_SEQ
 from fastapi import APIRouter, Header, HTTPException, Query, WebSocket
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 from starlette.websockets import WebSocketDisconnect
 
 from agent_platform.api.deps import ServicesDep, UserDep
@@ -19,11 +21,44 @@ from agent_platform.streaming import follow, until_stopped
 router = APIRouter(tags=["events"])
 # A comment line on an idle SSE stream, so that proxies keep it open.
 KEEPALIVE_SECONDS = 15.0
-After = Annotated[int, Query(ge=0, description="Only events with a greater seq")]
+AFTER_HELP: Final = "Only events with a greater seq"
+# A WebSocket refusal of a malformed request: 4000 plus the HTTP status, like the others here.
+WS_BAD_REQUEST: Final = 4400
+
+
+class BadSeq(ValueError):
+    """A resume point that is not a seq; the message says what one looks like."""
+
+
+def parse_seq(raw: str, name: str) -> int:
+    """A seq written in ASCII digits, within what the stores hold; BadSeq otherwise.
+
+    `str.isdigit` and `int` accept other scripts' digits and more ("²"), and an unbounded number
+    overflows the stores' 64-bit integers: both are refused here, before any query.
+    """
+    digits = raw.lstrip("0") or "0"
+    # The length before `int`, which raises ValueError on numbers of over 4,300 digits.
+    if (
+        raw.isascii()
+        and raw.isdigit()
+        and len(digits) <= len(str(MAX_SEQ))
+        and int(digits) <= MAX_SEQ
+    ):
+        return int(digits)
+    raise BadSeq(f"{name} must be a seq: ASCII digits, from 0 to {MAX_SEQ}")
+
+
+def _after_query(raw: object) -> object:
+    return parse_seq(raw, "after") if isinstance(raw, str) else raw
+
+
+After = Annotated[
+    int, BeforeValidator(_after_query), Query(ge=0, le=MAX_SEQ, description=AFTER_HELP)
+]
 
 
 def _json(event: StoredEvent) -> str:
-    return EventOut.of(event).model_dump_json()
+    return EventOut.json_of(event)
 
 
 @router.get("/api/runs/{run_id}/events", responses=RUN_NOT_FOUND)
@@ -49,19 +84,25 @@ async def stream_events(
     run_id: str,
     user: UserDep,
     services: ServicesDep,
-    after: After = 0,
+    after: Annotated[str | None, Query(description=f"{AFTER_HELP}: 0 to {MAX_SEQ}")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    """Server-sent events: each event's `id` is its seq; reconnecting resumes after it."""
+    """Server-sent events: each event's `id` is its seq; reconnecting resumes after it.
+
+    A malformed `after` or `Last-Event-ID` is refused with 400 before the stream starts.
+    """
     await owned_run(services, user, run_id)
-    if last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise HTTPException(422, "Last-Event-ID must be the seq of the last event received")
-        after = max(after, int(last_event_id))
+    try:
+        resume = max(
+            parse_seq(after, "after") if after is not None else 0,
+            parse_seq(last_event_id, "Last-Event-ID") if last_event_id is not None else 0,
+        )
+    except BadSeq as error:
+        raise HTTPException(400, str(error)) from error
 
     async def frames() -> AsyncIterator[str]:
         services.metrics.subscribers.inc()
-        batches = follow(services.store, services.bus, run_id, after=after)
+        batches = follow(services.store, services.bus, run_id, after=resume)
         try:
             async for events in until_stopped(
                 batches, services.stopping, idle_seconds=KEEPALIVE_SECONDS
@@ -83,12 +124,15 @@ async def stream_events(
 
 
 @router.websocket("/api/runs/{run_id}/events/ws")
-async def events_websocket(websocket: WebSocket, run_id: str, after: After = 0) -> None:
+async def events_websocket(
+    websocket: WebSocket, run_id: str, after: Annotated[str | None, Query()] = None
+) -> None:
     """The same stream over a WebSocket: one JSON event per message, closed after the result.
 
     When the server stops, the socket closes with 1012: reconnect with `after` to resume.
-    Refusals close the socket with 4401 (no valid credential), 4403 (cross-origin), 4404, or
-    1013 when the credential cannot be checked now.
+    Refusals close the socket with 4400 (a malformed `after`), 4401 (no valid credential),
+    4403 (cross-origin), 4404, or 1013 when the credential cannot be checked now; the close
+    reason says why.
     """
     services = websocket.app.state.services
     await websocket.accept()
@@ -103,11 +147,16 @@ async def events_websocket(websocket: WebSocket, run_id: str, after: After = 0) 
     except IdentityUnavailable:
         await websocket.close(1013, "the credential cannot be checked now; try again shortly")
         return
+    try:
+        resume = 0 if after is None else parse_seq(after, "after")
+    except BadSeq as error:
+        await websocket.close(WS_BAD_REQUEST, str(error))
+        return
     if await services.store.get_run(user.id, run_id) is None:
         await websocket.close(4404, f"you have no run {run_id}")
         return
     services.metrics.subscribers.inc()
-    batches = follow(services.store, services.bus, run_id, after=after)
+    batches = follow(services.store, services.bus, run_id, after=resume)
     try:
         async for events in until_stopped(batches, services.stopping):
             for event in events or ():

@@ -1,9 +1,17 @@
 """`POST /llm/v1/messages`: the Anthropic Messages API for runners, with a run token as the key.
 
 A runner's SDK sends its run token where it would put an API key. Only tokens of live runs are
-accepted and a run whose token budget is spent is refused; the rest is forwarded upstream by
-`agent_platform.llm_gateway`. Errors answer in Anthropic's own shape (see `agent_runner.protocol`)
-because the runner's SDK is what parses them.
+accepted. Before a call goes upstream, its most expensive outcome is reserved against the run's
+token budget, atomically in the store: its request's size in bytes (a token of input is never
+less than a byte) plus its `max_tokens`, lowered to what is free. A call that cannot reserve its
+input and one token to answer is refused: 403 `budget_exhausted` when the budget is spent, 429
+(which the SDK retries) while the run's other calls in flight hold the rest. The reservation is
+settled with the usage the reply reports, so any number of calls at once stay within the budget.
+Tokens the API adds by itself (its own tools' definitions, a few hundred a call) are not in the
+request; the settled usage counts them.
+
+The call is forwarded upstream by `agent_platform.llm_gateway`. Errors answer in Anthropic's
+own shape (see `agent_runner.protocol`) because the runner's SDK is what parses them.
 """
 
 from __future__ import annotations
@@ -17,16 +25,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_platform.api.deps import LiveRunDep, ServicesDep
+from agent_platform.domain import Reservation
 from agent_platform.llm_gateway import MESSAGES_PATH, anthropic_error
 
 KEY_SETTING: Final = "AGENT_PLATFORM_ANTHROPIC_API_KEY"
+# When a call refused for want of tokens held by calls in flight may try again.
+RETRY_SECONDS: Final = 1
 
 router = APIRouter(prefix=GATEWAY_PREFIX, include_in_schema=False)
 
 
 @router.post(MESSAGES_PATH)
 async def messages(request: Request, run: LiveRunDep, services: ServicesDep) -> Response:
-    """Forward one Messages API request of a live run, its max_tokens capped by the budget."""
+    """Forward one Messages API request of a live run once its tokens are reserved."""
     if not services.gateway.configured:
         return anthropic_error(
             503,
@@ -38,15 +49,6 @@ async def messages(request: Request, run: LiveRunDep, services: ServicesDep) -> 
     agent = await store.get_agent(run.owner_id, run.agent_id)
     if agent is None:
         return anthropic_error(404, "not_found_error", "the run's agent no longer exists")
-    budget = agent.limits.max_tokens
-    remaining = budget - run.usage.total_tokens
-    if remaining <= 0:
-        return anthropic_error(
-            403,
-            "budget_exhausted",
-            f"the run's token budget of {budget} is exhausted ({run.usage.total_tokens} "
-            "used); raise the agent's max_tokens",
-        )
     body = await request.body()
     try:
         params = json.loads(body)
@@ -55,8 +57,50 @@ async def messages(request: Request, run: LiveRunDep, services: ServicesDep) -> 
     if not isinstance(params, dict):
         return anthropic_error(400, "invalid_request_error", "the body must be an object")
     max_tokens = params.get("max_tokens")
-    if isinstance(max_tokens, int) and max_tokens > remaining:
+    if type(max_tokens) is not int or max_tokens < 1:
+        return anthropic_error(
+            400, "invalid_request_error", "max_tokens must be a positive integer"
+        )
+    # The input's tokens are known only from the reply; a token is never less than a byte of
+    # the request, so its size bounds them.
+    prompt = len(body)
+    budget = agent.limits.max_tokens
+    reservation = await store.reserve_tokens(
+        run.id, budget=budget, least=prompt + 1, most=prompt + max_tokens
+    )
+    if reservation is None:
+        return anthropic_error(404, "not_found_error", "the run no longer exists")
+    if not reservation.granted:
+        return _over_budget(budget, reservation, prompt)
+    answer_tokens = reservation.granted - prompt
+    if answer_tokens < max_tokens:
         # The reply may not overrun the budget; re-encode only when it has to change.
-        body = json.dumps({**params, "max_tokens": remaining}).encode()
+        body = json.dumps({**params, "max_tokens": answer_tokens}).encode()
     streamed = params.get("stream") is True
-    return await services.gateway.forward(request, store, run, body, streamed=streamed)
+    return await services.gateway.forward(
+        request, store, run, body, streamed=streamed, reserved=reservation.granted
+    )
+
+
+def _over_budget(budget: int, reservation: Reservation, prompt: int) -> Response:
+    """Why a call's tokens could not be reserved: spent for good, or held by calls in flight."""
+    need = (
+        f"this call needs at least {prompt + 1} ({prompt} for its {prompt}-byte request, "
+        "counted as a token a byte, and 1 to answer)"
+    )
+    if reservation.used + prompt + 1 > budget:
+        return anthropic_error(
+            403,
+            "budget_exhausted",
+            f"the run's token budget of {budget} is exhausted: {reservation.used} used, and "
+            f"{need}; raise the agent's max_tokens",
+        )
+    # Freed when the calls in flight are answered: worth another try.
+    return anthropic_error(
+        429,
+        "rate_limit_error",
+        f"{reservation.held} tokens of the run's budget of {budget} are reserved by its calls "
+        f"in flight and {reservation.used} used, and {need}; retry when those calls end",
+        retry=True,
+        retry_after=RETRY_SECONDS,
+    )

@@ -1,7 +1,8 @@
-"""Putting one file into a workspace archive, in memory: how a user adds files between runs.
+"""Putting one file into a workspace archive, or taking one out: how a user edits between runs.
 
 The archive keeps the runner's format (a gzipped tar of paths relative to the workspace root),
-so the next run unpacks the new file beside the agent's own.
+so the next run unpacks the new file beside the agent's own. A copy is written member by member
+from one file to another, so no member is ever held whole in memory.
 """
 
 from __future__ import annotations
@@ -9,8 +10,13 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
+
+from agent_platform.workspaces import Archive
 
 MAX_PATH_CHARS: Final = 1000
 
@@ -53,30 +59,58 @@ def _directory(name: str, mtime: float) -> tarfile.TarInfo:
     return info
 
 
-def with_file(archive: bytes | None, path: str, data: bytes, now: datetime) -> bytes:
-    """A copy of the archive (None: an empty workspace) with `data` at `path`, replacing it."""
+@contextmanager
+def _rewriting(archive: Archive | None, out: Archive) -> Iterator[_Rewrite]:
+    """A new archive written into `out`, with the members of `archive` (if any) to copy over."""
+    with (
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        if archive is None:
+            yield _Rewrite(None, tar)
+        else:
+            archive.seek(0)
+            with tarfile.open(fileobj=archive, mode="r:gz") as source:
+                yield _Rewrite(source, tar)
+    out.seek(0)
+
+
+@dataclass
+class _Rewrite:
+    source: tarfile.TarFile | None
+    out: tarfile.TarFile
+
+    def members(self) -> Iterator[tarfile.TarInfo]:
+        """The old archive's members, read front to back once."""
+        if self.source is None:
+            return
+        while (member := self.source.next()) is not None:
+            yield member
+
+    def copy(self, member: tarfile.TarInfo) -> None:
+        assert self.source is not None
+        contents = self.source.extractfile(member) if member.isreg() else None
+        self.out.addfile(member, contents)
+
+
+def with_file(archive: Archive | None, path: str, data: bytes, now: datetime, out: Archive) -> None:
+    """Write into `out` a copy of the archive (None: an empty workspace) with `data` at `path`."""
     name = checked_path(path)
     mtime = now.timestamp()
-    buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=6) as zipped,
-        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as out,
-    ):
-        present: set[str] = set()
-        files: set[str] = set()
-        if archive is not None:
-            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as source:
-                for member in source.getmembers():
-                    if member.name == name and member.isdir():
-                        raise PathIsDirectory(
-                            f"{name} is a folder in the workspace; choose a file name inside it"
-                        )
-                    if member.name == name:
-                        continue
-                    present.add(member.name)
-                    if not member.isdir():
-                        files.add(member.name)
-                    out.addfile(member, source.extractfile(member) if member.isfile() else None)
+    present: set[str] = set()
+    files: set[str] = set()
+    with _rewriting(archive, out) as rewrite:
+        for member in rewrite.members():
+            if member.name == name and member.isdir():
+                raise PathIsDirectory(
+                    f"{name} is a folder in the workspace; choose a file name inside it"
+                )
+            if member.name == name:
+                continue
+            present.add(member.name)
+            if not member.isdir():
+                files.add(member.name)
+            rewrite.copy(member)
         parents = name.split("/")[:-1]
         for depth in range(1, len(parents) + 1):
             folder = "/".join(parents[:depth])
@@ -85,10 +119,28 @@ def with_file(archive: bytes | None, path: str, data: bytes, now: datetime) -> b
                     f"{folder} is a file in the workspace, so it cannot hold {name}"
                 )
             if folder not in present:
-                out.addfile(_directory(folder, mtime))
+                rewrite.out.addfile(_directory(folder, mtime))
         info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mode = 0o644
         info.mtime = int(mtime)
-        out.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+        rewrite.out.addfile(info, io.BytesIO(data))
+
+
+def without(archive: Archive, path: str, out: Archive) -> list[str]:
+    """Write into `out` a copy of the archive without the entry at `path`; the paths removed.
+
+    The entry is matched by its name as stored, whatever it is, so that an entry no run can
+    unpack (a link out of the workspace, a path with `..`) can be removed too. A folder goes
+    with everything in it.
+    """
+    name = path.strip("/")
+    removed: list[str] = []
+    with _rewriting(archive, out) as rewrite:
+        for member in rewrite.members():
+            stored = member.name.strip("/")
+            if stored == name or stored.startswith(f"{name}/"):
+                removed.append(member.name)
+            else:
+                rewrite.copy(member)
+    return removed

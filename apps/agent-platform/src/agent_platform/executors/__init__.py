@@ -35,6 +35,15 @@ def make_executor(settings: Settings, on_exit: OnExit) -> Executor:
             template_name=settings.runner_template,
             on_exit=on_exit,
         )
+    if settings.executor == "agent-sandbox":
+        from agent_platform.executors.agent_sandbox import AgentSandboxExecutor
+
+        return AgentSandboxExecutor(
+            kubeconfig=settings.kubeconfig,
+            namespace=settings.runs_namespace,
+            warm_pool=settings.warm_pool,
+            on_exit=on_exit,
+        )
     # Settings reject any other value, so mypy proves every executor has a branch here.
     assert_never(settings.executor)
 

@@ -73,7 +73,7 @@ def _as_body(manifest: dict[str, Any]) -> Any:
 
 
 @contextlib.contextmanager
-def _reaching_the_cluster() -> Iterator[None]:
+def reaching_the_cluster() -> Iterator[None]:
     """Failures to reach the cluster at all, as ExecutorErrors that say what to check."""
     try:
         yield
@@ -169,18 +169,18 @@ class KubernetesExecutor:
         return self._cluster
 
     async def start(self, launch: Launch) -> None:
-        with _reaching_the_cluster():
+        with reaching_the_cluster():
             await self._start(launch)
 
     async def cancel(self, run_id: str) -> None:
-        with _reaching_the_cluster():
+        with reaching_the_cluster():
             await self._connect()
             await self._delete_job(job_name(run_id))
         # Deleting a Job does not fail it, so the watch cannot report another end meanwhile.
         await self._report(run_id, Outcome.CANCELLED, "cancelled")
 
     async def reconcile(self, active_run_ids: Sequence[str]) -> Reconciliation:
-        with _reaching_the_cluster():
+        with reaching_the_cluster():
             return await self._reconcile(active_run_ids)
 
     async def _start(self, launch: Launch) -> None:

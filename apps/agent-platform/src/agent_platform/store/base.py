@@ -17,6 +17,7 @@ from agent_platform.domain import (
     Agent,
     ApiToken,
     Message,
+    Reservation,
     Run,
     RunStatus,
     RunTransition,
@@ -113,8 +114,22 @@ class Store(Protocol):
     async def list_expired_leases(self, now: datetime, *, limit: int = 100) -> list[Run]:
         """Running runs whose lease ran out by `now`, oldest lease first."""
 
-    async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
-        """Add token usage to a run (the gateway's record); None if there is no such run."""
+    async def reserve_tokens(
+        self, run_id: str, *, budget: int, least: int, most: int
+    ) -> Reservation | None:
+        """Set aside tokens of the run's budget for one gateway call; None if there is no run.
+
+        As many as are free up to `most`, or none (`granted` 0) if fewer than `least` are. The
+        run's usage and the tokens set aside for its calls never exceed `budget` together,
+        however many calls reserve at once; under contention a backend may grant fewer than
+        were free.
+        """
+
+    async def settle_tokens(self, run_id: str, reserved: int, usage: Usage) -> Run | None:
+        """Release a call's reservation and add the usage it was billed, in one change.
+
+        The gateway's record of usage; None if there is no such run.
+        """
 
     # Events, seq-numbered per run.
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:

@@ -9,8 +9,10 @@ a race, and the retry sees the winner's write.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,7 @@ from agent_platform.domain import (
     ApiToken,
     Lease,
     Message,
+    Reservation,
     Run,
     RunStatus,
     RunTransition,
@@ -57,6 +60,8 @@ WRITES_PER_BATCH: Final = 500
 # default of 5 attempts can run out while the losers are merely waiting their turn; a loser
 # that finally reads the new status gives up on its own, so more attempts cost nothing.
 TRANSACTION_ATTEMPTS: Final = 30
+# The run document's field of tokens set aside for gateway calls in flight.
+RESERVED: Final = "reserved_tokens"
 
 _ASC, _DESC = Direction.ASCENDING, Direction.DESCENDING
 QUERIES: Final[Mapping[str, QuerySpec]] = {
@@ -214,6 +219,16 @@ def _event(run_id: str, doc: Snapshot) -> StoredEvent:
     return StoredEvent(run_id, int(d["seq"]), d["type"], json.loads(d["data"]), _time(d["time"]))
 
 
+def _event_fields(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "type": event.type,
+        "data": json.dumps(event.data),
+        "time": event.time,
+        "expire_at": event.time + EVENT_RETENTION,
+    }
+
+
 def _data(doc: Snapshot) -> dict[str, Any]:
     data = doc.to_dict()
     if data is None:
@@ -235,6 +250,11 @@ class FirestoreStore:
 
     def __init__(self, client: AsyncClient) -> None:
         self._db = client
+        # One reservation at a time per run in this process: its transactions would only
+        # abort each other on the run's document. Locks go when no call holds them.
+        self._reserving: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     @classmethod
     def open(cls, project: str | None, database: str | None = None) -> FirestoreStore:
@@ -566,13 +586,42 @@ class FirestoreStore:
         )
         return [_run(doc) for doc in await self._documents(query)]
 
-    async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
+    async def reserve_tokens(
+        self, run_id: str, *, budget: int, least: int, most: int
+    ) -> Reservation | None:
         ref = self._db.collection("runs").document(run_id)
-        # Increments commute: concurrent gateway calls on several replicas all count.
-        increments = {f"usage.{k}": Increment(v) for k, v in usage.model_dump().items() if v}
+
+        @async_transactional
+        async def reserve(transaction: AsyncTransaction) -> Reservation | None:
+            doc = await ref.get(transaction=transaction)
+            if not doc.exists:
+                return None
+            data = _data(doc)
+            used = Usage.model_validate(data["usage"]).total_tokens
+            held = int(data.get(RESERVED, 0))
+            granted = min(most, budget - used - held)
+            if granted < least:
+                return Reservation(0, used, held)
+            transaction.update(ref, {RESERVED: Increment(granted)})
+            return Reservation(granted, used, held)
+
+        lock = self._reserving.get(run_id)
+        if lock is None:
+            lock = self._reserving[run_id] = asyncio.Lock()
+        async with lock:
+            return await reserve(self._transaction())
+
+    async def settle_tokens(self, run_id: str, reserved: int, usage: Usage) -> Run | None:
+        ref = self._db.collection("runs").document(run_id)
+        # One write, so no reservation sees the tokens released before the usage is counted.
+        change: dict[str, Any] = {
+            f"usage.{k}": Increment(v) for k, v in usage.model_dump().items() if v
+        }
+        if reserved:
+            change[RESERVED] = Increment(-reserved)
         try:
-            if increments:
-                await ref.update(increments)
+            if change:
+                await ref.update(change)
         except NotFound:
             return None
         return await self.get_run_unscoped(run_id)
@@ -587,37 +636,46 @@ class FirestoreStore:
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
         by_seq = {event.seq: event for event in events}
         refs = [self._events(run_id).document(_seq_id(seq)) for seq in sorted(by_seq)]
+        stored: list[StoredEvent] = []
+        for start in range(0, len(refs), WRITES_PER_BATCH):
+            chunk = refs[start : start + WRITES_PER_BATCH]
+            stored += await self._create_events(by_seq, chunk)
+        return stored
 
+    async def _create_events(
+        self, by_seq: Mapping[int, StoredEvent], chunk: list[AsyncDocumentReference]
+    ) -> list[StoredEvent]:
+        """Create the chunk's events in one write, as a runner's batch is new but for re-sends.
+
+        Only when one of them exists already does a transaction read which, to create the rest:
+        checking first would cost a read per event and two more round trips on every batch.
+        """
+        batch = self._db.batch()
+        for ref in chunk:
+            batch.create(ref, _event_fields(by_seq[int(ref.id)]))
+        try:
+            await batch.commit()
+        except AlreadyExists:
+            return await self._create_missing_events(by_seq, chunk)
+        return [by_seq[int(ref.id)] for ref in chunk]
+
+    async def _create_missing_events(
+        self, by_seq: Mapping[int, StoredEvent], chunk: list[AsyncDocumentReference]
+    ) -> list[StoredEvent]:
         @async_transactional
-        async def append(
-            transaction: AsyncTransaction, chunk: list[AsyncDocumentReference]
-        ) -> list[StoredEvent]:
+        async def append(transaction: AsyncTransaction) -> list[StoredEvent]:
             # AsyncTransaction.get_all awaits an async generator; the client's get_all works.
             reads = self._db.get_all(chunk, transaction=transaction)
             existing = {doc.id async for doc in reads if doc.exists}
             stored = []
             for ref in chunk:
-                if ref.id in existing:
-                    continue
-                event = by_seq[int(ref.id)]
-                transaction.create(
-                    ref,
-                    {
-                        "seq": event.seq,
-                        "type": event.type,
-                        "data": json.dumps(event.data),
-                        "time": event.time,
-                        "expire_at": event.time + EVENT_RETENTION,
-                    },
-                )
-                stored.append(event)
+                if ref.id not in existing:
+                    event = by_seq[int(ref.id)]
+                    transaction.create(ref, _event_fields(event))
+                    stored.append(event)
             return stored
 
-        stored: list[StoredEvent] = []
-        for start in range(0, len(refs), WRITES_PER_BATCH):
-            chunk = refs[start : start + WRITES_PER_BATCH]
-            stored += await append(self._transaction(), chunk)
-        return stored
+        return await append(self._transaction())
 
     async def list_events(
         self, run_id: str, *, after: int = 0, limit: int = 1000

@@ -7,14 +7,15 @@ they never see a write that is not committed yet and never wait behind one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiosqlite
 from agent_runner.protocol import Limits, Usage
@@ -25,6 +26,7 @@ from agent_platform.domain import (
     ApiToken,
     Lease,
     Message,
+    Reservation,
     Run,
     RunStatus,
     RunTransition,
@@ -34,8 +36,13 @@ from agent_platform.domain import (
 )
 from agent_platform.store.base import StoreError
 
+# Rows in one INSERT stay far below SQLite's 32,766 bound variables (5 per event).
+EVENTS_PER_WRITE: Final = 5000
+
 # Columns added after the first release, for files created before them.
-ADDED_COLUMNS = {"runs": ("lease_holder TEXT", "lease_until TEXT")}
+ADDED_COLUMNS = {
+    "runs": ("lease_holder TEXT", "lease_until TEXT", "reserved_tokens INTEGER NOT NULL DEFAULT 0")
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -81,7 +88,9 @@ CREATE TABLE IF NOT EXISTS runs (
     idempotency_key TEXT,
     run_token_hash TEXT UNIQUE,
     lease_holder TEXT,
-    lease_until TEXT
+    lease_until TEXT,
+    -- Tokens of the budget set aside for the run's gateway calls in flight.
+    reserved_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (agent_id, created_at);
@@ -210,6 +219,53 @@ async def _first(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> s
     return rows[0] if rows else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """A batch of one run's events waiting for the next write, and who waits for its result."""
+
+    run_id: str
+    events: Sequence[StoredEvent]
+    stored: asyncio.Future[list[StoredEvent]]
+
+
+def _next_write(waiting: Sequence[_Append]) -> Sequence[_Append]:
+    """The first batches waiting, as many as one statement holds, and at least one."""
+    count = 0
+    for taken, append in enumerate(waiting):
+        count += len(append.events)
+        if count > EVENTS_PER_WRITE and taken > 0:
+            return waiting[:taken]
+    return list(waiting)
+
+
+def _insert_events(appends: Sequence[_Append]) -> tuple[str, list[Any]]:
+    """One statement storing every batch; a (run, seq) already stored keeps its first event."""
+    rows = ", ".join(["(?, ?, ?, ?, ?)"] * sum(len(a.events) for a in appends))
+    params = [
+        value
+        for a in appends
+        for e in a.events
+        for value in (a.run_id, e.seq, e.type, json.dumps(e.data), _iso(e.time))
+    ]
+    sql = (
+        f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"  # noqa: S608 - placeholders only
+        " ON CONFLICT DO NOTHING RETURNING run_id, seq"
+    )
+    return sql, params
+
+
+def _settle(appends: Sequence[_Append], inserted: set[tuple[str, int]]) -> None:
+    """Give each batch the events it stored: of two copies of an event, the first one's."""
+    for append in appends:
+        new: dict[int, StoredEvent] = {}
+        for event in append.events:
+            if (append.run_id, event.seq) in inserted:
+                inserted.discard((append.run_id, event.seq))
+                new[event.seq] = event
+        if not append.stored.done():
+            append.stored.set_result(sorted(new.values(), key=lambda e: e.seq))
+
+
 class SqliteStore:
     """Open with `await SqliteStore.open(path)`."""
 
@@ -217,6 +273,8 @@ class SqliteStore:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._appends: list[_Append] = []
+        self._appender: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -251,11 +309,15 @@ class SqliteStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a caller cancelled while BEGIN waits for the writer's thread
+                # has not stopped it, and must end it, or every later BEGIN fails.
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # Queued after BEGIN on the writer's thread; nothing to undo if BEGIN failed.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
 
@@ -269,6 +331,8 @@ class SqliteStore:
         await self._one("SELECT 1", ())
 
     async def aclose(self) -> None:
+        if self._appender is not None:
+            await self._appender
         await self._reader.close()
         await self._writer.close()
 
@@ -551,7 +615,27 @@ class SqliteStore:
         )
         return [_run(r) for r in rows]
 
-    async def add_usage(self, run_id: str, usage: Usage) -> Run | None:
+    async def reserve_tokens(
+        self, run_id: str, *, budget: int, least: int, most: int
+    ) -> Reservation | None:
+        async with self._transaction() as db:
+            row = await _first(
+                db, "SELECT usage, reserved_tokens FROM runs WHERE id = ?", (run_id,)
+            )
+            if row is None:
+                return None
+            used = Usage.model_validate_json(row["usage"]).total_tokens
+            held = int(row["reserved_tokens"])
+            granted = min(most, budget - used - held)
+            if granted < least:
+                return Reservation(0, used, held)
+            await db.execute(
+                "UPDATE runs SET reserved_tokens = reserved_tokens + ? WHERE id = ?",
+                (granted, run_id),
+            )
+        return Reservation(granted, used, held)
+
+    async def settle_tokens(self, run_id: str, reserved: int, usage: Usage) -> Run | None:
         async with self._transaction() as db:
             row = await _first(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None:
@@ -559,7 +643,9 @@ class SqliteStore:
             run = _run(row)
             total = run.usage + usage
             await db.execute(
-                "UPDATE runs SET usage = ? WHERE id = ?", (total.model_dump_json(), run_id)
+                "UPDATE runs SET usage = ?, reserved_tokens = max(0, reserved_tokens - ?)"
+                " WHERE id = ?",
+                (total.model_dump_json(), reserved, run_id),
             )
         return replace(run, usage=total)
 
@@ -567,24 +653,37 @@ class SqliteStore:
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
         if not events:
             return []
-        # One statement, so one trip to the writer's thread: the write lock, which every
-        # runner's batch waits for, is held for that trip alone. A seq already stored, or
-        # repeated in the batch, keeps its first event.
-        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(events))
-        params = [
-            value
-            for e in events
-            for value in (run_id, e.seq, e.type, json.dumps(e.data), _iso(e.time))
-        ]
-        async with self._write_lock:
-            inserted = await self._writer.execute_fetchall(
-                f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"  # noqa: S608 - placeholders only
-                " ON CONFLICT DO NOTHING RETURNING seq",
-                params,
-            )
-        fresh = {row[0] for row in inserted}
-        new = {e.seq: e for e in reversed(events) if e.seq in fresh}
-        return sorted(new.values(), key=lambda e: e.seq)
+        append = _Append(run_id, events, asyncio.get_running_loop().create_future())
+        self._appends.append(append)
+        if self._appender is None or self._appender.done():
+            self._appender = asyncio.create_task(self._store_appends())
+        # A caller that stops waiting cancels its own future only: the write goes ahead, and
+        # settling it skips futures already done.
+        return await append.stored
+
+    async def _store_appends(self) -> None:
+        """Store every batch waiting to be appended, together, until none is left.
+
+        Batches from all runs that arrive while a write is under way go into the next write as
+        one statement: one trip to the writer's thread and one commit for all of them, where a
+        trip per batch, each waiting its turn on the event loop, could not keep up with a busy
+        event flow.
+        """
+        while self._appends:
+            appends = _next_write(self._appends)
+            del self._appends[: len(appends)]
+            try:
+                async with self._write_lock:
+                    inserted = await self._writer.execute_fetchall(*_insert_events(appends))
+            except BaseException as error:
+                # Every caller of this write learns why it failed.
+                for append in appends:
+                    if not append.stored.done():
+                        append.stored.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            _settle(appends, {(row[0], row[1]) for row in inserted})
 
     async def list_events(
         self, run_id: str, *, after: int = 0, limit: int = 1000

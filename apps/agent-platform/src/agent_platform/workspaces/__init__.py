@@ -10,18 +10,35 @@ from typing import assert_never
 
 from agent_platform.settings import Settings
 from agent_platform.workspaces.blob_store import (
+    CHUNK_BYTES,
+    UNREADABLE,
+    Archive,
     BlobStore,
+    UnsafeWorkspaceEntry,
     WorkspaceFile,
     WorkspaceFileNotFound,
+    WorkspaceLimits,
     WorkspaceTooLarge,
+    archive_size,
+    checked,
     list_files,
+    member_reader,
     read_file,
+    temporary_archive,
 )
 from agent_platform.workspaces.local import LocalBlobStore
 
 
 class BlobStoreNotAvailable(Exception):
     """The settings select a blob store without what it needs; the message names the setting."""
+
+
+def limits_of(settings: Settings) -> WorkspaceLimits:
+    return WorkspaceLimits(
+        archive_bytes=settings.workspace_max_bytes,
+        unpacked_bytes=settings.workspace_max_unpacked_bytes,
+        entries=settings.workspace_max_files,
+    )
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
@@ -47,13 +64,23 @@ def open_blob_store(settings: Settings) -> BlobStore:
 
 
 __all__ = [
+    "CHUNK_BYTES",
+    "UNREADABLE",
+    "Archive",
     "BlobStore",
     "BlobStoreNotAvailable",
     "LocalBlobStore",
+    "UnsafeWorkspaceEntry",
     "WorkspaceFile",
     "WorkspaceFileNotFound",
+    "WorkspaceLimits",
     "WorkspaceTooLarge",
+    "archive_size",
+    "checked",
+    "limits_of",
     "list_files",
+    "member_reader",
     "open_blob_store",
     "read_file",
+    "temporary_archive",
 ]

@@ -1,35 +1,85 @@
 """Where agents' workspaces live between runs: one gzipped tar per agent, behind a protocol.
 
 The local directory backend is the embedded default; a Cloud Storage backend implements the
-same protocol for the cloud. Listing and reading single files serve the dashboard, which shows
-an agent's files without unpacking anything to disk.
+same protocol for the cloud. An archive is handled as a file, never as bytes in memory: a
+gigabyte of zeros packs into a megabyte, so what a workspace unpacks to is bounded by limits
+checked when it is stored, a listing reads the tar headers and skips over the contents, and a
+file is served in chunks.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Final, Protocol
+from pathlib import PurePosixPath
+from typing import IO, Final, Protocol
 
 DEFAULT_MAX_BYTES: Final = 50 * 1024 * 1024
+# What one read of a served file or of a copied archive holds in memory.
+CHUNK_BYTES: Final = 256 * 1024
+# What a damaged archive raises while it is read: gzip, zlib and tar each have their own.
+UNREADABLE: Final = (tarfile.TarError, zlib.error, EOFError, OSError)
+
+Archive = IO[bytes]
 
 
 class WorkspaceTooLarge(Exception):
-    """The archive is larger than the platform keeps; the message gives both sizes."""
+    """The workspace is bigger than the platform keeps; the message says by which measure."""
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, what: str, setting: str) -> None:
         super().__init__(
-            f"the workspace archive is {size} bytes, more than the limit of {limit} bytes; "
-            "delete large or generated files from the workspace (or raise "
-            "AGENT_PLATFORM_WORKSPACE_MAX_BYTES)"
+            f"{what}; delete large or generated files from the workspace (or raise "
+            f"AGENT_PLATFORM_{setting})"
         )
-        self.size = size
-        self.limit = limit
+
+    @classmethod
+    def archive(cls, size: int, limit: int) -> WorkspaceTooLarge:
+        return cls(
+            f"the workspace archive is {size} bytes, more than the limit of {limit} bytes",
+            "WORKSPACE_MAX_BYTES",
+        )
+
+    @classmethod
+    def unpacked(cls, limit: int) -> WorkspaceTooLarge:
+        return cls(
+            f"the workspace's files add up to more than the limit of {limit} bytes",
+            "WORKSPACE_MAX_UNPACKED_BYTES",
+        )
+
+    @classmethod
+    def entries(cls, limit: int) -> WorkspaceTooLarge:
+        return cls(
+            f"the workspace holds more than the limit of {limit} files, folders and links",
+            "WORKSPACE_MAX_FILES",
+        )
 
 
 class WorkspaceFileNotFound(Exception):
     """No such file in the agent's workspace."""
+
+
+class UnsafeWorkspaceEntry(Exception):
+    """An entry would land outside the workspace or is no file, folder or link; names which."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path} {why}")
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceLimits:
+    """What an agent's workspace may hold: the archive's size and what it unpacks to."""
+
+    archive_bytes: int = DEFAULT_MAX_BYTES
+    unpacked_bytes: int = 1024 * 1024 * 1024
+    entries: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,39 +87,172 @@ class WorkspaceFile:
     path: str
     size: int
     is_dir: bool
+    # Where a symbolic link points, as stored (relative to the link's folder); None otherwise.
+    link_target: str | None = None
 
 
 class BlobStore(Protocol):
-    async def get(self, agent_id: str) -> bytes | None:
-        """The agent's workspace archive, None if it has none yet."""
+    """One archive per agent, and beside it the listing of that archive.
 
-    async def put(self, agent_id: str, archive: bytes) -> None:
-        """Replace the agent's workspace; raise WorkspaceTooLarge above the size limit."""
+    The listing is stamped with the archive it describes (a Cloud Storage generation, a file's
+    inode, size and modification time), so a listing that lost a race with another upload, or
+    that an archive from an older platform never had, is known to be stale and is not used.
+    """
+
+    def reading(self, agent_id: str) -> AbstractAsyncContextManager[Archive | None]:
+        """The agent's workspace archive as a seekable file open for reading; None if none yet."""
+
+    async def put(self, agent_id: str, archive: Archive, files: Sequence[WorkspaceFile]) -> None:
+        """Replace the agent's workspace with the archive read from its start, and its listing.
+
+        Raise WorkspaceTooLarge above the archive size limit, keeping the workspace it had.
+        """
+
+    async def listing(self, agent_id: str) -> list[WorkspaceFile] | None:
+        """The listing stored with the agent's current archive; None if there is none to trust."""
 
     async def delete(self, agent_id: str) -> None: ...
 
 
-def list_files(archive: bytes) -> list[WorkspaceFile]:
-    """The files and directories in a workspace archive, by path."""
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        return sorted(
-            (
-                WorkspaceFile(member.name, member.size if member.isfile() else 0, member.isdir())
-                for member in tar.getmembers()
-                if member.isfile() or member.isdir()
-            ),
-            key=lambda f: f.path,
-        )
+def listing_document(stamp: str, files: Sequence[WorkspaceFile]) -> bytes:
+    """A listing as stored beside its archive, stamped with the archive it describes."""
+    rows = [[f.path, f.size, f.is_dir, f.link_target] for f in files]
+    return json.dumps({"archive": stamp, "files": rows}, separators=(",", ":")).encode()
 
 
-def read_file(archive: bytes, path: str) -> bytes:
-    """One regular file's bytes from a workspace archive."""
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        try:
-            member = tar.getmember(path.strip("/"))
-        except KeyError:
-            raise WorkspaceFileNotFound(f"{path} is not in the workspace") from None
-        extracted = tar.extractfile(member) if member.isfile() else None
-        if extracted is None:
-            raise WorkspaceFileNotFound(f"{path} is not a regular file in the workspace")
-        return extracted.read()
+def listing_of(document: bytes, stamp: str) -> list[WorkspaceFile] | None:
+    """The files of a stored listing if it describes the archive stamped `stamp`."""
+    try:
+        parsed = json.loads(document)
+        if parsed["archive"] != stamp:
+            return None
+        return [WorkspaceFile(p, int(size), bool(d), t) for p, size, d, t in parsed["files"]]
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged or from another version: the archive itself still tells
+
+
+def temporary_archive() -> Archive:
+    """A scratch file for an archive on its way: deleted when closed (or the process ends)."""
+    return tempfile.TemporaryFile(prefix="workspace-")
+
+
+def archive_size(archive: Archive) -> int:
+    """The size of a seekable archive; leaves it at its start."""
+    size = archive.seek(0, io.SEEK_END)
+    archive.seek(0)
+    return size
+
+
+def unsafe_reason(member: tarfile.TarInfo) -> str | None:
+    """Why the runner could not unpack this entry into a workspace; None if it can.
+
+    The rules of tarfile's `data` filter, which the runner unpacks with (a leading `/` is
+    dropped, then nothing may lead outside), worded without any path of the machine.
+    """
+    name = PurePosixPath(member.name.lstrip("/"))
+    if _escapes(name):
+        return "is a path outside the workspace"
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        return "is a device, pipe or other special file, which a workspace cannot hold"
+    if member.issym() or member.islnk():
+        target = PurePosixPath(member.linkname)
+        where = name.parent / target if member.issym() else target
+        if target.is_absolute() or _escapes(where):
+            kind = "link" if member.issym() else "hard link"
+            return f"is a {kind} to {member.linkname}, outside the workspace"
+    return None
+
+
+def _escapes(path: PurePosixPath) -> bool:
+    depth = 0
+    for part in path.parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return True
+    return False
+
+
+def _described(member: tarfile.TarInfo) -> WorkspaceFile:
+    return WorkspaceFile(
+        member.name,
+        member.size if member.isreg() else 0,
+        member.isdir(),
+        member.linkname if member.issym() else None,
+    )
+
+
+@contextmanager
+def _opened(archive: Archive) -> Iterator[tarfile.TarFile]:
+    archive.seek(0)
+    # Read through gzip without tarfile's own stream layer, so that a member's contents can be
+    # skipped (inflated in bounded chunks and dropped) on the way to the next header.
+    with (
+        gzip.GzipFile(fileobj=archive, mode="rb") as unzipped,
+        tarfile.open(fileobj=unzipped, mode="r:") as tar,
+    ):
+        yield tar
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    # One pass, front to back: tarfile's own iteration may seek back to the start.
+    while (member := tar.next()) is not None:
+        yield member
+
+
+def list_files(archive: Archive | bytes) -> list[WorkspaceFile]:
+    """Every entry of a workspace archive, by path: files, folders and links."""
+    source = io.BytesIO(archive) if isinstance(archive, bytes) else archive
+    with _opened(source) as tar:
+        return sorted((_described(m) for m in _members(tar)), key=lambda f: f.path)
+
+
+def checked(archive: Archive, limits: WorkspaceLimits) -> list[WorkspaceFile]:
+    """The listing of an archive handed in to be stored, once it is known to be storable.
+
+    Raise WorkspaceTooLarge past a limit (as soon as it is passed, so a huge archive is not
+    read to its end) and UnsafeWorkspaceEntry for an entry that could not be unpacked.
+    """
+    size = archive_size(archive)
+    if size > limits.archive_bytes:
+        raise WorkspaceTooLarge.archive(size, limits.archive_bytes)
+    files: list[WorkspaceFile] = []
+    unpacked = 0
+    with _opened(archive) as tar:
+        for member in _members(tar):
+            if (why := unsafe_reason(member)) is not None:
+                raise UnsafeWorkspaceEntry(member.name, why)
+            files.append(_described(member))
+            unpacked += member.size if member.isreg() else 0
+            if unpacked > limits.unpacked_bytes:
+                raise WorkspaceTooLarge.unpacked(limits.unpacked_bytes)
+            if len(files) > limits.entries:
+                raise WorkspaceTooLarge.entries(limits.entries)
+    archive.seek(0)
+    return sorted(files, key=lambda f: f.path)
+
+
+@contextmanager
+def member_reader(archive: Archive, path: str) -> Iterator[tuple[int, IO[bytes]]]:
+    """One regular file of the archive: its size and a reader positioned at its contents."""
+    name = path.strip("/")
+    with _opened(archive) as tar:
+        for member in _members(tar):
+            if member.name.strip("/") != name:
+                continue
+            if member.issym():
+                raise WorkspaceFileNotFound(
+                    f"{path} is a link to {member.linkname}; open {member.linkname} instead"
+                )
+            reader = tar.extractfile(member) if member.isreg() else None
+            if reader is None:
+                raise WorkspaceFileNotFound(f"{path} is not a regular file in the workspace")
+            yield member.size, reader
+            return
+    raise WorkspaceFileNotFound(f"{path} is not in the workspace")
+
+
+def read_file(archive: Archive | bytes, path: str) -> bytes:
+    """One regular file's bytes, whole: for archives known to be small."""
+    source = io.BytesIO(archive) if isinstance(archive, bytes) else archive
+    with member_reader(source, path) as (_, reader):
+        return reader.read()

@@ -371,6 +371,20 @@ def _cluster(target: CloudProject) -> Iterable[Step]:
         filter=f"name={CLUSTER} AND secretManagerConfig.enabled=true",
         **where,
     )
+    # The runs' SandboxTemplate and SandboxWarmPool (extensions.agents.x-k8s.io/v1beta1) are
+    # served by GKE's managed Agent Sandbox add-on from GKE 1.36.3-gke.1767000; the regular
+    # channel's cluster gets there by auto-upgrade, and until it does the update is refused.
+    yield _step(
+        f"agent-sandbox-add-on/{CLUSTER}",
+        f"Agent Sandbox add-on on {CLUSTER} (the agent-sandbox controller that keeps the runs' "
+        "warm pool; needs GKE 1.36.3-gke.1767000 or later)",
+        "gcloud container clusters list --project {project} --location {region}"
+        " --filter {filter} --format value(name)",
+        "gcloud container clusters update {cluster} --project {project} --location {region}"
+        " --enable-agent-sandbox",
+        filter=f"name={CLUSTER} AND addonsConfig.agentSandboxConfig.enabled=true",
+        **where,
+    )
 
 
 def _firestore(target: CloudProject, indexes: IndexFile) -> Iterable[Step]:

@@ -8,6 +8,7 @@ file with `steps` is a build file, any other YAML file a trigger.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,9 @@ class PipelineFiles:
 
     def count(self) -> int:
         return len(self.builds) + len(self.triggers) + len(self.scripts) + len(self.dockerfiles)
+
+
+_BUILD_CONTEXT = re.compile(r"--build-context[= ]([A-Za-z0-9_.-]+)=(\S+)")
 
 
 class UnreadableFileError(GitopsError):
@@ -83,10 +87,21 @@ def check_files(root: Path, files: PipelineFiles) -> list[Finding]:
         findings.extend(check_trigger(_load_yaml(path), _relative(path, root), builds))
     for path in files.scripts:
         findings.extend(check_script(path.read_text(encoding="utf-8"), _relative(path, root)))
+    contexts = named_build_contexts(discover(root).scripts)
     for path in files.dockerfiles:
         text = path.read_text(encoding="utf-8")
-        findings.extend(check_dockerfile(text, _relative(path, root)))
+        findings.extend(check_dockerfile(text, _relative(path, root), contexts))
     return findings
+
+
+def named_build_contexts(scripts: Iterable[Path]) -> frozenset[str]:
+    """The names the pipeline scripts give local directories with `--build-context NAME=DIR`."""
+    return frozenset(
+        match.group(1)
+        for script in scripts
+        for match in _BUILD_CONTEXT.finditer(script.read_text(encoding="utf-8"))
+        if "://" not in match.group(2) and not match.group(2).startswith("docker-image")
+    )
 
 
 def run(root: Path, paths: Sequence[Path], out: TextIO) -> int:

@@ -59,6 +59,10 @@ PREPARE_SCRIPT = "pipelines/scripts/prepare.sh"
 CACHE_EXPORT = "export"
 
 REQUIRED_PLATFORM = "linux/amd64"
+# The one step image not pulled from a registry: the prepare step builds it from
+# pipelines/tools (whose own inputs are pinned) and loads it into the worker's Docker.
+TOOLS_IMAGE = "gitops-tools"
+DIGEST = "@sha256:"
 
 _SUBSTITUTION = re.compile(r"\$\$|\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -96,6 +100,7 @@ def check_build(doc: Mapping[str, Any], path: str) -> list[Finding]:
         *_wait_for_findings(doc, path),
         *_plain_secret_findings(doc, path),
         *_platform_findings(doc, path),
+        *_image_pin_findings(doc, path),
     ]
 
 
@@ -133,16 +138,28 @@ def check_trigger(
 
 
 def check_script(text: str, path: str) -> list[Finding]:
-    """The platform check for a shell script that build steps run."""
-    return [
-        Finding(
-            "cloudbuild-platform",
-            path,
-            f"`docker build` without `--platform {REQUIRED_PLATFORM}`: GKE nodes are amd64",
-        )
-        for command in _shell_commands(text)
-        if _is_docker_build(command) and not _names_platform(command)
-    ]
+    """The platform and image pin checks for a shell script that build steps run."""
+    findings: list[Finding] = []
+    for command in _shell_commands(text):
+        if _is_docker_build(command) and not _names_platform(command):
+            findings.append(
+                Finding(
+                    "cloudbuild-platform",
+                    path,
+                    f"`docker build` without `--platform {REQUIRED_PLATFORM}`: GKE nodes are amd64",
+                )
+            )
+        if _starts_unpinned_buildkit(command):
+            findings.append(
+                Finding(
+                    "cloudbuild-unpinned-image",
+                    path,
+                    "`docker buildx create --driver docker-container` runs BuildKit's image at "
+                    "whatever its default tag is today: add `--driver-opt "
+                    "image=moby/buildkit:vX.Y.Z@sha256:<digest>`",
+                )
+            )
+    return findings
 
 
 def is_build_document(doc: Mapping[str, Any]) -> bool:
@@ -298,6 +315,53 @@ def _platform_findings(doc: Mapping[str, Any], path: str) -> Iterator[Finding]:
                 )
 
 
+def _image_pin_findings(doc: Mapping[str, Any], path: str) -> Iterator[Finding]:
+    steps: Sequence[Mapping[str, Any]] = doc.get("steps") or []
+    prepared = {
+        index
+        for index, step in enumerate(steps)
+        if any(PREPARE_SCRIPT in text for text in _strings(step.get("args") or []))
+    }
+    for index, step in enumerate(steps):
+        label = step.get("id") or f"steps[{index}]"
+        image = str(step.get("name", ""))
+        if DIGEST in image:
+            continue
+        if image == TOOLS_IMAGE:
+            if prepared & _runs_after(steps, index):
+                continue
+            problem = (
+                f"is built by {PREPARE_SCRIPT}, and no step this one waits for runs it: "
+                "wait for the prepare step"
+            )
+        else:
+            problem = (
+                "has no digest, so the build runs whatever its tag points at today: pin it as "
+                "`name:tag@sha256:<digest>`"
+            )
+        yield Finding(
+            "cloudbuild-unpinned-image", path, f"step `{label}`: image `{image}` {problem}"
+        )
+
+
+def _runs_after(steps: Sequence[Mapping[str, Any]], index: int) -> set[int]:
+    """Indexes of the steps that finish before step `index` starts, by Cloud Build's waitFor."""
+    ids = {step.get("id"): position for position, step in enumerate(steps) if step.get("id")}
+    done: set[int] = set()
+    pending = [index]
+    while pending:
+        position = pending.pop()
+        wait_for = steps[position].get("waitFor")
+        if wait_for is None:  # no waitFor: every earlier step
+            direct = set(range(position))
+        else:  # `-` names no step: at once
+            direct = {ids[name] for name in wait_for if name in ids}
+        for earlier in direct - done:
+            done.add(earlier)
+            pending.append(earlier)
+    return done
+
+
 def _step_commands(step: Mapping[str, Any]) -> Iterator[list[str]]:
     """The argv of every command a step runs, whether given as args or as a shell script."""
     args = [str(arg) for arg in step.get("args") or []]
@@ -336,6 +400,22 @@ def _is_docker_build(command: list[str]) -> bool:
         return False
     words = [word for word in command[1:] if not word.startswith("-")]
     return words[:1] == ["build"] or words[:2] in (["buildx", "build"], ["image", "build"])
+
+
+def _starts_unpinned_buildkit(command: list[str]) -> bool:
+    words = [word for word in command[1:] if not word.startswith("-")]
+    if command[:1] != ["docker"] or words[:2] != ["buildx", "create"]:
+        return False
+    pairs = list(zip(command, [*command[1:], ""], strict=True))
+    container = any(
+        word == "--driver=docker-container"
+        or (word == "--driver" and following == "docker-container")
+        for word, following in pairs
+    )
+    options = [following for word, following in pairs if word == "--driver-opt"]
+    options += [word.partition("=")[2] for word, _ in pairs if word.startswith("--driver-opt=")]
+    pinned = any(option.startswith("image=") and DIGEST in option for option in options)
+    return container and not pinned
 
 
 def _names_platform(command: list[str]) -> bool:

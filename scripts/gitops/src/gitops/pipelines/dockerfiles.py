@@ -19,6 +19,9 @@ _OPTIONS_WITH_VALUES = frozenset(
     {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url"}
 )
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_DIRECTIVE = re.compile(r"^#\s*[a-z]+\s*=", re.I)
+_SYNTAX = re.compile(r"^#\s*syntax\s*=\s*(\S+)", re.I)
+DIGEST = "@sha256:"
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,17 @@ def parse(text: str) -> tuple[dict[str, str], list[Stage]]:
     return global_args, stages
 
 
-def check_dockerfile(text: str, path: str) -> list[Finding]:
+def check_dockerfile(
+    text: str, path: str, build_contexts: frozenset[str] = frozenset()
+) -> list[Finding]:
     """Every Dockerfile rule over one file."""
     global_args, stages = parse(text)
     if not stages:
         return [Finding("dockerfile-unpinned-base", path, "no FROM instruction")]
     return [
+        *_syntax_findings(text, path),
         *_base_findings(global_args, stages, path),
+        *_copy_from_findings(global_args, stages, path, build_contexts),
         *_user_findings(stages[-1], path),
         *_add_url_findings(stages, path),
         *_install_findings(stages, path),
@@ -93,6 +100,22 @@ def _expand(value: str, variables: dict[str, str]) -> str:
     return _VARIABLE.sub(lambda match: variables.get(match.group(1), match.group(0)), value)
 
 
+def _syntax_findings(text: str, path: str) -> Iterator[Finding]:
+    """The `# syntax=` frontend is an image BuildKit pulls and runs, so it is pinned like one."""
+    # Parser directives only count before the first comment, blank line or instruction.
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not _DIRECTIVE.match(line):
+            return
+        directive = _SYNTAX.match(line)
+        if directive is not None and DIGEST not in directive.group(1):
+            yield Finding(
+                "dockerfile-unpinned-base",
+                path,
+                f"line {number}: the syntax frontend `{directive.group(1)}` has no digest: "
+                f"pin it as `{directive.group(1)}@sha256:<digest>`",
+            )
+
+
 def _base_findings(
     global_args: dict[str, str], stages: list[Stage], path: str
 ) -> Iterator[Finding]:
@@ -100,28 +123,54 @@ def _base_findings(
     for stage in stages:
         image = _expand(stage.base, global_args)
         if image not in earlier and image != "scratch":
-            reference = image.split("@", 1)[0]
-            last_segment = reference.rsplit("/", 1)[-1]
-            tag = last_segment.partition(":")[2]
             if "$" in image:
                 problem = "names an ARG without a default"
-            elif "@sha256:" in image:
-                problem = ""
-            elif not tag:
-                problem = "has no tag, so it means `latest`"
-            elif tag == "latest":
-                problem = "is `latest`"
+            elif DIGEST not in image:
+                problem = _unpinned_tag(image)
             else:
                 problem = ""
             if problem:
                 yield Finding(
                     "dockerfile-unpinned-base",
                     path,
-                    f"line {stage.line}: base image `{image}` {problem}: pin a version "
-                    "(and ideally a digest)",
+                    f"line {stage.line}: base image `{image}` {problem}: pin it by digest, "
+                    "`name:tag@sha256:<digest>`, so a rebuild starts from the reviewed image",
                 )
         if stage.name:
             earlier.add(stage.name)
+
+
+def _copy_from_findings(
+    global_args: dict[str, str], stages: list[Stage], path: str, build_contexts: frozenset[str]
+) -> Iterator[Finding]:
+    # A named build context (`docker buildx build --build-context NAME=DIR`) takes precedence
+    # over an image of that name, so `COPY --from=NAME` copies local files, not an image.
+    names = {stage.name for stage in stages if stage.name} | build_contexts
+    for stage in stages:
+        for instruction in stage.instructions:
+            if instruction.keyword != "COPY":
+                continue
+            for word in instruction.arguments.split():
+                source = word.removeprefix("--from=")
+                if source == word or source in names or source.isdigit():
+                    continue
+                image = _expand(source, global_args)
+                if DIGEST not in image:
+                    yield Finding(
+                        "dockerfile-unpinned-base",
+                        path,
+                        f"line {instruction.line}: `COPY --from={image}` pulls an image that "
+                        f"{_unpinned_tag(image)}: pin it as `name:tag@sha256:<digest>`",
+                    )
+
+
+def _unpinned_tag(image: str) -> str:
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    if not tag:
+        return "has neither tag nor digest, so it means whatever `latest` is today"
+    if tag == "latest":
+        return "is `latest`"
+    return "has a tag but no digest, and tags move"
 
 
 def _user_findings(final: Stage, path: str) -> Iterator[Finding]:
@@ -175,6 +224,7 @@ def _install_findings(stages: list[Stage], path: str) -> Iterator[Finding]:
                 if "--no-dev" not in command:
                     yield _unfrozen(instruction, path, "`uv sync` without `--no-dev`")
             yield from _pip_findings(words, instruction, path)
+            yield from _apt_findings(words, instruction, path)
 
 
 def _pip_findings(words: list[str], instruction: Instruction, path: str) -> Iterator[Finding]:
@@ -194,6 +244,20 @@ def _pip_findings(words: list[str], instruction: Instruction, path: str) -> Iter
         for package in packages:
             if "==" not in package and "@" not in package and not package.startswith((".", "/")):
                 yield _unfrozen(instruction, path, f"`pip install {package}` without `==`")
+
+
+def _apt_findings(words: list[str], instruction: Instruction, path: str) -> Iterator[Finding]:
+    for index, word in enumerate(words):
+        if word != "install" or index == 0 or words[index - 1] not in {"apt-get", "apt"}:
+            continue
+        for package in _until_separator(words[index + 1 :]):
+            if not package.startswith("-") and "=" not in package:
+                yield _unfrozen(
+                    instruction,
+                    path,
+                    f"`apt-get install {package}` without `={{version}}` (apt-cache policy "
+                    f"{package} names the candidate)",
+                )
 
 
 def _until_separator(words: list[str]) -> list[str]:

@@ -35,18 +35,43 @@ def pinned_architectures(spec: Mapping[str, Any]) -> set[str] | None:
     return None
 
 
+ARM_DOC = "https://cloud.google.com/kubernetes-engine/docs/concepts/arm-on-gke"
+
+
+def tolerates_arm(spec: Mapping[str, Any]) -> bool:
+    """Whether the pod tolerates the arm64 NoSchedule taint GKE puts on its Arm nodes."""
+    for toleration in (mapping(t) for t in sequence(spec.get("tolerations"))):
+        key = toleration.get("key")
+        operator = toleration.get("operator") or "Equal"
+        effect = toleration.get("effect")
+        if effect not in {None, "", "NoSchedule"}:
+            continue
+        if not key and operator == "Exists":
+            return True  # tolerates every taint
+        if key == ARCH_LABEL and (operator == "Exists" or toleration.get("value") == "arm64"):
+            return True
+    return False
+
+
 @rule(
     "ARCH001",
-    Severity.ERROR,
-    "pods pinned to amd64",
-    reads=(f"spec.nodeSelector.{ARCH_LABEL}", "spec.affinity.nodeAffinity"),
-    fix=f"add nodeSelector {ARCH_LABEL}: {ARCHITECTURE}; the images are built for linux/amd64",
-    doc="An unpinned pod can land on an Arm node and die with `exec format error`.",
+    Severity.WARNING,
+    "pods that tolerate Arm nodes pin amd64",
+    reads=(f"spec.nodeSelector.{ARCH_LABEL}", "spec.affinity.nodeAffinity", "spec.tolerations"),
+    fix=f"add nodeSelector {ARCH_LABEL}: {ARCHITECTURE}, or drop the toleration of the "
+    f"{ARCH_LABEL}=arm64 taint; the images are built for linux/amd64",
+    doc="GKE taints Arm nodes and Autopilot provisions them only on request, so an unpinned pod "
+    "lands on amd64 unless it tolerates that taint; then it may land on Arm and fail with "
+    "`exec format error`.",
+    see=ARM_DOC,
 )
 def pinned(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
-        if pinned_architectures(workload.spec) is None:
-            yield Violation(workload.resource, f"does not select nodes by {ARCH_LABEL}")
+        if pinned_architectures(workload.spec) is None and tolerates_arm(workload.spec):
+            yield Violation(
+                workload.resource,
+                f"tolerates the {ARCH_LABEL}=arm64 taint but does not select {ARCH_LABEL}",
+            )
 
 
 @rule(
@@ -56,6 +81,7 @@ def pinned(ctx: Context) -> Iterator[Violation]:
     reads=(f"spec.nodeSelector.{ARCH_LABEL}", "spec.affinity.nodeAffinity"),
     fix=f"select {ARCH_LABEL}: {ARCHITECTURE}; Cloud Build builds --platform linux/amd64 only",
     doc="Pods pinned to arm64 nodes cannot run the amd64 images this repository builds.",
+    see=ARM_DOC,
 )
 def foreign_pin(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:

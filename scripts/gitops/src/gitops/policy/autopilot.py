@@ -44,21 +44,29 @@ AUTOPILOT_VOLUMES = frozenset(
         "secret",
     }
 )
-# Kubernetes' safe sysctl set, the only one Autopilot accepts.
-SAFE_SYSCTLS = frozenset(
-    {
-        "kernel.shm_rmid_forced",
-        "net.ipv4.ip_local_port_range",
-        "net.ipv4.ip_unprivileged_port_start",
-        "net.ipv4.ping_group_range",
-        "net.ipv4.tcp_syncookies",
-        "net.ipv4.ip_local_reserved_ports",
-        "net.ipv4.tcp_keepalive_time",
-        "net.ipv4.tcp_fin_timeout",
-        "net.ipv4.tcp_keepalive_intvl",
-        "net.ipv4.tcp_keepalive_probes",
-    }
-)
+# Kubernetes' safe sysctl set, the only one Autopilot accepts, by the minor release that made
+# each safe (the kubelet's and Pod Security baseline's list at that version).
+SAFE_SYSCTLS_SINCE = {
+    "kernel.shm_rmid_forced": 0,
+    "net.ipv4.ip_local_port_range": 0,
+    "net.ipv4.tcp_syncookies": 0,
+    "net.ipv4.ping_group_range": 0,
+    "net.ipv4.ip_unprivileged_port_start": 22,
+    "net.ipv4.ip_local_reserved_ports": 27,
+    "net.ipv4.tcp_keepalive_time": 29,
+    "net.ipv4.tcp_fin_timeout": 29,
+    "net.ipv4.tcp_keepalive_intvl": 29,
+    "net.ipv4.tcp_keepalive_probes": 29,
+    "net.ipv4.tcp_rmem": 32,
+    "net.ipv4.tcp_wmem": 32,
+}
+
+
+def safe_sysctls(minor: int) -> frozenset[str]:
+    """The safe sysctls of Kubernetes 1.<minor>."""
+    return frozenset(name for name, since in SAFE_SYSCTLS_SINCE.items() if since <= minor)
+
+
 MANAGED_NAMESPACES = frozenset(
     {"kube-system", "kube-public", "kube-node-lease", "gke-gmp-system", "gmp-system", "gmp-public"}
 )
@@ -98,6 +106,7 @@ MIN_RATIO, MAX_RATIO = 1.0, 6.5
     fix="remove `privileged: true`; run builds and agents as ordinary pods "
     "(an agent run is a Job, not Docker-in-Docker)",
     doc="Autopilot rejects privileged pods outright.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-security#built-in-security",
 )
 def privileged(ctx: Context) -> Iterator[Violation]:
     for workload, container in each_container(ctx):
@@ -114,6 +123,7 @@ def privileged(ctx: Context) -> Iterator[Violation]:
     reads=("spec.hostNetwork", "spec.hostPID", "spec.hostIPC"),
     fix="delete hostNetwork/hostPID/hostIPC; expose ports through a Service instead",
     doc="Autopilot refuses pods that share the node's network, PID or IPC namespace.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-security#built-in-security",
 )
 def host_namespaces(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -138,6 +148,7 @@ def _host_path_volumes(workload: Workload) -> dict[str, str]:
     fix="replace the hostPath volume with emptyDir, a PVC or a CSI volume; a node socket such "
     "as /var/run/docker.sock is never available on Autopilot",
     doc="Autopilot allows hostPath only for reading /var/log; everything else is rejected.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-security#built-in-security",
 )
 def host_path(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -166,6 +177,7 @@ def host_path(ctx: Context) -> Iterator[Violation]:
     reads=("spec.containers[].ports[].hostPort",),
     fix="delete hostPort and reach the container through a Service",
     doc="Autopilot rejects pods that bind ports on the node.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-security#built-in-security",
 )
 def host_port(ctx: Context) -> Iterator[Violation]:
     for workload, container in each_container(ctx):
@@ -186,6 +198,7 @@ def host_port(ctx: Context) -> Iterator[Violation]:
     fix="drop the capability from securityContext.capabilities.add; Autopilot allows only the "
     "runtime defaults and SYS_PTRACE",
     doc="Autopilot rejects containers that add SYS_ADMIN, NET_ADMIN and other powerful ones.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-security#capabilities",
 )
 def capabilities(ctx: Context) -> Iterator[Violation]:
     for workload, container in each_container(ctx):
@@ -193,10 +206,14 @@ def capabilities(ctx: Context) -> Iterator[Violation]:
             mapping(mapping(container.get("securityContext")).get("capabilities")).get("add")
         )
         for capability in added:
-            name = str(capability).removeprefix("CAP_")
+            # Kubernetes compares the names as written: CAP_CHOWN is not CHOWN to admission.
+            name = str(capability)
             if name not in AUTOPILOT_CAPABILITIES:
+                hint = (
+                    f" (write it as {name.removeprefix('CAP_')})" if name.startswith("CAP_") else ""
+                )
                 yield Violation(
-                    workload.resource, f"container {container_name(container)} adds {name}"
+                    workload.resource, f"container {container_name(container)} adds {name}{hint}"
                 )
 
 
@@ -211,6 +228,7 @@ _VOLUME_FIELDS = frozenset({"name"})
     fix="use configMap, secret, emptyDir, projected, downwardAPI, persistentVolumeClaim, "
     "ephemeral or csi volumes",
     doc="Autopilot refuses in-tree volume plugins such as gcePersistentDisk, iscsi or flexVolume.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-overview#unsupported_volumes",
 )
 def volume_types(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -229,13 +247,19 @@ def volume_types(ctx: Context) -> Iterator[Violation]:
     reads=("spec.securityContext.sysctls[].name",),
     fix="remove the sysctl; Autopilot accepts only Kubernetes' safe sysctl set",
     doc="Unsafe sysctls need node configuration that Autopilot does not allow.",
+    see="https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/#safe-and-unsafe-sysctls",
 )
 def sysctls(ctx: Context) -> Iterator[Violation]:
+    safe = safe_sysctls(ctx.settings.kubernetes_minor)
     for workload in ctx.workloads:
         for sysctl in sequence(workload.security_context.get("sysctls")):
             name = str(mapping(sysctl).get("name", ""))
-            if name not in SAFE_SYSCTLS:
-                yield Violation(workload.resource, f"sysctl {name} is not in the safe set")
+            if name not in safe:
+                yield Violation(
+                    workload.resource,
+                    f"sysctl {name} is not in Kubernetes {ctx.settings.kubernetes_version}'s "
+                    "safe set",
+                )
 
 
 def _managed(namespace: str) -> bool:
@@ -249,6 +273,7 @@ def _managed(namespace: str) -> bool:
     reads=("metadata.namespace",),
     fix="move the object to one of the platform's namespaces (agent-platform, agent-runs, argocd)",
     doc="Autopilot owns kube-system and the gke-/gmp- namespaces and rejects changes there.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-security#managed-namespaces",
 )
 def managed_namespaces(ctx: Context) -> Iterator[Violation]:
     for resource in ctx.resources:
@@ -277,6 +302,7 @@ def _node_keys(spec: Mapping[str, Any]) -> list[str]:
     fix="select nodes only by compute class, Spot, architecture, OS, zone/region, accelerator "
     "or the gVisor runtime label; node pools do not exist on Autopilot",
     doc="Autopilot rejects pods that select nodes by other labels, such as a node pool name.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-overview#node_selectors",
 )
 def node_selectors(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -306,6 +332,7 @@ def _pod_requests(workload: Workload) -> tuple[float, float] | None:
     reads=("spec.containers[].resources.requests",),
     fix="request between 50m and 30 CPU and between 52Mi and 110Gi memory per pod",
     doc="Autopilot rewrites requests outside the general-purpose range; git would lie.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests",
 )
 def request_range(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -326,6 +353,7 @@ def request_range(ctx: Context) -> Iterator[Violation]:
     reads=("spec.containers[].resources.requests",),
     fix="request between 1Gi and 6.5Gi of memory per CPU (e.g. 500m with 512Mi to 3.25Gi)",
     doc="Autopilot raises whichever request is short to fit the ratio, which costs money silently.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests",
 )
 def request_ratio(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -344,6 +372,7 @@ def request_ratio(ctx: Context) -> Iterator[Violation]:
     reads=("spec.containers[].resources.requests",),
     fix="set resources.requests.cpu and resources.requests.memory on every container",
     doc="Without requests Autopilot applies its defaults (0.5 CPU, 2Gi), not what git says.",
+    see="https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests",
 )
 def requests_declared(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -363,6 +392,52 @@ def requests_declared(ctx: Context) -> Iterator[Violation]:
                         yield Violation(workload.resource, str(error))
 
 
+# Resources GKE calls unsafe to intercept with an admission webhook: a webhook that fails or is
+# slow there breaks node registration and authentication for the whole cluster, so Autopilot
+# refuses such webhook configurations. (group, resource); "*" matches any.
+UNSAFE_WEBHOOK_RESOURCES = (
+    ("", "nodes"),
+    ("authentication.k8s.io", "tokenreviews"),
+    ("authorization.k8s.io", "subjectaccessreviews"),
+    ("certificates.k8s.io", "certificatesigningrequests"),
+)
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+
+def _intercepts(webhook_rule: Mapping[str, Any], group: str, resource: str) -> bool:
+    groups = [str(g) for g in sequence(webhook_rule.get("apiGroups"))]
+    resources = [str(r).split("/")[0] for r in sequence(webhook_rule.get("resources"))]
+    return (group in groups or "*" in groups) and (resource in resources or "*" in resources)
+
+
+@rule(
+    "AP013",
+    Severity.ERROR,
+    "no admission webhooks on nodes or authentication",
+    reads=("webhooks[].rules[].apiGroups", "webhooks[].rules[].resources"),
+    fix="narrow the webhook's rules to your own resources; never intercept nodes, tokenreviews, "
+    "subjectaccessreviews or certificatesigningrequests",
+    doc="Autopilot refuses webhooks that intercept nodes, token and access reviews or CSRs: one "
+    "failing webhook there stops nodes joining and every request authenticating.",
+    see="https://cloud.google.com/kubernetes-engine/docs/how-to/optimize-webhooks",
+)
+def unsafe_webhooks(ctx: Context) -> Iterator[Violation]:
+    for resource in (r for kind in WEBHOOK_KINDS for r in ctx.kind(kind)):
+        for webhook in (mapping(w) for w in sequence(resource.body.get("webhooks"))):
+            caught = sorted(
+                {
+                    f"{group or 'core'}/{name}"
+                    for webhook_rule in (mapping(r) for r in sequence(webhook.get("rules")))
+                    for group, name in UNSAFE_WEBHOOK_RESOURCES
+                    if _intercepts(webhook_rule, group, name)
+                }
+            )
+            if caught:
+                yield Violation(
+                    resource, f"webhook {webhook.get('name')} intercepts {', '.join(caught)}"
+                )
+
+
 RULES = (
     privileged,
     host_namespaces,
@@ -376,4 +451,5 @@ RULES = (
     request_range,
     request_ratio,
     requests_declared,
+    unsafe_webhooks,
 )

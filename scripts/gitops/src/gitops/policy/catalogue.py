@@ -12,6 +12,7 @@ from gitops.policy import (
     iap_clients,
     identity,
     images,
+    network,
     probes,
     pss,
     references,
@@ -22,12 +23,12 @@ from gitops.policy.model import Context, Finding, Rule, RuleInfo, Settings, Seve
 
 POLICIES: tuple[Rule, ...] = (
     *autopilot.RULES,
-    *pss.RULES,
     *identity.RULES,
     *architecture.RULES,
     *images.RULES,
     *sandbox.RULES,
     *references.RULES,
+    *network.RULES,
     *probes.RULES,
     *secrets.RULES,
     *argocd.RULES,
@@ -69,8 +70,20 @@ SCHEMA_BROKEN = RuleInfo(
     fix="fix the schema file so that it is a valid JSON schema (draft 4 to 2020-12)",
     doc="kubeconform treats an unparsable schema as missing, which would hide every error.",
 )
-STAGES: tuple[RuleInfo, ...] = (RENDER, SCHEMA_INVALID, SCHEMA_MISSING, SCHEMA_BROKEN)
+STAGES: tuple[RuleInfo, ...] = (
+    RENDER,
+    SCHEMA_INVALID,
+    SCHEMA_MISSING,
+    SCHEMA_BROKEN,
+    *pss.CHECKS,
+    secrets.LEAKED,
+)
 CATALOGUE: tuple[RuleInfo, ...] = (*STAGES, *POLICIES)
+
+
+def skipped_alone(rules: Iterable[Rule] = POLICIES) -> tuple[str, ...]:
+    """Ids of the rules a lone manifest file cannot be judged by: they need an environment."""
+    return tuple(rule.id for rule in rules if rule.whole_render)
 
 
 def evaluate(
@@ -85,9 +98,18 @@ def evaluate(
 ) -> list[Finding]:
     """Every finding of `rules` over one rendered target, in catalogue order.
 
-    A lone manifest file is not a whole render: rules that look across objects skip it.
+    A lone manifest file is not a whole render: rules that need an environment (its facts, the
+    other targets' renders) skip it, and `skipped_alone` names them. Rules across objects still
+    run among the objects the file holds.
     """
-    ctx = Context.build(target, resources, settings, is_environment=is_environment, renders=renders)
+    ctx = Context.build(
+        target,
+        resources,
+        settings,
+        is_environment=is_environment,
+        renders=renders,
+        lone=not whole_render,
+    )
     return [
         Finding(
             rule=rule.id,
@@ -96,6 +118,8 @@ def evaluate(
             resource=violation.resource.ref,
             message=violation.message,
             fix=rule.fix,
+            file=violation.resource.file,
+            line=violation.resource.line,
         )
         for rule in rules
         if whole_render or not rule.whole_render

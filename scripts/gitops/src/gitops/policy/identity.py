@@ -6,14 +6,35 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gitops.manifests import Resource, mapping, sequence
+from gitops.manifests import Resource, mapping, scalar_text, sequence
 from gitops.policy.model import Context, Severity, Violation, rule
 from gitops.policy.workloads import Workload
 
 ANNOTATION = "iam.gke.io/gcp-service-account"
+# A user-managed service account: name@project.iam.gserviceaccount.com, where a domain-scoped
+# project (example.com:project) writes its id as project.example.com.
 _GSA = re.compile(
-    r"^([a-z][a-z0-9-]{4,28}[a-z0-9])@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$"
+    r"^([a-z][a-z0-9-]{4,28}[a-z0-9])@([a-z][a-z0-9-]{4,28}[a-z0-9])"
+    r"(?:\.([a-z0-9-]+(?:\.[a-z0-9-]+)+))?\.iam\.gserviceaccount\.com$"
 )
+# Google-managed defaults a KSA may also be bound to: the Compute Engine default service
+# account (PROJECT_NUMBER-compute@developer...) and App Engine's (PROJECT_ID@appspot...).
+_DEFAULT_GSA = re.compile(
+    r"^(?:[0-9]{6,20}-compute@developer\.gserviceaccount\.com"
+    r"|[a-z][a-z0-9-]{4,28}[a-z0-9](?:\.[a-z0-9.-]+)?@appspot\.gserviceaccount\.com)$"
+)
+SERVICE_ACCOUNT_DOC = "https://cloud.google.com/iam/docs/service-account-types"
+
+
+def gsa_project(value: str) -> str | None:
+    """The project id a user-managed service account email names (domain:project if scoped)."""
+    match = _GSA.match(value)
+    if match is None:
+        return None
+    project, domain = match.group(2), match.group(3)
+    return f"{domain}:{project}" if domain else project
+
+
 # Settings that make a process call Google APIs: names and values seen in env and ConfigMaps.
 _GOOGLE_NAME = re.compile(r"(FIRESTORE|GCS_|GOOGLE_CLOUD|GCP_PROJECT|GCLOUD|PUBSUB|SECRET_MANAGER)")
 _GOOGLE_VALUES = frozenset({"firestore", "gcs"})
@@ -28,7 +49,7 @@ def _env_pairs(ctx: Context, workload: Workload) -> Iterator[tuple[str, str]]:
             yield str(env.get("name", "")), str(env.get("value", ""))
         for source in sequence(container.get("envFrom")):
             ref = mapping(mapping(source).get("configMapRef"))
-            configmap = ctx.find("ConfigMap", namespace, str(ref.get("name", "")))
+            configmap = ctx.find("ConfigMap", namespace, scalar_text(ref.get("name")))
             if configmap is not None:
                 for key, value in mapping(configmap.body.get("data")).items():
                     yield str(key), str(value)
@@ -68,7 +89,7 @@ def _account(ctx: Context, workload: Workload) -> Resource | None:
     fix=f"set serviceAccountName to a ServiceAccount annotated {ANNOTATION}: "
     "<name>@<project>.iam.gserviceaccount.com, and bind roles/iam.workloadIdentityUser to it",
     doc="Without Workload Identity, Firestore and Cloud Storage answer 403 PERMISSION_DENIED.",
-    whole_render=True,
+    see="https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity",
 )
 def annotated_account(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -102,10 +123,11 @@ def _annotated(ctx: Context) -> Iterator[tuple[Resource, str]]:
     reads=(f"ServiceAccount.metadata.annotations.{ANNOTATION}",),
     fix="write the annotation as <name>@<project-id>.iam.gserviceaccount.com",
     doc="A malformed annotation makes the metadata server refuse tokens.",
+    see=SERVICE_ACCOUNT_DOC,
 )
 def well_formed(ctx: Context) -> Iterator[Violation]:
     for account, value in _annotated(ctx):
-        if not _GSA.match(value):
+        if not _GSA.match(value) and not _DEFAULT_GSA.match(value):
             yield Violation(account, f"{ANNOTATION} is {value!r}")
 
 
@@ -124,9 +146,9 @@ def same_project(ctx: Context) -> Iterator[Violation]:
     if not project:
         return
     for account, value in _annotated(ctx):
-        match = _GSA.match(value)
-        if match and match.group(2) != project:
-            yield Violation(account, f"{ANNOTATION} is in project {match.group(2)}, not {project}")
+        named = gsa_project(value)
+        if named is not None and named != project:
+            yield Violation(account, f"{ANNOTATION} is in project {named}, not {project}")
 
 
 _REQUIRED_FACTS = ("ENVIRONMENT", "GCP_PROJECT", "GCP_REGION", "HOST")

@@ -32,8 +32,6 @@ def well_formed(ctx: Context) -> Iterator[Violation]:
     reads=("spec.containers[].image",),
     fix="pin a version tag or a digest with `gitops set-image`",
     doc="`latest` makes a rollout unrepeatable and hides what changed.",
-    # A base names placeholder images that the overlay pins: only the render tells.
-    whole_render=True,
 )
 def no_latest(ctx: Context) -> Iterator[Violation]:
     for workload, container in each_container(ctx):

@@ -23,6 +23,16 @@ class Settings:
     digest_environments: frozenset[str] = frozenset({"prod"})
     gvisor_environments: frozenset[str] = frozenset({"prod"})
     sandbox_namespace: str = "agent-runs"
+    # The cluster's Kubernetes minor version (gitops.yaml kubernetesVersion): what admission
+    # accepts changes with it (safe sysctls, Pod Security checks).
+    kubernetes_version: str = "1.34"
+
+    @property
+    def kubernetes_minor(self) -> int:
+        """The minor number of kubernetes_version ("1.34" -> 34); 0 if unreadable."""
+        _, _, minor = self.kubernetes_version.removeprefix("v").partition(".")
+        digits = minor.split(".")[0]
+        return int(digits) if digits.isdigit() else 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class RuleInfo:
     reads: tuple[str, ...]
     fix: str
     doc: str
+    # The public documentation of the behaviour the rule encodes (GKE, Kubernetes).
+    see: str = field(default="", kw_only=True)
 
 
 Check = Callable[["Context"], Iterable[Violation]]
@@ -49,7 +61,8 @@ Check = Callable[["Context"], Iterable[Violation]]
 @dataclass(frozen=True)
 class Rule(RuleInfo):
     check: Check
-    # Needs the whole render (other objects, environment facts), not just one file's objects.
+    # Needs what only an environment's render holds (its facts, other targets' renders), so it
+    # cannot be judged from a lone manifest file. Rules across the objects of one file do not.
     whole_render: bool = False
 
 
@@ -62,9 +75,17 @@ class Finding:
     message: str
     fix: str
     suppressed: str | None = None
+    # Where the object is written: repository path and 1-based line, when known.
+    file: str = ""
+    line: int = 0
 
 
 ENVIRONMENT_CONFIGMAP = ("agent-platform", "platform-environment")
+
+
+def object_label(kind: str, namespace: str, name: str) -> str:
+    """`Kind namespace/name`, or `Kind name` for an object without a namespace."""
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,8 @@ class Context:
     pods_by_namespace: Mapping[str, tuple[Workload, ...]] = field(default_factory=dict)
     # Other targets rendered in the same run, by repository path (e.g. "overlays/dev").
     renders: Mapping[str, Sequence[Resource]] = field(default_factory=dict)
+    # A lone manifest file rather than a whole render: the objects it names may live elsewhere.
+    lone: bool = False
 
     @classmethod
     def build(
@@ -92,6 +115,7 @@ class Context:
         *,
         is_environment: bool = False,
         renders: Mapping[str, Sequence[Resource]] | None = None,
+        lone: bool = False,
     ) -> Context:
         items = tuple(resources)
         by_kind: defaultdict[str, list[Resource]] = defaultdict(list)
@@ -121,6 +145,7 @@ class Context:
             workloads=tuple(workloads),
             pods_by_namespace={ns: tuple(found) for ns, found in by_namespace.items()},
             renders=renders or {},
+            lone=lone,
         )
 
     @property
@@ -134,6 +159,19 @@ class Context:
     def find(self, kind: str, namespace: str, name: str) -> Resource | None:
         return self.by_name.get((kind, namespace, name))
 
+    def holds(self, *kinds: str) -> bool:
+        """Whether a missing object of `kinds` can be judged here.
+
+        A render holds everything its environment deploys, so a missing object is missing. A
+        lone file written one object per file (the usual layout) holds the Service but not the
+        Deployment it selects; only a file that holds objects of the kind is judged for them.
+        """
+        return not self.lone or any(kind in self.by_kind for kind in kinds)
+
+    def holds_pods(self) -> bool:
+        """Like `holds`, for the pod templates a selector matches."""
+        return not self.lone or bool(self.workloads)
+
 
 def rule(
     id: str,
@@ -144,11 +182,12 @@ def rule(
     fix: str,
     doc: str,
     whole_render: bool = False,
+    see: str = "",
 ) -> Callable[[Check], Rule]:
     """Turn a check function into a catalogue Rule."""
 
     def wrap(check: Check) -> Rule:
-        return Rule(id, severity, title, reads, fix, doc, check, whole_render)
+        return Rule(id, severity, title, reads, fix, doc, check, whole_render, see=see)
 
     return wrap
 

@@ -20,7 +20,6 @@ _SERVING = frozenset({"Deployment", "StatefulSet"})
     "workload",
     doc="Without one, a rollout sends requests to pods that are still starting: 502s on every "
     "deploy.",
-    whole_render=True,
 )
 def readiness(ctx: Context) -> Iterator[Violation]:
     selectors = [

@@ -1,122 +1,156 @@
-"""Pod Security Standards, "restricted" profile: what the namespaces enforce at admission."""
+"""Pod Security Standards, "restricted" profile, judged by the upstream admission evaluator.
+
+The checks are not written here: `bin/psa` (tools/psa, built by `make tools`) runs
+k8s.io/pod-security-admission at the cluster's Kubernetes version, the code the API server
+runs when a namespace enforces the profile. Every pod template of a run goes through one
+process; its answers are grouped under the rule ids below.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+import json
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from gitops.manifests import mapping, sequence
-from gitops.policy.model import Context, Severity, Violation, each_container, rule
-from gitops.policy.workloads import Workload, container_name
+from gitops.errors import GitopsError
+from gitops.policy.model import Finding, RuleInfo, Severity
+from gitops.policy.workloads import Workload
 
-RESTRICTED_VOLUMES = frozenset(
-    {
-        "configMap",
-        "csi",
-        "downwardAPI",
-        "emptyDir",
-        "ephemeral",
-        "persistentVolumeClaim",
-        "projected",
-        "secret",
-    }
-)
+SEE = "https://kubernetes.io/docs/concepts/security/pod-security-standards/"
+# Seconds the evaluator may take for a whole run (it checks thousands of pods a second).
+TIMEOUT = 120.0
 
 
-def _effective(workload: Workload, container: Mapping[str, Any], key: str) -> Any:
-    """A securityContext field as Kubernetes resolves it: the container's, else the pod's."""
-    own = mapping(container.get("securityContext"))
-    return own[key] if key in own else workload.security_context.get(key)
+class PodSecurityError(GitopsError):
+    """The Pod Security evaluator is missing or failed."""
 
 
-@rule(
+def _check(id: str, title: str, reads: str, fix: str, doc: str) -> RuleInfo:
+    return RuleInfo(id, Severity.ERROR, title, (reads,), fix, doc, see=SEE)
+
+
+PRIVILEGE_ESCALATION = _check(
     "PSS001",
-    Severity.ERROR,
     "privilege escalation disabled",
-    reads=("spec.containers[].securityContext.allowPrivilegeEscalation",),
-    fix="set securityContext.allowPrivilegeEscalation: false on every container",
-    doc="Pod Security restricted requires allowPrivilegeEscalation to be false.",
+    "spec.containers[].securityContext.allowPrivilegeEscalation",
+    "set securityContext.allowPrivilegeEscalation: false on every container",
+    "Pod Security restricted requires allowPrivilegeEscalation to be false.",
 )
-def privilege_escalation(ctx: Context) -> Iterator[Violation]:
-    for workload, container in each_container(ctx):
-        if mapping(container.get("securityContext")).get("allowPrivilegeEscalation") is not False:
-            yield Violation(
-                workload.resource,
-                f"container {container_name(container)} allows privilege escalation",
-            )
-
-
-@rule(
+NON_ROOT = _check(
     "PSS002",
-    Severity.ERROR,
     "runs as non-root",
-    reads=("spec.securityContext.runAsNonRoot", "spec.containers[].securityContext.runAsUser"),
-    fix="set securityContext.runAsNonRoot: true (and a non-zero runAsUser) on the pod",
-    doc="Pod Security restricted requires runAsNonRoot and forbids runAsUser 0.",
+    "spec.securityContext.runAsNonRoot",
+    "set securityContext.runAsNonRoot: true (and a non-zero runAsUser) on the pod",
+    "Pod Security restricted requires runAsNonRoot and forbids runAsUser 0.",
 )
-def non_root(ctx: Context) -> Iterator[Violation]:
-    for workload, container in each_container(ctx):
-        name = container_name(container)
-        if _effective(workload, container, "runAsNonRoot") is not True:
-            yield Violation(workload.resource, f"container {name} may run as root")
-        if _effective(workload, container, "runAsUser") == 0:
-            yield Violation(workload.resource, f"container {name} runs as user 0")
-
-
-@rule(
+SECCOMP = _check(
     "PSS003",
-    Severity.ERROR,
     "seccomp profile RuntimeDefault",
-    reads=("spec.securityContext.seccompProfile.type",),
-    fix="set securityContext.seccompProfile.type: RuntimeDefault on the pod",
-    doc="Pod Security restricted requires a RuntimeDefault or Localhost seccomp profile.",
+    "spec.securityContext.seccompProfile.type",
+    "set securityContext.seccompProfile.type: RuntimeDefault on the pod",
+    "Pod Security restricted requires a RuntimeDefault or Localhost seccomp profile.",
 )
-def seccomp(ctx: Context) -> Iterator[Violation]:
-    for workload, container in each_container(ctx):
-        profile = mapping(_effective(workload, container, "seccompProfile")).get("type")
-        if profile not in {"RuntimeDefault", "Localhost"}:
-            yield Violation(
-                workload.resource,
-                f"container {container_name(container)} has seccomp profile {profile or 'unset'}",
-            )
-
-
-@rule(
+CAPABILITIES = _check(
     "PSS004",
-    Severity.ERROR,
     "all capabilities dropped",
-    reads=("spec.containers[].securityContext.capabilities",),
-    fix="set securityContext.capabilities.drop: [ALL]; add back at most NET_BIND_SERVICE",
-    doc="Pod Security restricted requires dropping ALL and adding nothing but NET_BIND_SERVICE.",
+    "spec.containers[].securityContext.capabilities",
+    "set securityContext.capabilities.drop: [ALL]; add back at most NET_BIND_SERVICE",
+    "Pod Security restricted requires dropping ALL and adding nothing but NET_BIND_SERVICE.",
 )
-def dropped_capabilities(ctx: Context) -> Iterator[Violation]:
-    for workload, container in each_container(ctx):
-        caps = mapping(mapping(container.get("securityContext")).get("capabilities"))
-        name = container_name(container)
-        if "ALL" not in sequence(caps.get("drop")):
-            yield Violation(workload.resource, f"container {name} does not drop ALL capabilities")
-        extra = [str(c) for c in sequence(caps.get("add")) if c != "NET_BIND_SERVICE"]
-        if extra:
-            yield Violation(workload.resource, f"container {name} adds {', '.join(extra)}")
-
-
-@rule(
+VOLUMES = _check(
     "PSS005",
-    Severity.ERROR,
     "only restricted volume types",
-    reads=("spec.volumes[]",),
-    fix="use configMap, secret, emptyDir, projected, downwardAPI, persistentVolumeClaim, "
+    "spec.volumes[]",
+    "use configMap, secret, emptyDir, projected, downwardAPI, persistentVolumeClaim, "
     "ephemeral or csi volumes; no hostPath",
-    doc="Pod Security restricted forbids hostPath and other node-bound volume types.",
+    "Pod Security restricted forbids hostPath and other node-bound volume types.",
 )
-def restricted_volumes(ctx: Context) -> Iterator[Violation]:
-    for workload in ctx.workloads:
-        for volume in workload.volumes:
-            for kind in set(volume) - {"name"}:
-                if kind not in RESTRICTED_VOLUMES:
-                    yield Violation(
-                        workload.resource, f"volume {volume.get('name')} is of type {kind}"
-                    )
+BASELINE = _check(
+    "PSS006",
+    "no host access or unconfined profiles (baseline)",
+    "spec.securityContext, spec.containers[].securityContext, probes, hostNetwork",
+    "remove the setting the finding names: privileged, host namespaces and ports, SELinux "
+    "types other than container_t, AppArmor Unconfined, procMount Unmasked, unsafe sysctls, "
+    "probe or lifecycle `host`",
+    "Pod Security baseline (part of restricted) forbids every way out of the container's "
+    "isolation.",
+)
+CHECKS: tuple[RuleInfo, ...] = (
+    PRIVILEGE_ESCALATION,
+    NON_ROOT,
+    SECCOMP,
+    CAPABILITIES,
+    VOLUMES,
+    BASELINE,
+)
+_BY_REASON = {
+    "allowPrivilegeEscalation != false": PRIVILEGE_ESCALATION,
+    "runAsNonRoot != true": NON_ROOT,
+    "runAsUser=0": NON_ROOT,
+    "seccompProfile": SECCOMP,
+    "unrestricted capabilities": CAPABILITIES,
+    "restricted volume types": VOLUMES,
+}
 
 
-RULES = (privilege_escalation, non_root, seccomp, dropped_capabilities, restricted_volumes)
+@dataclass(frozen=True)
+class Pod:
+    """A pod template to judge, and the target whose render holds it."""
+
+    target: str
+    workload: Workload
+
+
+def _line(index: int, pod: Pod) -> str:
+    metadata = pod.workload.resource.metadata
+    return json.dumps(
+        {
+            "id": str(index),
+            "metadata": {"name": str(metadata.get("name") or ""), "namespace": ""},
+            "spec": dict(pod.workload.spec),
+        },
+        default=str,
+    )
+
+
+def evaluate(psa: str, kubernetes_version: str, pods: Sequence[Pod]) -> list[Finding]:
+    """Findings of the upstream Pod Security "restricted" evaluator for every pod in `pods`."""
+    if not pods:
+        return []
+    stdin = "\n".join(_line(index, pod) for index, pod in enumerate(pods)) + "\n"
+    try:
+        done = subprocess.run(
+            [psa, "-level", "restricted", "-version", f"v{kubernetes_version.removeprefix('v')}"],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=TIMEOUT,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise PodSecurityError(f"{psa} took more than {TIMEOUT:.0f} s") from error
+    if done.returncode != 0:
+        raise PodSecurityError(f"{psa} failed: {done.stderr.strip()}; rebuild it with `make tools`")
+    return list(_findings(done.stdout.splitlines(), pods))
+
+
+def _findings(lines: Iterable[str], pods: Sequence[Pod]) -> Iterable[Finding]:
+    for text in lines:
+        verdict = json.loads(text)
+        if verdict.get("error"):
+            continue  # a spec the Go types cannot hold is a schema finding already
+        pod = pods[int(verdict["id"])]
+        resource = pod.workload.resource
+        for violation in verdict["violations"]:
+            info = _BY_REASON.get(violation["reason"], BASELINE)
+            yield Finding(
+                rule=info.id,
+                severity=info.severity,
+                target=pod.target,
+                resource=resource.ref,
+                message=f"{violation['reason']}: {violation['detail']}",
+                fix=info.fix,
+                file=resource.file,
+                line=resource.line,
+            )

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gitops.manifests import Resource, mapping, sequence
-from gitops.policy.model import Context, Severity, Violation, rule
+from gitops.manifests import Resource, mapping, scalar_text, sequence
+from gitops.policy.model import Context, Severity, Violation, object_label, rule
 from gitops.policy.workloads import Workload, selects, selects_map
 
 # ClusterRoles every cluster has; bindings to them need nothing in git.
@@ -25,9 +25,10 @@ def _pods_in(ctx: Context, namespace: str) -> tuple[Workload, ...]:
     reads=("Service.spec.selector", "spec.template.metadata.labels"),
     fix="make the Service's selector match the pod template labels of a workload in its namespace",
     doc="A Service that selects nothing has no endpoints: the load balancer answers 502.",
-    whole_render=True,
 )
 def service_selects(ctx: Context) -> Iterator[Violation]:
+    if not ctx.holds_pods():
+        return
     for service in ctx.kind("Service"):
         selector = mapping(mapping(service.body.get("spec")).get("selector"))
         if not selector:
@@ -41,7 +42,7 @@ _SCALABLE = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
 
 def hpa_target(ctx: Context, hpa: Resource) -> Resource | None:
     ref = mapping(mapping(hpa.body.get("spec")).get("scaleTargetRef"))
-    return ctx.find(str(ref.get("kind", "")), hpa.namespace, str(ref.get("name", "")))
+    return ctx.find(str(ref.get("kind", "")), hpa.namespace, scalar_text(ref.get("name")))
 
 
 @rule(
@@ -51,12 +52,14 @@ def hpa_target(ctx: Context, hpa: Resource) -> Resource | None:
     reads=("HorizontalPodAutoscaler.spec.scaleTargetRef",),
     fix="point scaleTargetRef at a Deployment or StatefulSet of the same namespace",
     doc="An HPA with a missing target does nothing and reports FailedGetScale.",
-    whole_render=True,
 )
 def hpa_targets(ctx: Context) -> Iterator[Violation]:
     for hpa in ctx.kind("HorizontalPodAutoscaler"):
         ref = mapping(mapping(hpa.body.get("spec")).get("scaleTargetRef"))
-        if ref.get("kind") not in _SCALABLE or hpa_target(ctx, hpa) is None:
+        kind = str(ref.get("kind", ""))
+        if kind in _SCALABLE and not ctx.holds(kind):
+            continue
+        if kind not in _SCALABLE or hpa_target(ctx, hpa) is None:
             yield Violation(hpa, f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not here")
 
 
@@ -67,9 +70,10 @@ def hpa_targets(ctx: Context) -> Iterator[Violation]:
     reads=("PodDisruptionBudget.spec.selector",),
     fix="make the PDB's selector match the pod template labels of a workload in its namespace",
     doc="A PDB that selects nothing protects nothing during node upgrades.",
-    whole_render=True,
 )
 def pdb_selects(ctx: Context) -> Iterator[Violation]:
+    if not ctx.holds_pods():
+        return
     for pdb in ctx.kind("PodDisruptionBudget"):
         selector = mapping(mapping(pdb.body.get("spec")).get("selector"))
         if not any(selects(selector, w.labels) for w in _pods_in(ctx, pdb.namespace)):
@@ -77,7 +81,7 @@ def pdb_selects(ctx: Context) -> Iterator[Violation]:
 
 
 def _role_exists(ctx: Context, binding: Resource, ref: Mapping[str, Any]) -> bool:
-    name = str(ref.get("name", ""))
+    name = scalar_text(ref.get("name"))
     if ref.get("kind") == "ClusterRole":
         return (
             name in BUILTIN_CLUSTER_ROLES
@@ -94,21 +98,25 @@ def _role_exists(ctx: Context, binding: Resource, ref: Mapping[str, Any]) -> boo
     reads=("RoleBinding.roleRef", "RoleBinding.subjects"),
     fix="define the Role (same namespace) and ServiceAccount the binding names, or fix the names",
     doc="A binding to a missing role or account grants nothing, and the workload gets 403s.",
-    whole_render=True,
 )
 def bindings(ctx: Context) -> Iterator[Violation]:
     namespaces = {r.namespace for r in ctx.resources if r.namespace}
     for binding in (*ctx.kind("RoleBinding"), *ctx.kind("ClusterRoleBinding")):
         ref = mapping(binding.body.get("roleRef"))
-        if not _role_exists(ctx, binding, ref):
+        if ctx.holds(str(ref.get("kind", ""))) and not _role_exists(ctx, binding, ref):
             yield Violation(binding, f"roleRef {ref.get('kind')} {ref.get('name')} is not here")
         for subject in (mapping(s) for s in sequence(binding.body.get("subjects"))):
             if subject.get("kind") != "ServiceAccount":
                 continue
             namespace = str(subject.get("namespace") or binding.namespace)
-            name = str(subject.get("name", ""))
-            if namespace in namespaces and ctx.find("ServiceAccount", namespace, name) is None:
-                yield Violation(binding, f"subject ServiceAccount {namespace}/{name} is not here")
+            name = scalar_text(subject.get("name"))
+            if (
+                namespace in namespaces
+                and ctx.holds("ServiceAccount")
+                and ctx.find("ServiceAccount", namespace, name) is None
+            ):
+                label = object_label("ServiceAccount", namespace, name)
+                yield Violation(binding, f"subject {label} is not here")
 
 
 def _synced_secrets(ctx: Context, namespace: str) -> set[str]:
@@ -126,15 +134,15 @@ def _references(workload: Workload) -> Iterator[tuple[str, str]]:
     for volume in workload.volumes:
         configmap = mapping(volume.get("configMap"))
         if configmap and configmap.get("optional") is not True:
-            yield "ConfigMap", str(configmap.get("name", ""))
+            yield "ConfigMap", scalar_text(configmap.get("name"))
         secret = mapping(volume.get("secret"))
         if secret and secret.get("optional") is not True:
-            yield "Secret", str(secret.get("secretName", ""))
+            yield "Secret", scalar_text(secret.get("secretName"))
         for source in sequence(mapping(volume.get("projected")).get("sources")):
             for kind, key in (("ConfigMap", "configMap"), ("Secret", "secret")):
                 ref = mapping(mapping(source).get(key))
                 if ref and ref.get("optional") is not True:
-                    yield kind, str(ref.get("name", ""))
+                    yield kind, scalar_text(ref.get("name"))
         attributes = mapping(mapping(volume.get("csi")).get("volumeAttributes"))
         if "secretProviderClass" in attributes:
             yield "SecretProviderClass", str(attributes["secretProviderClass"])
@@ -143,13 +151,13 @@ def _references(workload: Workload) -> Iterator[tuple[str, str]]:
             for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
                 ref = mapping(source.get(key))
                 if ref and ref.get("optional") is not True:
-                    yield kind, str(ref.get("name", ""))
+                    yield kind, scalar_text(ref.get("name"))
         for env in (mapping(e) for e in sequence(container.get("env"))):
             value_from = mapping(env.get("valueFrom"))
             for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
                 ref = mapping(value_from.get(key))
                 if ref and ref.get("optional") is not True:
-                    yield kind, str(ref.get("name", ""))
+                    yield kind, scalar_text(ref.get("name"))
 
 
 @rule(
@@ -160,7 +168,6 @@ def _references(workload: Workload) -> Iterator[tuple[str, str]]:
     fix="add the object to the kustomization (Secrets come from a SecretProviderClass's "
     "secretObjects), fix the name, or mark the reference optional",
     doc="A missing ConfigMap or Secret leaves pods in CreateContainerConfigError.",
-    whole_render=True,
 )
 def pod_references(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
@@ -169,11 +176,13 @@ def pod_references(ctx: Context) -> Iterator[Violation]:
         for kind, name in _references(workload):
             if ctx.find(kind, namespace, name) is not None:
                 continue
+            if not ctx.holds(kind, *(("SecretProviderClass",) if kind == "Secret" else ())):
+                continue
             if kind == "Secret":
                 synced = _synced_secrets(ctx, namespace) if synced is None else synced
                 if name in synced:
                     continue
-            yield Violation(workload.resource, f"{kind} {namespace}/{name} is not here")
+            yield Violation(workload.resource, f"{object_label(kind, namespace, name)} is not here")
 
 
 @rule(
@@ -183,13 +192,13 @@ def pod_references(ctx: Context) -> Iterator[Violation]:
     reads=("spec.serviceAccountName",),
     fix="define the ServiceAccount in the workload's namespace or fix serviceAccountName",
     doc="Pods of a missing ServiceAccount are never created (the ReplicaSet reports forbidden).",
-    whole_render=True,
 )
 def service_accounts(ctx: Context) -> Iterator[Violation]:
     for workload in ctx.workloads:
         name = workload.service_account
         if (
             name != "default"
+            and ctx.holds("ServiceAccount")
             and ctx.find("ServiceAccount", workload.resource.namespace, name) is None
         ):
             yield Violation(workload.resource, f"ServiceAccount {name} is not here")
@@ -204,7 +213,7 @@ def _ingress_services(ingress: Resource) -> Iterator[str]:
     for backend in backends:
         service = mapping(backend.get("service"))
         if service:
-            yield str(service.get("name", ""))
+            yield scalar_text(service.get("name"))
 
 
 # GKE annotations that name another object: (kind carrying it, annotation, kind named).
@@ -243,12 +252,11 @@ def _annotation_names(value: str) -> Iterator[str]:
     fix="define the Service, ManagedCertificate, FrontendConfig or BackendConfig in the same "
     "namespace, or fix the name",
     doc="GKE's ingress controller fails the whole load balancer when one name is wrong.",
-    whole_render=True,
 )
 def ingress_references(ctx: Context) -> Iterator[Violation]:
     for ingress in ctx.kind("Ingress"):
         for name in _ingress_services(ingress):
-            if ctx.find("Service", ingress.namespace, name) is None:
+            if ctx.holds("Service") and ctx.find("Service", ingress.namespace, name) is None:
                 yield Violation(ingress, f"backend Service {name} is not here")
     for carrier, annotation, kind in _GKE_ANNOTATIONS:
         for resource in ctx.kind(carrier):
@@ -256,7 +264,7 @@ def ingress_references(ctx: Context) -> Iterator[Violation]:
             if value is None:
                 continue
             for name in _annotation_names(str(value)):
-                if ctx.find(kind, resource.namespace, name) is None:
+                if ctx.holds(kind) and ctx.find(kind, resource.namespace, name) is None:
                     yield Violation(
                         resource, f"{annotation} names {kind} {name}, which is not here"
                     )
@@ -269,7 +277,6 @@ def ingress_references(ctx: Context) -> Iterator[Violation]:
     reads=("Deployment.spec.replicas", "HorizontalPodAutoscaler.spec.scaleTargetRef"),
     fix="delete spec.replicas from the workload; the HPA's minReplicas sets the floor",
     doc="Every sync would reset the replica count the HPA chose (Argo CD fights the HPA).",
-    whole_render=True,
 )
 def hpa_replicas(ctx: Context) -> Iterator[Violation]:
     for hpa in ctx.kind("HorizontalPodAutoscaler"):

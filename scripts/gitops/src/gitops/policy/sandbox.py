@@ -84,6 +84,11 @@ def no_secrets(ctx: Context) -> Iterator[Violation]:
 
 
 def _deadline(workload: Workload) -> object:
+    if workload.resource.kind == "SandboxTemplate":
+        # A warm pod's own deadline would count the time it waits in the pool; the platform
+        # puts each run's deadline on its SandboxClaim (spec.lifecycle.shutdownTime) instead,
+        # and the controller deletes the sandbox when it passes.
+        return 1
     if workload.resource.kind == "Job":
         job = mapping(workload.resource.body.get("spec")).get("activeDeadlineSeconds")
         if job is not None:
@@ -197,4 +202,54 @@ def read_only_root(ctx: Context) -> Iterator[Violation]:
                 )
 
 
-RULES = (gvisor, no_token, no_secrets, deadline, default_deny, metadata_server, read_only_root)
+def _in_runs(ctx: Context, kind: str) -> list[Resource]:
+    return [r for r in ctx.kind(kind) if r.namespace == ctx.settings.sandbox_namespace]
+
+
+@rule(
+    "SBX008",
+    Severity.ERROR,
+    "a warm pool of agent runs is made from a SandboxTemplate in git",
+    reads=("SandboxWarmPool.spec.sandboxTemplateRef.name",),
+    fix="name a SandboxTemplate of the runs namespace in spec.sandboxTemplateRef.name, or add it",
+    doc="The template is where the sandbox rules see a warm pod; a pool without one escapes them.",
+    whole_render=True,
+)
+def warm_pool_template(ctx: Context) -> Iterator[Violation]:
+    templates = {t.name for t in _in_runs(ctx, "SandboxTemplate")}
+    for pool in _in_runs(ctx, "SandboxWarmPool"):
+        ref = str(mapping(mapping(pool.body.get("spec")).get("sandboxTemplateRef")).get("name", ""))
+        if ref not in templates:
+            yield Violation(pool, f"SandboxTemplate {ref or '(none)'} is not in the render")
+
+
+@rule(
+    "SBX009",
+    Severity.ERROR,
+    "agent-run sandboxes keep the runs' NetworkPolicies and take no env from a claim",
+    reads=("SandboxTemplate.spec.networkPolicyManagement", "spec.envVarsInjectionPolicy"),
+    fix="set networkPolicyManagement: Unmanaged and envVarsInjectionPolicy: Disallowed (or omit "
+    "the latter) on the SandboxTemplate",
+    doc="A Managed template gets the controller's own NetworkPolicy, which opens the internet; a "
+    "claim's env would put values into the pod spec.",
+)
+def template_fence(ctx: Context) -> Iterator[Violation]:
+    for template in _in_runs(ctx, "SandboxTemplate"):
+        spec = mapping(template.body.get("spec"))
+        if spec.get("networkPolicyManagement") != "Unmanaged":
+            yield Violation(template, "networkPolicyManagement is not Unmanaged")
+        if spec.get("envVarsInjectionPolicy", "Disallowed") != "Disallowed":
+            yield Violation(template, "claims may inject environment variables")
+
+
+RULES = (
+    gvisor,
+    no_token,
+    no_secrets,
+    deadline,
+    default_deny,
+    metadata_server,
+    read_only_root,
+    warm_pool_template,
+    template_fence,
+)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from gitops.credentials import find_credentials
 from gitops.manifests import mapping, sequence
-from gitops.policy.model import Context, Severity, Violation, each_container, rule
+from gitops.policy.model import Context, RuleInfo, Severity, Violation, each_container, rule
 from gitops.policy.workloads import container_name
 
 
@@ -47,3 +47,16 @@ def env_credentials(ctx: Context) -> Iterator[Violation]:
 
 
 RULES = (secret_data, env_credentials)
+
+# Found by gitleaks over the rendered objects (every kind, ConfigMaps included), with its
+# maintained rule set and the repository's own rules in .gitleaks.toml.
+LEAKED = RuleInfo(
+    "SEC003",
+    Severity.ERROR,
+    "no credentials in rendered objects",
+    reads=("*",),
+    fix="move the value to Secret Manager and mount it with a SecretProviderClass; rotate the "
+    "credential now, it is in git history",
+    doc="gitleaks finds API keys, tokens, webhook URLs and passwords in any field of any object.",
+    see="https://github.com/gitleaks/gitleaks#configuration",
+)

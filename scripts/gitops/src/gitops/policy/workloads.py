@@ -59,6 +59,9 @@ def workload_of(resource: Resource) -> Workload | None:
         template = _template(body, "spec", "jobTemplate", "spec", "template")
     elif resource.kind == "PodTemplate":
         template = _template(body, "template")
+    elif resource.kind in {"Sandbox", "SandboxTemplate"}:
+        # agent-sandbox (GKE Agent Sandbox): a warm pool's pods are made from this spec.
+        template = _template(body, "spec", "podTemplate")
     else:
         return None
     metadata = mapping(template.get("metadata"))

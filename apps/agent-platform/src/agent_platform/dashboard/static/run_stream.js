@@ -7,7 +7,7 @@
 import { ApiError, getJson } from "./api.js";
 import { isActive } from "./format.js";
 
-const TYPES = ["status", "text_delta", "tool_call", "tool_result", "usage", "error", "result"];
+const TYPES = ["status", "text_delta", "tool_call", "tool_result", "usage", "error", "notice", "result"];
 const PAGE = 1000;
 const MAX_BACKOFF_MS = 4000;
 

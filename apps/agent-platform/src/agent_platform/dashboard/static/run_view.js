@@ -90,6 +90,8 @@ export function runView(initialRun, agent, { onStatus, onFinished, onFailure }) 
       case "status":
         // The sandbox reports its phases (starting, running): either way the run has begun.
         if (isActive(run.status)) run = { ...run, status: "running", started_at: run.started_at || event.time };
+        // A reply cut mid-stream is asked for again: its answer starts a text block of its own.
+        if (data.status === "retrying") textBlock = null;
         if (!transcript.childElementCount) {
           waiting.textContent = data.status === "starting" ? "The sandbox is starting…" : "The agent is at work…";
           transcript.append(waiting);
@@ -118,10 +120,13 @@ export function runView(initialRun, agent, { onStatus, onFinished, onFailure }) 
       case "error":
         showProblem(data.message);
         break;
+      case "notice":
+        problems.append(h("p", { class: "callout warning" }, data.message));
+        break;
       case "result":
         run = { ...run, status: data.outcome, finished_at: run.finished_at || event.time };
         if (data.usage) usage = data.usage;
-        if (data.error && !problems.childElementCount) showProblem(data.error);
+        if (data.error && !problems.querySelector(".error")) showProblem(data.error);
         break;
       default:
         break;
@@ -150,7 +155,7 @@ export function runView(initialRun, agent, { onStatus, onFinished, onFailure }) 
       if (isActive(stored.status)) return;
       run = stored;
       usage = stored.usage;
-      if (stored.error && !problems.childElementCount) showProblem(stored.error);
+      if (stored.error && !problems.querySelector(".error")) showProblem(stored.error);
       if (!transcript.childElementCount && !isActive(stored.status)) {
         transcript.append(h("p", { class: "muted" }, "This run recorded no steps."));
       }
