@@ -13,15 +13,12 @@ is the platform's work, the Job controller, the scheduler and the runner's start
 pool's is the platform's work, the controller's binding and the handover. docs/architecture.md
 gives the figures to expect on GKE.
 
-Run: `python -m bench.bench_agent_sandbox [--quick]`.
+Run: `python -m bench agent_sandbox`; with `--quick`, one run on each executor.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,19 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from cluster.cluster_setup import (  # noqa: E402
-    RUNS_NAMESPACE,
-    platform_kubeconfig_of,
-    prepared_control_plane,
-)
-from servers.control_plane import ControlPlane, wait_for  # noqa: E402
-from servers.messages_api import MessagesApiServer, Reply, Text  # noqa: E402
-from servers.platform import RunningPlatform, running_platform  # noqa: E402
-from servers.sandbox_kubelet import SandboxKubelet, running_sandbox_kubelet  # noqa: E402
+from cluster.cluster_setup import RUNS_NAMESPACE, platform_kubeconfig_of, prepared_control_plane
+from servers.control_plane import ControlPlane
+from servers.messages_api import MessagesApiServer, Reply, Text
+from servers.platform import RunningPlatform, running_platform
+from servers.sandbox_kubelet import SandboxKubelet, running_sandbox_kubelet
+from servers.waiting import wait_for
 
 WAIT_SECONDS = 120.0
 LEFT_OUT = (
@@ -135,7 +125,7 @@ def _latencies(
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    runs = 3 if quick else 10
+    runs = 1 if quick else 10
     api = MessagesApiServer().start()
     try:
         with (
@@ -155,15 +145,3 @@ def run(quick: bool = False) -> dict[str, Any]:
             "a warm pool starts runs sooner than Jobs (p50)": warm["p50_ms"] < job["p50_ms"]
         },
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    print(json.dumps(run(args.quick), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

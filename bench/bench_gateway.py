@@ -6,12 +6,11 @@ the real platform's gateway (a subprocess, with a live run token), with plain ht
 Time to first byte and total time are compared as median ratios, gateway / direct.
 Target: both ratios at most 1.05.
 
-Run: `python -m bench.bench_gateway [--rounds N]`.
+Run: `python -m bench gateway`; with `--quick`, 2 rounds of a short reply.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -24,18 +23,18 @@ from typing import Any
 import httpx
 from agent_platform.executors.runner_process import read_record
 from agent_runner import protocol
+from servers.messages_api import MessagesApiServer, Reply, Text
+from servers.platform import RunningPlatform, running_platform
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from servers.messages_api import MessagesApiServer, Reply, Text  # noqa: E402
-from servers.platform import RunningPlatform, running_platform  # noqa: E402
-
 TARGET_RATIO = 1.05
+ROUNDS = 15
+QUICK_ROUNDS = 2
 # A runner that only holds its run open, so that this benchmark can use the run's gateway.
 HOLDING_RUNNER = ROOT / "tests" / "agent_platform" / "scripted_runner.py"
 # Claude streams a few tokens per delta, tens of deltas a second.
 REPLY = Reply([Text("some tokens " * 100, chunks=100)], first_event_delay=0.3, event_interval=0.01)
+QUICK_REPLY = Reply([Text("some tokens " * 5, chunks=5)])
 
 
 def _timed_stream(
@@ -56,24 +55,24 @@ async def _run_token(platform: RunningPlatform) -> str:
         limits = {"max_tokens": 10_000_000, "timeout_seconds": 3600}
         agent = (await http.post("/api/agents", json={"name": "gw", "limits": limits})).json()
         run = (await http.post(f"/api/agents/{agent['id']}/runs", json={"task": "hang"})).json()
-        deadline = time.monotonic() + 60
-        while (await http.get(f"/api/runs/{run['id']}")).json()["status"] != "running":
-            if time.monotonic() > deadline:
-                raise TimeoutError("the held run did not start")
-            await asyncio.sleep(0.05)  # polling a condition with a deadline
+    # The executor records the runner it started; the run is running a moment before that.
+    path = platform.data_dir / "executor" / "local" / f"{run['id']}.json"
+    deadline = time.monotonic() + 60
+    while (record := read_record(path)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the held run's runner was not recorded in {path}")
+        await asyncio.sleep(0.05)  # polling a condition with a deadline
     # The held runner was handed its token in its environment, as every sandbox is.
-    record = read_record(platform.data_dir / "executor" / "local" / f"{run['id']}.json")
-    if record is None:
-        raise RuntimeError("the held run's runner left no record")
     environ = Path(f"/proc/{record.pid}/environ").read_bytes().split(b"\0")
     prefix = f"{protocol.ENV_RUN_TOKEN}=".encode()
     return next(v[len(prefix) :].decode() for v in environ if v.startswith(prefix))
 
 
-def run(rounds: int = 15) -> dict[str, Any]:
+def run(quick: bool = False) -> dict[str, Any]:
+    rounds = QUICK_ROUNDS if quick else ROUNDS
     api = MessagesApiServer().start()
     try:
-        marker = api.add_script([REPLY])
+        marker = api.add_script([QUICK_REPLY if quick else REPLY])
         body = json.dumps(
             {
                 "model": "claude-bench",
@@ -125,16 +124,3 @@ def run(rounds: int = 15) -> dict[str, Any]:
             f"gateway total time ≤ {TARGET_RATIO}x direct": total_ratio <= TARGET_RATIO,
         },
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args(argv)
-    results = run(args.rounds)
-    print(json.dumps(results, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,13 +6,12 @@ connection asks for the list once a second at its own phase (200 requests/s) for
 Also reported: the platform's CPU time per request, which other load on the machine does not
 inflate as it does latency. Targets: p99 < 25 ms and no errors.
 
-Run: `python -m bench platform_agents`.
+Run: `python -m bench platform_agents`; with `--quick`, 10 connections for 0.5 s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import ssl
 import statistics
@@ -28,6 +27,8 @@ CONNECTIONS = 200
 AGENTS = 10
 INTERVAL_SECONDS = 1.0
 DURATION_SECONDS = 10.0
+QUICK_CONNECTIONS = 10
+QUICK_DURATION_SECONDS = 0.5
 TARGET_P99_MS = 25.0
 
 
@@ -57,7 +58,9 @@ def _ms(values: list[float], fraction: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000, 2)
 
 
-async def _measure(platform: RunningPlatform) -> dict[str, Any]:
+async def _measure(
+    platform: RunningPlatform, connections: int, duration_seconds: float
+) -> dict[str, Any]:
     # One TLS context for all, though nothing here is TLS: httpx builds one per client, slowly.
     tls = ssl.create_default_context()
     clients = [
@@ -68,7 +71,7 @@ async def _measure(platform: RunningPlatform) -> dict[str, Any]:
             limits=httpx.Limits(max_connections=1),
             verify=tls,
         )
-        for _ in range(CONNECTIONS)
+        for _ in range(connections)
     ]
     try:
         for i in range(AGENTS):
@@ -77,7 +80,7 @@ async def _measure(platform: RunningPlatform) -> dict[str, Any]:
         errors: list[str] = []
         await asyncio.gather(*(_timed_get(http, burst, errors) for http in clients))
         latencies: list[float] = []
-        until = time.perf_counter() + DURATION_SECONDS
+        until = time.perf_counter() + duration_seconds
         cpu_before = platform.cpu_seconds()
         await asyncio.gather(*(_connection(http, until, latencies, errors) for http in clients))
         cpu = platform.cpu_seconds() - cpu_before
@@ -85,9 +88,9 @@ async def _measure(platform: RunningPlatform) -> dict[str, Any]:
         await asyncio.gather(*(http.aclose() for http in clients))
     p99 = _ms(latencies, 0.99)
     return {
-        "connections": CONNECTIONS,
+        "connections": connections,
         "requests": len(latencies),
-        "requests_per_second": round(len(latencies) / DURATION_SECONDS),
+        "requests_per_second": round(len(latencies) / duration_seconds),
         "latency_p50_ms": round(statistics.median(latencies) * 1000, 2),
         "latency_p99_ms": p99,
         "errors": len(errors),
@@ -101,12 +104,10 @@ async def _measure(platform: RunningPlatform) -> dict[str, Any]:
     }
 
 
-def run() -> dict[str, Any]:
+def run(quick: bool = False) -> dict[str, Any]:
+    connections = QUICK_CONNECTIONS if quick else CONNECTIONS
+    duration_seconds = QUICK_DURATION_SECONDS if quick else DURATION_SECONDS
     with tempfile.TemporaryDirectory() as scratch:
         env = {"AGENT_PLATFORM_LOG_LEVEL": "WARNING"}
         with running_platform(Path(scratch) / "platform", env) as platform:
-            return asyncio.run(_measure(platform))
-
-
-if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+            return asyncio.run(_measure(platform, connections, duration_seconds))

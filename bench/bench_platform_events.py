@@ -29,13 +29,12 @@ us before, 38.0-44.4 us after. What is left of the tail at that load: a batch st
 ~100 ms (p99) between reaching the platform and being stored, over turns of an event loop that
 lags up to 7-18 ms (p99) per turn, while SQLite itself takes under 20 ms.
 
-Run: `python -m bench platform_events`.
+Run: `python -m bench platform_events`; with `--quick`, 4 runs post 2 batches each.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import random
 import ssl
@@ -43,23 +42,34 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from agent_platform.auth import hash_secret, new_secret
-from agent_platform.domain import Run, RunStatus, RunTransition, new_id, utcnow
-from agent_platform.store import Store
 from agent_platform.store.sqlite import SqliteStore
-from agent_runner import protocol
 from servers.platform import RunningPlatform, running_platform
 
-RUNS = 100
-HOT_RUN_EXTRA_SUBSCRIBERS = 20
-BATCHES_PER_RUN = 10
-EVENTS_PER_BATCH = 50
-BATCH_INTERVAL_SECONDS = 0.5
+from bench.event_flow import (
+    BATCH_INTERVAL_SECONDS,
+    fetch_assignment,
+    post_batches,
+    running_runs,
+    subscribe,
+)
+
+
+@dataclass(frozen=True)
+class Size:
+    """How much event flow one measurement offers."""
+
+    runs: int
+    hot_run_extra_subscribers: int
+    batches_per_run: int
+
+
+FULL = Size(runs=100, hot_run_extra_subscribers=20, batches_per_run=10)
+QUICK = Size(runs=4, hot_run_extra_subscribers=2, batches_per_run=2)
 TARGET_EVENTS_PER_SECOND = 5000
 TARGET_P99_MS = 50.0
 REPETITIONS = 3
@@ -71,98 +81,25 @@ def _client(base_url: str, tls: ssl.SSLContext, **options: Any) -> httpx.AsyncCl
     return httpx.AsyncClient(base_url=base_url, timeout=60, verify=tls, **options)
 
 
-async def running_runs(store: Store, agent_id: str, count: int) -> list[tuple[str, str]]:
-    """Runs stored as running, with tokens the posting process holds: it plays their runners."""
-    owner = await store.find_user_by_name("alice")
-    assert owner is not None
-    runs = []
-    for _ in range(count):
-        run = Run(new_id("run"), agent_id, owner.id, "bench", RunStatus.RUNNING, utcnow())
-        await store.create_run(run)
-        token = new_secret("run")
-        running = frozenset({RunStatus.RUNNING})
-        await store.transition_run(
-            RunTransition(
-                run.id, running, RunStatus.RUNNING, utcnow(), run_token_hash=hash_secret(token)
-            )
-        )
-        runs.append((run.id, token))
-    return runs
-
-
-async def _sqlite_running_runs(platform: RunningPlatform, agent_id: str) -> list[tuple[str, str]]:
+async def _sqlite_running_runs(
+    platform: RunningPlatform, agent_id: str, count: int
+) -> list[tuple[str, str]]:
     store = await SqliteStore.open(platform.data_dir / "platform.db")
     try:
-        return await running_runs(store, agent_id, RUNS)
+        return await running_runs(store, agent_id, count)
     finally:
         await store.aclose()
 
 
-async def _subscribe(
-    http: httpx.AsyncClient, run_id: str, latencies: list[float], connected: asyncio.Event
-) -> tuple[int, float]:
-    """Follow one run to its result: how many events arrived, and when the last one did."""
-    received = 0
-    async with http.stream("GET", f"/api/runs/{run_id}/events/stream") as answer:
-        connected.set()
-        buffer = b""
-        async for chunk in answer.aiter_bytes():
-            now = time.monotonic()
-            buffer += chunk
-            *frames, buffer = buffer.split(b"\n\n")
-            for frame in frames:
-                if frame.startswith(b":"):
-                    continue
-                data = json.loads(frame.rsplit(b"\ndata: ", 1)[1])
-                received += 1
-                if data["type"] == "result":
-                    return received, now
-                latencies.append(now - data["data"]["posted"])
-    raise RuntimeError(f"the stream of run {run_id} ended before its result")
-
-
-async def _fetch_assignment(http: httpx.AsyncClient, run_id: str, token: str) -> None:
-    """What a runner asks first; it opens the connection the runner's batches then reuse."""
-    path = protocol.ASSIGNMENT_PATH.format(run_id=run_id)
-    answer = await http.get(path, headers={"Authorization": f"Bearer {token}"})
-    if answer.status_code != 200:
-        raise RuntimeError(f"fetching the assignment failed: {answer.status_code} {answer.text}")
-
-
-async def _post(http: httpx.AsyncClient, run_id: str, token: str, first_at: float) -> int:
-    path = protocol.EVENTS_PATH.format(run_id=run_id)
-    headers = {"Authorization": f"Bearer {token}"}
-    seq = 0
-    next_at = first_at
-    for batch in range(BATCHES_PER_RUN):
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))  # the runner's pace
-        next_at += BATCH_INTERVAL_SECONDS
-        now = time.monotonic()
-        stamp = datetime.now(UTC).isoformat()
-        events: list[dict[str, Any]] = []
-        for _ in range(EVENTS_PER_BATCH):
-            seq += 1
-            events.append(
-                {"seq": seq, "type": "text_delta", "data": {"posted": now}, "time": stamp}
-            )
-        if batch == BATCHES_PER_RUN - 1:
-            seq += 1
-            events.append(
-                {"seq": seq, "type": "result", "data": {"outcome": "succeeded"}, "time": stamp}
-            )
-        answer = await http.post(path, json={"events": events}, headers=headers)
-        if answer.status_code != 200:
-            raise RuntimeError(f"posting events failed: {answer.status_code} {answer.text}")
-    return seq - 1
-
-
-async def _post_all(base_url: str, runs: list[tuple[str, str]]) -> tuple[int, float, float]:
+async def _post_all(
+    base_url: str, runs: list[tuple[str, str]], batches: int
+) -> tuple[int, float, float]:
     tls = ssl.create_default_context()
     clients = [_client(base_url, tls) for _ in runs]
     try:
         await asyncio.gather(
             *(
-                _fetch_assignment(http, run_id, token)
+                fetch_assignment(http, run_id, token)
                 for http, (run_id, token) in zip(clients, runs, strict=True)
             )
         )
@@ -170,7 +107,7 @@ async def _post_all(base_url: str, runs: list[tuple[str, str]]) -> tuple[int, fl
         phases = [started + random.uniform(0, BATCH_INTERVAL_SECONDS) for _ in runs]
         posted = await asyncio.gather(
             *(
-                _post(http, run_id, token, first_at)
+                post_batches(http, run_id, token, first_at, batches)
                 for http, (run_id, token), first_at in zip(clients, runs, phases, strict=True)
             )
         )
@@ -179,23 +116,27 @@ async def _post_all(base_url: str, runs: list[tuple[str, str]]) -> tuple[int, fl
         await asyncio.gather(*(http.aclose() for http in clients))
 
 
-def post_events(base_url: str, runs: list[tuple[str, str]]) -> tuple[int, float, float]:
+def post_events(
+    base_url: str, runs: list[tuple[str, str]], batches: int
+) -> tuple[int, float, float]:
     """In the posting process: every run's batches; the events posted, and when it began and
     ended on the monotonic clock."""
-    return asyncio.run(_post_all(base_url, runs))
+    return asyncio.run(_post_all(base_url, runs, batches))
 
 
-async def _measure(platform: RunningPlatform, posting: ProcessPoolExecutor) -> dict[str, Any]:
+async def _measure(
+    platform: RunningPlatform, posting: ProcessPoolExecutor, size: Size
+) -> dict[str, Any]:
     tls = ssl.create_default_context()
     async with _client(platform.base_url, tls, headers=platform.headers) as http:
         agent = (await http.post("/api/agents", json={"name": "bench"})).json()
-    runs = await _sqlite_running_runs(platform, agent["id"])
-    watchers = [run_id for run_id, _ in runs] + [runs[0][0]] * HOT_RUN_EXTRA_SUBSCRIBERS
+    runs = await _sqlite_running_runs(platform, agent["id"], size.runs)
+    watchers = [run_id for run_id, _ in runs] + [runs[0][0]] * size.hot_run_extra_subscribers
     clients = [_client(platform.base_url, tls, headers=platform.headers) for _ in watchers]
     latencies: list[float] = []
     connected = [asyncio.Event() for _ in watchers]
     subscribers = [
-        asyncio.create_task(_subscribe(http, run_id, latencies, ready))
+        asyncio.create_task(subscribe(http, run_id, latencies, ready))
         for http, run_id, ready in zip(clients, watchers, connected, strict=True)
     ]
     try:
@@ -203,7 +144,7 @@ async def _measure(platform: RunningPlatform, posting: ProcessPoolExecutor) -> d
         cpu_before = platform.cpu_seconds()
         loop = asyncio.get_running_loop()
         posted, started, ingested_at = await loop.run_in_executor(
-            posting, post_events, platform.base_url, runs
+            posting, post_events, platform.base_url, runs, size.batches_per_run
         )
         delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 120)
         cpu = platform.cpu_seconds() - cpu_before
@@ -216,7 +157,7 @@ async def _measure(platform: RunningPlatform, posting: ProcessPoolExecutor) -> d
     ingested_rate = posted / (ingested_at - started)
     delivered_rate = events_delivered / (max(at for _, at in delivered) - started)
     return {
-        "runs": RUNS,
+        "runs": size.runs,
         "subscribers": len(subscribers),
         "events_ingested": posted,
         "events_delivered": events_delivered,
@@ -244,7 +185,7 @@ def _targets(repetitions: list[dict[str, Any]]) -> dict[str, bool]:
     }
 
 
-def run() -> dict[str, Any]:
+def run(quick: bool = False) -> dict[str, Any]:
     """The repetition with the worst p99, every repetition's p99, and the targets over all."""
     spawn = multiprocessing.get_context("spawn")
     repetitions = []
@@ -254,11 +195,15 @@ def run() -> dict[str, Any]:
     ):
         # Started, with this module imported, before any subscriber connects: posting then
         # begins as soon as they are all connected, not a second later.
-        posting.submit(post_events, "", []).result()
+        posting_ready = posting.submit(post_events, "", [], 0)
         env = {"AGENT_PLATFORM_LOG_LEVEL": "WARNING"}
-        for repetition in range(REPETITIONS):
+        # Quick mode only shows that the flow still runs: once is enough.
+        for repetition in range(1 if quick else REPETITIONS):
             with running_platform(Path(scratch) / f"platform-{repetition}", env) as platform:
-                repetitions.append(asyncio.run(_measure(platform, posting)))
+                posting_ready.result()
+                repetitions.append(
+                    asyncio.run(_measure(platform, posting, QUICK if quick else FULL))
+                )
     worst = max(repetitions, key=lambda r: r["latency_p99_ms"])
     return {
         **worst,
@@ -267,7 +212,3 @@ def run() -> dict[str, Any]:
         },
         "targets": _targets(repetitions),
     }
-
-
-if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))

@@ -8,15 +8,12 @@ subprocess reaching the scripted Messages API server through the gateway.
 - Concurrency: 50 runs started together (each a bash call, then an answer) must all succeed;
   the peak RSS (VmHWM) of every runner process is sampled and reported.
 
-Run: `python -m bench.bench_runs [--runs N] [--concurrent N]`.
+Run: `python -m bench runs`; with `--quick`, one run alone and 2 at once.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -25,14 +22,14 @@ from typing import Any
 
 import httpx
 from agent_runner import protocol
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse  # noqa: E402
-from servers.platform import RunningPlatform, running_platform  # noqa: E402
+from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse
+from servers.platform import RunningPlatform, running_platform
 
 TARGET_P50_MS = 250.0
+RUNS = 50
+CONCURRENT = 50
+QUICK_RUNS = 1
+QUICK_CONCURRENT = 2
 RUN_ID = f"{protocol.ENV_RUN_ID}=".encode()
 WAIT_SECONDS = 300.0
 
@@ -146,7 +143,9 @@ def _concurrent(platform: RunningPlatform, api: MessagesApiServer, runs: int) ->
     }
 
 
-def run(runs: int = 50, concurrent: int = 50) -> dict[str, Any]:
+def run(quick: bool = False) -> dict[str, Any]:
+    runs = QUICK_RUNS if quick else RUNS
+    concurrent = QUICK_CONCURRENT if quick else CONCURRENT
     api = MessagesApiServer().start()
     try:
         env = {
@@ -168,17 +167,3 @@ def run(runs: int = 50, concurrent: int = 50) -> dict[str, Any]:
             f"{concurrent} concurrent runs all succeed": together["succeeded"] == concurrent,
         },
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--concurrent", type=int, default=50)
-    args = parser.parse_args(argv)
-    results = run(args.runs, args.concurrent)
-    print(json.dumps(results, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

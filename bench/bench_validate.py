@@ -10,12 +10,11 @@ Beside the speed, the false-positive rate: the share of findings on the corpus o
 real-world-shaped repositories (tests/corpus) whose expected verdict is "wrong" or that have no
 verdict yet. Target: none.
 
-Run: `python -m bench validate`, or `python -m bench.bench_validate [--apps N] [--rounds N]`.
+Run: `python -m bench validate`; with `--quick`, 2 apps and one round each way.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -30,17 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corpus.review import review
 from gitops.schemas import kubernetes_schemas, schema_locations
 from gitops.toolchain import find_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from corpus.review import review  # noqa: E402
 
 ENVIRONMENTS = {"dev": "bench-dev-001", "prod": "bench-prod-001"}
 TARGET_RATIO = 1.2
 TARGET_REPO_SECONDS = 2.0
+APPS = 200
+ROUNDS = 3
+REPOSITORY_ROUNDS = 5
+QUICK_APPS = 2
 DIGEST = "sha256:" + "5" * 64
 
 BASE = """\
@@ -211,14 +212,14 @@ def _measure(action: Callable[[], None]) -> tuple[float, float]:
     return time.perf_counter() - start, _children_cpu() - cpu
 
 
-def timed(actions: list[Callable[[], None]], rounds: int) -> list[Timing]:
+def timed(actions: list[Callable[[], None]], rounds: int, warm_up: bool = True) -> list[Timing]:
     """Median wall and CPU time of each action over `rounds`, after one warm-up run each.
 
     The actions take turns within each round (in alternating order), so a change in the
     machine's load during the benchmark weighs on all of them alike; CPU time is reported too
     because load moves wall time, not CPU time.
     """
-    for action in actions:
+    for action in actions if warm_up else []:
         action()
     samples: list[list[tuple[float, float]]] = [[] for _ in actions]
     for round_ in range(rounds):
@@ -247,13 +248,9 @@ def false_positives() -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False, apps: int | None = None, rounds: int | None = None) -> dict[str, Any]:
-    """The benchmark's results, with the targets met or missed (the `python -m bench` contract).
-
-    `quick` validates 20 apps once instead of 200 three times: a smoke run, not a measure.
-    """
-    apps = apps if apps is not None else (20 if quick else 200)
-    rounds = rounds if rounds is not None else (1 if quick else 3)
+def run(quick: bool = False) -> dict[str, Any]:
+    apps = QUICK_APPS if quick else APPS
+    rounds = 1 if quick else ROUNDS
     corpus = false_positives()
     jobs = os.cpu_count() or 2
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as scratch:
@@ -263,8 +260,11 @@ def run(quick: bool = False, apps: int | None = None, rounds: int | None = None)
         bare, ours = timed(
             [lambda: bare_pipeline(overlays, locations, jobs), lambda: gitops_validate(generated)],
             rounds,
+            warm_up=not quick,
         )
-    [repo] = timed([lambda: gitops_validate(ROOT)], max(rounds, 5))
+    [repo] = timed(
+        [lambda: gitops_validate(ROOT)], 1 if quick else REPOSITORY_ROUNDS, warm_up=not quick
+    )
     ratio = ours.wall / bare.wall
     return {
         "overlays": len(overlays),
@@ -284,46 +284,3 @@ def run(quick: bool = False, apps: int | None = None, rounds: int | None = None)
             ),
         },
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--apps", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args(argv)
-    results = run(apps=args.apps, rounds=args.rounds)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "validate.json").write_text(json.dumps(results, indent=2) + "\n")
-    bare, ours, repo = results["bare_pipeline"], results["gitops_validate"], results["repository"]
-    print(f"corpus: {results['overlays']} overlays, {results['jobs']} jobs")
-    print("                                         wall      cpu")
-    print(
-        f"  kustomize build | kubeconform -strict {bare['wall_seconds']:7.2f} s "
-        f"{bare['cpu_seconds']:7.2f} s"
-    )
-    print(
-        f"  gitops validate (all rules)           {ours['wall_seconds']:7.2f} s "
-        f"{ours['cpu_seconds']:7.2f} s"
-    )
-    print(
-        f"  ratio                                 {results['ratio']:7.2f}   "
-        f"{results['cpu_ratio']:7.2f}"
-    )
-    print(
-        f"repository: gitops validate             {repo['wall_seconds']:7.2f} s "
-        f"{repo['cpu_seconds']:7.2f} s"
-    )
-    fp = results["corpus"]
-    print(
-        f"corpus: {fp['findings']} findings, {fp['correct']} correct, {fp['defensible']} "
-        f"defensible, {fp['wrong']} wrong, {fp['unjudged']} unjudged: false-positive rate "
-        f"{fp['false_positive_rate']:.1%}"
-    )
-    for target, met in results["targets"].items():
-        print(f"  {'met   ' if met else 'MISSED'} {target}")
-    return 0 if all(results["targets"].values()) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

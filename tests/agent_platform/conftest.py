@@ -58,7 +58,7 @@ async def served(tmp_path: Path, platform_settings: dict[str, Any]) -> AsyncIter
     def make_app(port: int) -> Any:
         nonlocal settings
         settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             data_dir=tmp_path / "data",
             port=port,
             runner_command=[sys.executable, str(SCRIPTED_RUNNER)],

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Locator, Page, expect
 from servers.browser import (
     WAIT_MS,
     browser_context,
@@ -79,7 +79,7 @@ def send_task(page: Page, task: str) -> None:
     page.get_by_role("button", name="Run task").click()
 
 
-def run_card(page: Page):  # type: ignore[no-untyped-def]
+def run_card(page: Page) -> Locator:
     return page.locator("article.run")
 
 
@@ -337,7 +337,7 @@ def test_api_errors_are_shown_in_words(
     confirm.get_by_role("button", name="Cancel").click()
 
     page.locator("#upload-file").set_input_files(
-        files=[{"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# notes\n"}]
+        files=[FilePayload(name="notes.md", mimeType="text/markdown", buffer=b"# notes\n")]
     )
     expect(page.locator(".notice-error")).to_contain_text(
         "notes.md was not uploaded: the agent has a queued or running run"
@@ -360,7 +360,7 @@ def test_files_are_uploaded_viewed_and_downloaded_and_agents_edited_and_deleted(
     expect(files).to_contain_text("No files yet")
 
     page.locator("#upload-file").set_input_files(
-        files=[{"name": "brief.md", "mimeType": "text/markdown", "buffer": b"# Brief\nShip.\n"}]
+        files=[FilePayload(name="brief.md", mimeType="text/markdown", buffer=b"# Brief\nShip.\n")]
     )
     expect(files.locator(".file-row")).to_have_count(1)
     files.get_by_role("button", name="brief.md").click()

@@ -32,6 +32,7 @@ from servers.messages_api import (
 )
 from servers.platform import RunningPlatform, running_platform
 from servers.processes import pids_running
+from servers.waiting import wait_for
 
 UPSTREAM_KEY = "sk-upstream-e2e-key"
 EDITOR = "str_replace_based_edit_tool"
@@ -102,7 +103,7 @@ async def _events(
 
 
 def _is_result(event: Event) -> bool:
-    return event["type"] == "result"
+    return bool(event["type"] == "result")
 
 
 async def _finished(http: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
@@ -124,13 +125,6 @@ async def _all_events(http: httpx.AsyncClient, run_id: str) -> list[Event]:
 
 def _of(events: list[Event], kind: str) -> list[dict[str, Any]]:
     return [e["data"] for e in events if e["type"] == kind]
-
-
-def _wait_for(condition: Callable[[], bool], what: str, seconds: float = WAIT_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)  # polling a condition with a deadline
 
 
 def _workspace_of(platform: RunningPlatform, run_id: str) -> Path:
@@ -231,17 +225,17 @@ async def test_cancel_mid_tool_kills_the_tools_processes_within_two_seconds(
     script = messages_api.add_script([Reply([ToolUse("bash", {"command": command})])])
     run_id = await _run(http, await _agent(http), f"{script} wait a long time")
     await _events(http, run_id, until=lambda e: e["type"] == "tool_call")
-    _wait_for(
+    wait_for(
         lambda: bool(pids_running("sleep 300.1")) and bool(pids_running("sleep 300.2")),
         "the tool's children",
     )
 
     cancelled_at = time.monotonic()
     assert (await http.post(f"/api/runs/{run_id}/cancel")).status_code == 202
-    _wait_for(
+    wait_for(
         lambda: not pids_running("sleep 300.1") and not pids_running("sleep 300.2"),
         "the tool's children to die",
-        seconds=2.0,
+        timeout=2.0,
     )
     assert time.monotonic() - cancelled_at < 2.0
 
@@ -300,7 +294,7 @@ async def test_a_platform_killed_mid_run_restarts_and_the_run_succeeds_with_each
             # reach Claude through the gateway once the platform is back.
             workspace = _workspace_of(crashy, run_id)
             (workspace / "release").touch()
-            _wait_for(lambda: (workspace / "done").exists(), "the tool to end")
+            wait_for(lambda: (workspace / "done").exists(), "the tool to end")
             crashy.start()
             run = await _finished(client, run_id)
             events = await _all_events(client, run_id)
@@ -314,7 +308,7 @@ async def test_a_platform_killed_mid_run_restarts_and_the_run_succeeds_with_each
     assert len(messages_api.requests(script)) == 2
 
 
-FAILURES = {
+FAILURES: dict[str, tuple[list[Step], dict[str, Any], str, str]] = {
     "overloaded mid-stream beyond the retries": (
         [StreamFailure(Reply([Text("Half an answ")]), times=50)],
         {},

@@ -13,9 +13,9 @@ from servers.executors import (
     EXECUTOR_BACKENDS,
     ExecutorBackend,
     Exits,
-    eventually,
     new_launch,
 )
+from servers.waiting import eventually
 
 
 @pytest.fixture(

@@ -149,7 +149,7 @@ async def test_two_replicas_posting_one_batch_store_each_event_once(project: str
 
 async def test_the_settings_select_firestore(project: str, tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path,
         store="firestore",
         gcp_project=project,

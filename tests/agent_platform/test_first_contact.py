@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -120,7 +121,9 @@ def _sh(clone: Path, env: Mapping[str, str], command: str) -> str:
     return done.stdout
 
 
-def _readme_session(clone: Path, env: Mapping[str, str], port: int, task: str) -> list[dict]:
+def _readme_session(
+    clone: Path, env: Mapping[str, str], port: int, task: str
+) -> list[dict[str, Any]]:
     """The README's API section: a token, an agent, a run, and its SSE stream to the end."""
     url = f"http://127.0.0.1:{port}"
     readme_commands = (

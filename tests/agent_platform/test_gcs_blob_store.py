@@ -169,7 +169,7 @@ async def test_the_settings_select_cloud_storage(gcs_server: GcsServer, tmp_path
     bucket = gcs_server.new_bucket()
     archive = archive_of(a=b"1")
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path,
         blob_store="gcs",
         gcs_bucket=bucket,
@@ -184,7 +184,7 @@ async def test_the_settings_select_cloud_storage(gcs_server: GcsServer, tmp_path
 
 def test_cloud_storage_without_a_bucket_is_refused(tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path,
         blob_store="gcs",
     )

@@ -23,6 +23,7 @@ from agent_platform.executors.runner_process import (
 )
 from agent_runner import protocol
 from agent_runner.protocol import Outcome
+from servers.waiting import eventually
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
@@ -122,17 +123,15 @@ async def test_the_hard_kill_of_a_cancelled_sandbox_reaches_its_tools(tmp_path: 
     )
     await executor.start(a_launch())
     pid_file = executor.scratch_dir("run_1") / "tool.pid"
-    deadline = time.monotonic() + 15
-    while not (pid_file.exists() and pid_file.read_text()):
-        assert time.monotonic() < deadline, "the runner never started its tool"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: pid_file.exists() and bool(pid_file.read_text()),
+        "the runner to start its tool",
+        timeout=15,
+    )
     tool = int(pid_file.read_text())
     await executor.cancel("run_1")
     await asyncio.wait_for(exits.arrived.wait(), 15)
-    deadline = time.monotonic() + 5
-    while _alive(tool):
-        assert time.monotonic() < deadline, "the tool outlived its sandbox"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: not _alive(tool), "the tool to end with its sandbox", timeout=5)
 
 
 def left_behind(executor: LocalExecutor, run_id: str, timeout: int = 60) -> subprocess.Popen[bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from agent_runner.protocol import TOOL_NAMES
@@ -88,7 +90,7 @@ async def test_an_oversized_body_is_refused_before_it_is_read(
 
 
 async def test_an_oversized_chunked_body_is_refused(alice: Caller, served: Served) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(served.settings.max_body_bytes // 1024 + 2):
             yield b" " * 1024
 

@@ -17,6 +17,7 @@ from agent_platform.logs import JsonFormatter
 from servers.platform import Caller, Served
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 
 @asynccontextmanager
@@ -87,7 +88,8 @@ async def test_a_session_websocket_from_another_origin_is_refused(served: Served
         session = browser.cookies["ap_session"]
     url = served.base_url.replace("http", "ws") + "/api/runs/run_any/events/ws"
     headers = {"Cookie": f"ap_session={session}"}
-    async with connect(url, additional_headers=headers, origin="https://evil.example") as ws:  # type: ignore[arg-type]
+    evil = Origin("https://evil.example")
+    async with connect(url, additional_headers=headers, origin=evil) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd is not None

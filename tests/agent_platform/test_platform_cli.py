@@ -57,7 +57,7 @@ def test_a_store_that_cannot_open_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def _settings(**fields: Any) -> Settings:
-    return Settings(_env_file=None, **fields)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **fields)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])

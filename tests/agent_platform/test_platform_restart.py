@@ -6,8 +6,7 @@ import json
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,9 @@ import httpx
 import pytest
 from agent_platform.executors.runner_process import RunnerRecord, is_running, read_record
 from servers.platform import RunningPlatform, running_platform
+from servers.waiting import wait_for
 
 SCRIPTED_RUNNER = Path(__file__).with_name("scripted_runner.py")
-WAIT_SECONDS = 20.0
 
 
 @pytest.fixture
@@ -27,19 +26,12 @@ def platform(tmp_path: Path) -> Iterator[RunningPlatform]:
         yield running
 
 
-def _wait(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)  # polling a condition with a deadline
-
-
 def _hanging_run(platform: RunningPlatform, http: httpx.Client) -> tuple[str, RunnerRecord]:
     """A run whose runner reported that it runs and now waits to be stopped; its record."""
     agent = http.post("/api/agents", json={"name": "a"}).json()
     run_id: str = http.post(f"/api/agents/{agent['id']}/runs", json={"task": "hang"}).json()["id"]
     path = platform.data_dir / "executor" / "local" / f"{run_id}.json"
-    _wait(
+    wait_for(
         lambda: path.exists() and bool(http.get(f"/api/runs/{run_id}/events").json()["items"]),
         "the sandbox to start",
     )
@@ -66,7 +58,7 @@ def test_a_runner_that_outlived_a_crash_is_adopted_and_still_cancellable(
         assert _run(http, run_id)["status"] == "running"
         assert is_running(record)
         assert http.post(f"/api/runs/{run_id}/cancel").status_code == 202
-        _wait(lambda: _run(http, run_id)["status"] == "cancelled", "the cancel")
+        wait_for(lambda: _run(http, run_id)["status"] == "cancelled", "the cancel")
         assert not is_running(record)
         events = http.get(f"/api/runs/{run_id}/events").json()["items"]
         assert [e["type"] for e in events].count("result") == 1
@@ -80,7 +72,7 @@ def test_a_run_whose_runner_died_while_the_platform_was_down_fails_honestly(
 
         platform.kill()
         os.killpg(record.pid, signal.SIGKILL)
-        _wait(lambda: not is_running(record), "the runner to die")
+        wait_for(lambda: not is_running(record), "the runner to die")
         platform.start()
 
         finished = _run(http, run_id)

@@ -15,8 +15,8 @@ from servers.platform import (
     create_agent,
     start_run,
     wait_for_status,
-    wait_until,
 )
+from servers.waiting import eventually
 
 
 async def events_of(caller: Caller, run_id: str) -> list[dict[str, Any]]:
@@ -65,7 +65,7 @@ async def test_the_sandbox_gets_a_scrubbed_environment_and_a_fresh_directory(
         protocol.ENV_TOOL_SANDBOX,
     }  # fmt: skip
     assert cwd.parent == served.settings.data_dir / "sandboxes"
-    await wait_until(lambda: not cwd.exists())
+    await eventually(lambda: not cwd.exists(), "the run's directory to go")
 
 
 async def test_a_runner_that_exits_without_a_result_fails_the_run(alice: Caller) -> None:
@@ -102,7 +102,9 @@ async def test_a_sandbox_that_ignores_sigterm_is_killed_with_its_children(alice:
     await alice.http.post(f"/api/runs/{run['id']}/cancel")
     done = await wait_for_status(alice, run["id"], {"cancelled", "failed"})
     assert done["status"] == "cancelled"
-    await wait_until(lambda: not Path(f"/proc/{child}").exists() or _state(child) == "Z")
+    await eventually(
+        lambda: not Path(f"/proc/{child}").exists() or _state(child) == "Z", "the child to end"
+    )
 
 
 def _state(pid: int) -> str:

@@ -6,14 +6,14 @@ import json
 import signal
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from servers.platform import RunningPlatform, running_platform
+from servers.waiting import wait_for
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -28,13 +28,6 @@ def platform(tmp_path: Path) -> Iterator[RunningPlatform]:
     env = {"AGENT_PLATFORM_RUNNER_COMMAND": json.dumps([sys.executable, str(SCRIPTED_RUNNER)])}
     with running_platform(tmp_path / "p", env) as running:
         yield running
-
-
-def _wait(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)  # polling a condition with a deadline
 
 
 def _sse_seqs(response: httpx.Response, seqs: list[int], ended: threading.Event) -> None:
@@ -63,7 +56,7 @@ def test_a_sigterm_ends_open_streams_and_a_resumed_subscriber_gets_every_event_o
     with httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=10) as http:
         agent = http.post("/api/agents", json={"name": "a"}).json()
         run_id = http.post(f"/api/agents/{agent['id']}/runs", json={"task": "hang"}).json()["id"]
-        _wait(lambda: bool(http.get(f"/api/runs/{run_id}/events").json()["items"]), "events")
+        wait_for(lambda: bool(http.get(f"/api/runs/{run_id}/events").json()["items"]), "events")
 
     sse = httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=30)
     ws_url = platform.base_url.replace("http", "ws") + f"/api/runs/{run_id}/events/ws"
@@ -78,7 +71,7 @@ def test_a_sigterm_ends_open_streams_and_a_resumed_subscriber_gets_every_event_o
         reader = threading.Thread(target=_sse_seqs, args=(response, sse_seqs, sse_ended))
         reader.start()
         ws_seqs: list[int] = [json.loads(ws.recv(timeout=WAIT_SECONDS))["seq"]]
-        _wait(lambda: bool(sse_seqs), "the SSE stream's first event")
+        wait_for(lambda: bool(sse_seqs), "the SSE stream's first event")
 
         assert platform.process is not None
         platform.process.send_signal(signal.SIGTERM)

@@ -16,8 +16,8 @@ from servers.platform import (
     event,
     result_event,
     running_run,
-    wait_until,
 )
+from servers.waiting import eventually
 from websockets.asyncio.client import connect
 
 
@@ -118,7 +118,7 @@ async def test_twenty_subscribers_of_one_run_each_get_every_event(
         return [item["seq"] async for item in sse(alice, run_id)]
 
     subscribers = [asyncio.create_task(subscriber()) for _ in range(20)]
-    await wait_until(lambda: served.services.bus.subscriber_count() == 20)
+    await eventually(lambda: served.services.bus.subscriber_count() == 20, "20 subscribers")
     for first in range(2, 200, 25):
         await runner.send(first, first + 24)
     await runner.send(202, 210, finish=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -42,14 +43,13 @@ def _template(path: str) -> str:
     return re.sub(r"\{(agent|run|token)\}", lambda m: "{" + m.group(1) + "_id}", path)
 
 
-def test_the_matrix_covers_every_route_that_names_an_object(tmp_path: object) -> None:
-    app = create_app(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+def test_the_matrix_covers_every_route_that_names_an_object(tmp_path: Path) -> None:
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path))
+    paths: set[str] = {getattr(route, "path", "") for route in app.routes}
     owned = {
-        route.path  # type: ignore[attr-defined]
-        for route in app.routes
-        if "{" in getattr(route, "path", "")
-        and route.path not in UNSCOPED  # type: ignore[attr-defined]
-        and not route.path.startswith(RUN_SCOPED)  # type: ignore[attr-defined]
+        path
+        for path in paths
+        if "{" in path and path not in UNSCOPED and not path.startswith(RUN_SCOPED)
     }
     in_matrix = {_template(path) for _, path, _ in MATRIX}
     missing = {p for p in owned if not p.startswith(("/docs", "/openapi", "/redoc"))} - in_matrix

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from agent_platform.domain import (
@@ -27,7 +28,7 @@ def a_user(name: str) -> User:
     return User(id=new_id("usr"), name=name, created_at=utcnow())
 
 
-def an_agent(owner: str, name: str = "helper", **changes: object) -> Agent:
+def an_agent(owner: str, name: str = "helper", **changes: Any) -> Agent:
     now = utcnow()
     agent = Agent(
         id=new_id("agt"),
@@ -41,7 +42,7 @@ def an_agent(owner: str, name: str = "helper", **changes: object) -> Agent:
         created_at=now,
         updated_at=now,
     )
-    return replace(agent, **changes)  # type: ignore[arg-type]
+    return replace(agent, **changes)
 
 
 def a_run(agent: Agent, key: str | None = None, task: str = "do it") -> Run:

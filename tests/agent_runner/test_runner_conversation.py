@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent_runner import conversation
 from agent_runner.conversation import ToolCall
 from agent_runner.protocol import Limits, Outcome, Usage
 
 
-def _cached(message: dict) -> bool:
+def _cached(message: dict[str, Any]) -> bool:
     return any("cache_control" in block for block in message["content"])
 
 
@@ -19,7 +21,7 @@ def test_system_prompt_is_cached_and_explains_the_workspace() -> None:
 
 
 def test_only_the_latest_user_turns_carry_cache_breakpoints() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": [{"type": "text", "text": "a"}]},
         conversation.user_task("second"),

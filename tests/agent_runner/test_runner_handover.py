@@ -15,7 +15,8 @@ from agent_runner.wire_names import (
     ENV_RUN_ID,
     HANDOVER_PATH,
 )
-from servers.control_plane import free_port, wait_for
+from servers.control_plane import free_port
+from servers.waiting import wait_for
 
 TOKEN = "handover-test-token"
 

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 from agent_platform.executors.job_spec import RUN_LABEL, job_name
 from agent_runner.protocol import EVENTS_PATH
-from servers.control_plane import ControlPlane, wait_for
+from servers.control_plane import ControlPlane
 from servers.platform import RunningPlatform
+from servers.waiting import wait_for
 
 RUNS = "agent-runs"
 WAIT = 60.0

@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 from cluster.cluster_objects import kustomize_build
 from servers.agent_sandbox_controller import running_agent_sandbox_controller
-from servers.control_plane import ROOT, ControlPlane, running_control_plane, wait_for
+from servers.control_plane import ROOT, ControlPlane, running_control_plane
+from servers.waiting import wait_for
 
 RUNS_NAMESPACE = "agent-runs"
 PLATFORM_NAMESPACE = "agent-platform"

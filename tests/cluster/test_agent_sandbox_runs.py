@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from cluster.cluster_runs import RUNS, WAIT, api, status, wait_status
-from servers.control_plane import ControlPlane, wait_for
+from servers.control_plane import ControlPlane
 from servers.executors import CLAIMS, claim_of, delete_run_claims, handed_over_sandbox
 from servers.messages_api import MessagesApiServer, Reply, Text
 from servers.platform import RunningPlatform, running_platform
 from servers.sandbox_kubelet import SandboxKubelet, running_sandbox_kubelet
+from servers.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from cluster.cluster_objects import crd_manifests, kustomize_build
 from servers.agent_sandbox_controller import crd_files
-from servers.control_plane import ROOT, ControlPlane, wait_for
+from servers.control_plane import ROOT, ControlPlane
+from servers.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

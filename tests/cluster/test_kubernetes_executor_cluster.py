@@ -23,11 +23,11 @@ from servers.executors import (
     Exits,
     connect_kubernetes,
     delete_run_jobs,
-    eventually,
     new_launch,
     pods_of,
     wait_running_pod,
 )
+from servers.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 

@@ -23,9 +23,10 @@ from cluster.cluster_runs import (
     status,
     wait_status,
 )
-from servers.control_plane import ControlPlane, wait_for
+from servers.control_plane import ControlPlane
 from servers.executors import delete_run_jobs
 from servers.platform import RunningPlatform, event, result_event, running_platform
+from servers.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

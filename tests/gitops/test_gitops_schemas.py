@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gitops.cli import main
@@ -28,15 +29,15 @@ spec:
 """
 
 
-def _report(root: Path, capsys: pytest.CaptureFixture[str], *paths: str) -> dict[str, object]:
+def _report(root: Path, capsys: pytest.CaptureFixture[str], *paths: str) -> dict[str, Any]:
     main(["--root", str(root), "validate", "--format", "json", *paths])
-    report: dict[str, object] = json.loads(capsys.readouterr().out)
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
     return report
 
 
-def _rules(report: dict[str, object]) -> dict[str, list[dict[str, str]]]:
+def _rules(report: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     found: dict[str, list[dict[str, str]]] = {}
-    for finding in report["findings"]:  # type: ignore[attr-defined]
+    for finding in report["findings"]:
         found.setdefault(finding["rule"], []).append(finding)
     return found
 

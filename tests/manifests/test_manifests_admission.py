@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 from manifests.rendering import Rendering
-from servers.control_plane import ControlPlane, running_control_plane, wait_for
+from servers.control_plane import ControlPlane, running_control_plane
+from servers.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -25,8 +25,10 @@ CORE_GROUPS = {
 
 
 def schema_path(o: dict[str, Any]) -> Path:
-    group, _, version = o["apiVersion"].rpartition("/")
-    return SCHEMAS / group / f"{o['kind'].lower()}_{version}.json"
+    api_version: str = o["apiVersion"]
+    kind: str = o["kind"]
+    group, _, version = api_version.rpartition("/")
+    return SCHEMAS / group / f"{kind.lower()}_{version}.json"
 
 
 def custom_objects(renderings: list[Rendering]) -> list[dict[str, Any]]:

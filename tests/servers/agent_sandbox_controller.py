@@ -13,7 +13,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from servers.control_plane import BIN, ControlPlane, free_port, wait_for
+from servers.control_plane import BIN, ControlPlane, free_port
+from servers.waiting import wait_for
 
 CONTROLLER = BIN / "agent-sandbox-controller"
 CRDS = BIN / "agent-sandbox-crds"

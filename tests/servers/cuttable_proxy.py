@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 CHUNK = 65536
@@ -61,8 +62,8 @@ class CuttableProxy:
             _close(sock)
         return len(dropped) // 2
 
-    def _spawn(self, target: object, *args: socket.socket) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[..., object], *args: socket.socket) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
         thread.start()
         self._threads.append(thread)
 

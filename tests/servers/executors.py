@@ -37,6 +37,7 @@ from agent_runner import protocol
 
 from servers.control_plane import ControlPlane
 from servers.sandbox_kubelet import SandboxKubelet, running_sandbox_kubelet
+from servers.waiting import eventually
 
 RUNS_NAMESPACE = "agent-runs"
 RUNNER_TEMPLATE = "agent-runner"
@@ -76,16 +77,6 @@ class Exits:
                 self.changed.clear()
                 await self.changed.wait()
         return self.of(run_id)[0]
-
-
-async def eventually(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Wait for a condition checked off the event loop, so the executor's tasks go on."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await asyncio.to_thread(condition):
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}") from None
 
 
 class ExecutorBackend(Protocol):

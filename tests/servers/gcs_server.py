@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage  # type: ignore[attr-defined,import-untyped]
+from google.cloud import storage  # type: ignore[attr-defined]  # untyped library
 
 from servers.platform import free_port
 

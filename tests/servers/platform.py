@@ -5,9 +5,6 @@ As a subprocess, on a free loopback port with its own data directory:
     with running_platform(tmp_path, env={"AGENT_PLATFORM_ANTHROPIC_BASE_URL": url}) as p:
         httpx.get(f"{p.base_url}/api/agents", headers=p.headers)
 
-or, in a conftest, `from servers.platform import platform_server` and use the fixture (extra
-environment through a `platform_env` fixture returning a dict, {} by default).
-
 In the test's loop (tests/agent_platform's `served` fixture): `serving_in_loop`, `Served`,
 `Caller`, and the steps below (`create_agent`, `start_run`, `wait_for_status`, ...).
 """
@@ -29,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from agent_platform.auth import ensure_user, hash_secret, issue_token, new_secret
 from agent_platform.domain import Run, RunStatus, RunTransition, TokenKind, User, new_id, utcnow
@@ -155,10 +151,6 @@ class RunningPlatform:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
 
 @contextmanager
 def running_platform(
@@ -177,18 +169,6 @@ def running_platform(
         yield platform
     finally:
         platform.stop()
-
-
-@pytest.fixture
-def platform_env() -> dict[str, str]:
-    """Extra environment for `platform_server`; override it in a test module or conftest."""
-    return {}
-
-
-@pytest.fixture
-def platform_server(tmp_path: Path, platform_env: dict[str, str]) -> Iterator[RunningPlatform]:
-    with running_platform(tmp_path / "platform", platform_env) as platform:
-        yield platform
 
 
 @asynccontextmanager
@@ -306,14 +286,6 @@ async def running_run(
     )
     assert changed is not None
     return run.id, token
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = WAIT_SECONDS) -> None:
-    """Poll `condition` until it holds, failing after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{condition} did not hold in {seconds}s"
-        await asyncio.sleep(0.02)  # polling a condition with a deadline
 
 
 def event(seq: int, kind: str = "text_delta", **data: Any) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from typing import Any
 
 import httpx
 
-from servers.control_plane import EXIT_CODE_ANNOTATION, ControlPlane, wait_for
+from servers.control_plane import EXIT_CODE_ANNOTATION, ControlPlane
+from servers.waiting import wait_for
 
 log = logging.getLogger(__name__)
 
