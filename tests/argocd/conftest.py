@@ -19,7 +19,8 @@ from gitops.bootstrap.plan import CloudProject, Environment, Step, steps
 from gitops.bootstrap.shell import repository_in
 from gitops.firestore_indexes import IndexFile
 from servers.argocd import ArgoCD, root_objects, running_argocd, synced, synced_and_healthy
-from servers.control_plane import ROOT, ControlPlane, running_control_plane, wait_for
+from servers.control_plane import ROOT, ControlPlane, running_control_plane
+from servers.waiting import wait_for
 
 # Who Argo CD's Google identity is on the local API server: a ServiceAccount whose token the
 # metadata server hands to argocd-k8s-auth in place of a Google access token.

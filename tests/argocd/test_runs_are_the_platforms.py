@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from agent_platform.executors.base import Launch
-from agent_platform.executors.kubernetes import build_job, build_token_secret
+from agent_platform.executors.job_spec import build_job, build_token_secret
 from servers.argocd import ArgoCD, synced_and_healthy
-from servers.control_plane import wait_for
+from servers.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

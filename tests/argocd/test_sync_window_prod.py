@@ -18,7 +18,7 @@ import pytest
 import yaml
 from argocd.gke import PLATFORM_NAMESPACE
 from servers.argocd import ARGOCD_NAMESPACE, ArgoCD, synced
-from servers.control_plane import wait_for
+from servers.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

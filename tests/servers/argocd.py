@@ -33,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from servers.control_plane import BIN, ROOT, ControlPlane, free_port, wait_for
+from servers.control_plane import BIN, ROOT, ControlPlane, free_port
+from servers.waiting import wait_for
 
 ARGOCD_NAMESPACE = "argocd"
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
