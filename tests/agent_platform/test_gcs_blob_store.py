@@ -20,11 +20,12 @@ from agent_platform.workspaces import (
     BlobStoreNotAvailable,
     LocalBlobStore,
     WorkspaceFile,
+    WorkspaceStorageError,
     WorkspaceTooLarge,
     list_files,
     open_blob_store,
 )
-from agent_platform.workspaces.gcs import UPLOAD_CHUNK_BYTES, GcsBlobStore, WorkspaceStorageError
+from agent_platform.workspaces.gcs import UPLOAD_CHUNK_BYTES, GcsBlobStore
 from servers.gcs_server import GcsServer, gcs_server
 
 __all__ = ["gcs_server"]

@@ -7,6 +7,7 @@ import logging
 import secrets
 import sys
 
+import pytest
 from agent_platform.auth import new_secret
 from agent_platform.domain import new_id
 from agent_platform.logs import JsonFormatter
@@ -52,3 +53,58 @@ def test_every_kind_of_secret_is_masked_wherever_it_appears() -> None:
         assert entry["message"] == f"sent [secret] for {run_id}"
         assert entry["header"] == "Bearer [secret]"
         assert "[secret]" in entry["exception"]
+
+
+def _leaked() -> list[str]:
+    return [new_secret("run"), new_secret("aps"), f"sk-ant-api03-{secrets.token_urlsafe(60)}"]
+
+
+# What may stand right before a secret: JSON escapes these (a newline becomes the two characters
+# `\n`, "é" becomes `\u00e9`), and a repr in a traceback writes a newline as `\n` already.
+NEIGHBOURS = ["\n", "\r\n", "\t", "\x00", "é", "→", "\u2028", '"', "\\", "\\n", "x", "_"]
+
+
+@pytest.mark.parametrize("before", NEIGHBOURS, ids=ascii)
+def test_a_secret_right_after_any_character_is_masked(before: str) -> None:
+    for secret in _leaked():
+        line = _line(
+            "said:%s",
+            f"{before}{secret}",
+            detail=f"line one{before}{secret}",
+            headers={f"{before}{secret}": [f"Bearer{before}{secret}"]},
+        )
+        assert secret[:-1] not in line
+        entry = json.loads(line)
+        assert entry["message"] == f"said:{before}[secret]"
+        assert entry["detail"] == f"line one{before}[secret]"
+        assert entry["headers"] == {f"{before}[secret]": [f"Bearer{before}[secret]"]}
+
+
+def test_a_secret_in_an_exceptions_text_and_traceback_is_masked() -> None:
+    for secret in _leaked():
+        try:
+            # A KeyError's text is the repr of its argument: the newline appears as `\n`.
+            raise KeyError(f"said:\n{secret}\tand é{secret}")
+        except KeyError as error:
+            exc_info = sys.exc_info()
+            record = logging.LogRecord(
+                "agent_platform", logging.ERROR, __file__, 1, "failed: %s", (error,), exc_info
+            )
+            record.error = error
+        line = JsonFormatter().format(record)
+        assert secret[:-1] not in line
+        entry = json.loads(line)
+        shown = "'said:\\n[secret]\\tand é[secret]'"
+        assert f"KeyError: {shown}" in entry["exception"]
+        assert entry["message"] == f"failed: {shown}"
+        assert entry["error"] == shown
+
+
+@pytest.mark.parametrize("before", NEIGHBOURS, ids=ascii)
+def test_ids_stay_readable_after_any_character(before: str) -> None:
+    run_id, agent_id = new_id("run"), new_id("agt")
+    line = _line("run%s%s of%s%s", before, run_id, before, agent_id, run_id=f"{before}{run_id}")
+    entry = json.loads(line)
+    assert entry["message"] == f"run{before}{run_id} of{before}{agent_id}"
+    assert entry["run_id"] == f"{before}{run_id}"
+    assert "[secret]" not in line

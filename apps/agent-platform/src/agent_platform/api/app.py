@@ -26,7 +26,7 @@ from agent_platform.api import (
     workspace,
 )
 from agent_platform.api.body_limit import BodyLimit
-from agent_platform.api.errors import install_error_handlers
+from agent_platform.api.errors import UncaughtErrors, install_error_handlers
 from agent_platform.api.request_metrics import RequestMetrics
 from agent_platform.api.route_limits import route_limits
 from agent_platform.auth import BearerTokens, IdentitySource, SessionCookies
@@ -113,6 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
     mount_dashboard(app)
     app.add_middleware(BodyLimit, limits=route_limits(settings))
     app.add_middleware(RequestMetrics, metrics=metrics)
+    # Outermost, so that a failure of any other middleware is answered in the error shape too.
+    app.add_middleware(UncaughtErrors)
     return app
 
 

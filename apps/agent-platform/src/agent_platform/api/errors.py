@@ -2,21 +2,29 @@
 
 That shape is `agent_runner.protocol.ErrorBody`. The one exception is the LLM gateway under
 `GATEWAY_PREFIX`, which answers in Anthropic's shape because the runner's SDK parses it.
+An exception no handler takes answers 500 in the same shapes (`UncaughtErrors`).
 """
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from agent_runner.protocol import GATEWAY_PREFIX
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_platform.api.schemas import Error
 from agent_platform.llm_gateway import anthropic_error
+from agent_platform.workspaces import WorkspaceStorageError
+
+logger = logging.getLogger(__name__)
+# Long enough for a brief Cloud Storage outage to pass, short enough for someone waiting.
+STORAGE_RETRY_SECONDS: Final = 5
 
 
 def error_response(
@@ -75,6 +83,61 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(422, message, details)
 
 
+async def _storage_error(request: Request, error: Exception) -> JSONResponse:
+    # The storage's own message names the bucket and what to check: for operators, not callers.
+    logger.error(
+        "%s %s: %s",
+        request.method,
+        request.url.path,
+        error,
+        extra={"method": request.method, "path": request.url.path},
+    )
+    return error_response(
+        503,
+        f"the workspace storage is unavailable; try again in {STORAGE_RETRY_SECONDS} seconds",
+        headers={"Retry-After": str(STORAGE_RETRY_SECONDS)},
+    )
+
+
+def _internal_error(path: str) -> JSONResponse:
+    message = "the platform failed to answer this request; try again, and report it if it lasts"
+    if path.startswith(GATEWAY_PREFIX + "/"):
+        return anthropic_error(500, "api_error", message)
+    return error_response(500, message)
+
+
+class UncaughtErrors:
+    """An exception no handler takes: logged once, answered 500 in the error shape.
+
+    Starlette's own last resort answers text/plain and raises the exception again, which the
+    server then logs a second time as "Exception in ASGI application", without the request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watched_send)
+        except Exception:
+            method, path = scope["method"], scope["path"]
+            logger.exception("%s %s failed", method, path, extra={"method": method, "path": path})
+            # Once the answer has begun, the connection is all there is left to end.
+            if not started:
+                await _internal_error(path)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(WorkspaceStorageError, _storage_error)

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocketDisconnect
 from agent_platform.api.deps import ServicesDep, UserDep
 from agent_platform.api.runs import RUN_NOT_FOUND, owned_run
 from agent_platform.api.schemas import EventList, EventOut
+from agent_platform.api.websocket_close import close
 from agent_platform.auth import CsrfRejected, IdentityUnavailable, Unauthenticated, identify
 from agent_platform.domain import StoredEvent
 from agent_platform.streaming import follow, until_stopped
@@ -139,21 +140,21 @@ async def events_websocket(
     try:
         user = await identify(services.identity_sources, websocket)
     except Unauthenticated:
-        await websocket.close(4401, "a valid credential is required")
+        await close(websocket, 4401, "a valid credential is required")
         return
     except CsrfRejected:
-        await websocket.close(4403, "cross-origin WebSocket refused")
+        await close(websocket, 4403, "cross-origin WebSocket refused")
         return
     except IdentityUnavailable:
-        await websocket.close(1013, "the credential cannot be checked now; try again shortly")
+        await close(websocket, 1013, "the credential cannot be checked now; try again shortly")
         return
     try:
         resume = 0 if after is None else parse_seq(after, "after")
     except BadSeq as error:
-        await websocket.close(WS_BAD_REQUEST, str(error))
+        await close(websocket, WS_BAD_REQUEST, str(error))
         return
     if await services.store.get_run(user.id, run_id) is None:
-        await websocket.close(4404, f"you have no run {run_id}")
+        await close(websocket, 4404, "you have no run with this id")
         return
     services.metrics.subscribers.inc()
     batches = follow(services.store, services.bus, run_id, after=resume)
@@ -162,9 +163,9 @@ async def events_websocket(
             for event in events or ():
                 await websocket.send_text(_json(event))
         if services.stopping.is_set():
-            await websocket.close(1012, "the server is restarting; reconnect to resume")
+            await close(websocket, 1012, "the server is restarting; reconnect to resume")
         else:
-            await websocket.close(1000, "the run has finished")
+            await close(websocket, 1000, "the run has finished")
     except WebSocketDisconnect:
         pass
     finally:

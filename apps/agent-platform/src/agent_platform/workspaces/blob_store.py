@@ -61,6 +61,10 @@ class WorkspaceTooLarge(Exception):
         )
 
 
+class WorkspaceStorageError(Exception):
+    """The workspaces' storage refused or failed a read or write; the message says which."""
+
+
 class WorkspaceFileNotFound(Exception):
     """No such file in the agent's workspace."""
 

@@ -22,6 +22,7 @@ from agent_platform.workspaces.blob_store import (
     DEFAULT_MAX_BYTES,
     Archive,
     WorkspaceFile,
+    WorkspaceStorageError,
     WorkspaceTooLarge,
     archive_size,
     listing_document,
@@ -36,10 +37,6 @@ TIMEOUT_SECONDS: Final = 120.0
 # An archive above 8 MB goes up in resumable chunks of this size (a multiple of 256 KiB, as the
 # API requires), so an upload never holds more of it in memory; the client's default is 100 MB.
 UPLOAD_CHUNK_BYTES: Final = 4 * 1024 * 1024
-
-
-class WorkspaceStorageError(Exception):
-    """Cloud Storage refused or failed a workspace read or write; the message says which."""
 
 
 class GcsBlobStore:
