@@ -117,3 +117,20 @@ def test_a_stored_link_out_of_the_workspace_is_named_without_the_machine_s_paths
     )
     assert str(tmp_path) not in message
     assert not (root / "db_link").exists()
+
+
+def test_a_link_that_leads_out_through_another_link_is_left_out(tmp_path: Path) -> None:
+    root = tmp_path / "w"
+    (root / "x").mkdir(parents=True)
+    (root / "s").symlink_to(".")
+    # Lexically `x/../s/..` is the root; on disk `s` is the root, so this is its parent.
+    (root / "x" / "t").symlink_to("../s/..")
+
+    packed = workspace_archive.pack(root)
+
+    assert packed.left_out == (workspace_archive.LeftOut("x/t", "../s/.."),)
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    workspace_archive.unpack(packed.archive, unpacked)
+    assert (unpacked / "s").is_symlink()
+    assert not (unpacked / "x" / "t").exists()

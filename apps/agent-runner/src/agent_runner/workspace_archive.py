@@ -3,7 +3,9 @@
 Packing the same tree twice gives the same bytes (sorted entries, no gzip timestamp, owner
 names dropped), so the runner can tell whether the agent changed anything and skip the upload.
 A symbolic link is kept when it points inside the workspace and left out when it does not: the
-next run could not unpack it, and the platform would refuse the whole workspace for it.
+next run could not unpack it, and the platform would refuse the whole workspace for it. Where a
+link leads is judged on the real path, with every link on the way followed (`s -> .` makes
+`s/..` the workspace's parent), not on the text of its target alone.
 """
 
 from __future__ import annotations
@@ -56,7 +58,15 @@ def points_outside(link: PurePosixPath, target: str) -> bool:
     return False
 
 
+def _leads_outside(root: str, path: Path, arcname: str, target: str) -> bool:
+    if points_outside(PurePosixPath(arcname), target):
+        return True
+    resolved = os.path.realpath(path)
+    return resolved != root and not resolved.startswith(root + os.sep)
+
+
 def pack(root: Path) -> Packed:
+    real_root = os.path.realpath(root)
     buffer = io.BytesIO()
     left_out: list[LeftOut] = []
     with (
@@ -72,7 +82,7 @@ def pack(root: Path) -> Packed:
                 arcname = path.relative_to(root).as_posix()
                 if path.is_symlink():
                     target = os.readlink(path)
-                    if points_outside(PurePosixPath(arcname), target):
+                    if _leads_outside(real_root, path, arcname, target):
                         left_out.append(LeftOut(arcname, target))
                         continue
                 tar.add(path, arcname=arcname, recursive=False, filter=_normalised)
