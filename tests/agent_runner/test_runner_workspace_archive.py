@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -134,3 +135,36 @@ def test_a_link_that_leads_out_through_another_link_is_left_out(tmp_path: Path) 
     workspace_archive.unpack(packed.archive, unpacked)
     assert (unpacked / "s").is_symlink()
     assert not (unpacked / "x" / "t").exists()
+
+
+def test_a_hard_link_is_packed_as_a_file_of_its_own(tmp_path: Path) -> None:
+    root = tmp_path / "w"
+    root.mkdir()
+    (root / "a").write_text("shared")
+    os.link(root / "a", root / "b")
+
+    packed = workspace_archive.pack(root)
+
+    with tarfile.open(fileobj=io.BytesIO(packed.archive), mode="r:gz") as tar:
+        members = {m.name: m for m in tar}
+        assert members["b"].isreg() and members["b"].size == len("shared")
+        reader = tar.extractfile(members["b"])
+        assert reader is not None and reader.read() == b"shared"
+
+
+def test_a_hard_link_to_a_missing_file_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        link = tarfile.TarInfo("b")
+        link.type = tarfile.LNKTYPE
+        link.linkname = "a"
+        tar.addfile(link)
+
+    with pytest.raises(workspace_archive.ArchiveError) as refused:
+        workspace_archive.unpack(buffer.getvalue(), tmp_path)
+
+    assert str(refused.value) == (
+        "the workspace cannot be unpacked: it holds a hard link to a file it does not have "
+        "(linkname 'a' not found); delete the link from the agent's files or reset the "
+        "agent's workspace, then run again"
+    )

@@ -2,7 +2,7 @@
 
 Packing the same tree twice gives the same bytes (sorted entries, no gzip timestamp, owner
 names dropped), so the runner can tell whether the agent changed anything and skip the upload.
-A symbolic link is kept when it points inside the workspace and left out when it does not: the
+Hard links are packed as the files they name, each whole. A symbolic link is kept when it points inside the workspace and left out when it does not: the
 next run could not unpack it, and the platform would refuse the whole workspace for it. Where a
 link leads is judged on the real path, with every link on the way followed (`s -> .` makes
 `s/..` the workspace's parent), not on the text of its target alone.
@@ -58,6 +58,21 @@ def points_outside(link: PurePosixPath, target: str) -> bool:
     return False
 
 
+def _add(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
+    info = _normalised(tar.gettarinfo(path, arcname))
+    if info.islnk():
+        # A second name of a file already packed (`ln a b`) is packed whole, as a file of its
+        # own: a hard link entry has no contents, so it would break as soon as `a` went.
+        info.type = tarfile.REGTYPE
+        info.linkname = ""
+        info.size = path.lstat().st_size
+    if info.isreg():
+        with path.open("rb") as contents:
+            tar.addfile(info, contents)
+    else:
+        tar.addfile(info)
+
+
 def _leads_outside(root: str, path: Path, arcname: str, target: str) -> bool:
     if points_outside(PurePosixPath(arcname), target):
         return True
@@ -85,7 +100,7 @@ def pack(root: Path) -> Packed:
                     if _leads_outside(real_root, path, arcname, target):
                         left_out.append(LeftOut(arcname, target))
                         continue
-                tar.add(path, arcname=arcname, recursive=False, filter=_normalised)
+                _add(tar, path, arcname)
     return Packed(buffer.getvalue(), tuple(left_out))
 
 
@@ -115,6 +130,13 @@ def unpack(data: bytes, root: Path) -> None:
             why = f"{why} ({entry.linkname})"
         raise ArchiveError(
             f"the workspace cannot be unpacked: {entry.name} {why}; delete it from the "
+            "agent's files or reset the agent's workspace, then run again"
+        ) from None
+    except KeyError as missing:
+        # tarfile's way of saying that a hard link names a file the archive does not hold.
+        raise ArchiveError(
+            f"the workspace cannot be unpacked: it holds a hard link to a file it does not have "
+            f"({missing.args[0] if missing.args else missing}); delete the link from the "
             "agent's files or reset the agent's workspace, then run again"
         ) from None
     except (tarfile.TarError, EOFError) as damaged:
