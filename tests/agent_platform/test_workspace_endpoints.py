@@ -107,6 +107,21 @@ def _with_link(name: str, target: str) -> bytes:
     return buffer.getvalue()
 
 
+def _entries(*entries: tuple[str, bytes | tuple[bytes, str]]) -> bytes:
+    """An archive of files (name, contents) and links (name, (SYMTYPE or LNKTYPE, target))."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name, what in entries:
+            info = tarfile.TarInfo(name)
+            if isinstance(what, bytes):
+                info.size = len(what)
+                tar.addfile(info, io.BytesIO(what))
+            else:
+                info.type, info.linkname = what
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("archive", "status", "words"),
     [
@@ -129,8 +144,39 @@ def _with_link(name: str, target: str) -> bytes:
             "outside the workspace",
         ),
         (_archive({"../up.txt": b"x"}), 400, "../up.txt is a path outside the workspace"),
+        (
+            # `x/t` reads as `s/..`, the root; with `s -> .` it is the root's parent.
+            _entries(("x/t", (tarfile.SYMTYPE, "../s/..")), ("s", (tarfile.SYMTYPE, "."))),
+            400,
+            "x/t is a link to ../s/.., which leads outside the workspace through a link",
+        ),
+        (
+            _entries(("b", (tarfile.LNKTYPE, "a"))),
+            400,
+            "b is a hard link to a, which the workspace does not hold before it",
+        ),
+        (
+            # A GNU long name (or PAX header) is read whole: refused by its size, unread.
+            _entries((f"{'n' * (64 * 1024 + 1)}", b"x")),
+            400,
+            "an entry has an extended tar header (its name, link target or attributes) of ",
+        ),
+        (
+            _entries((f"{'d/' * 2100}f", b"x")),
+            400,
+            "has a path of 4201 bytes, more than the 4096 bytes allowed",
+        ),
     ],
-    ids=["unpacked-size", "entries", "link-out", "path-out"],
+    ids=[
+        "unpacked-size",
+        "entries",
+        "link-out",
+        "path-out",
+        "link-out-through-a-link",
+        "hard-link-to-nothing",
+        "huge-header",
+        "long-path",
+    ],
 )
 async def test_an_upload_past_a_limit_or_leading_out_is_refused_and_the_old_workspace_kept(
     served: Served, alice: Caller, archive: bytes, status: int, words: str
