@@ -68,7 +68,9 @@ async def test_an_uploaded_workspace_is_what_the_next_run_downloads(
     async with _runner(served, token) as runner:
         path = protocol.WORKSPACE_PATH.format(run_id=first)
         assert (await runner.get(path)).status_code == 204  # a new agent has none yet
-        answer = await runner.put(path, content=workspace_archive.pack(workspace).archive)
+        with workspace_archive.scratch_file() as archive:
+            workspace_archive.pack(workspace, archive)
+            answer = await runner.put(path, content=archive.read())
         assert answer.status_code == 204, answer.text
     second, token = await running_run(served, alice, agent["id"])
     async with _runner(served, token) as runner:
@@ -233,7 +235,7 @@ async def test_the_runner_reports_the_platform_s_reason_for_a_refused_upload(
     client = PlatformClient(config)
     try:
         with pytest.raises(PlatformError) as refused:
-            await client.upload_workspace(b"just some bytes", deadline_seconds=5)
+            await client.upload_workspace(io.BytesIO(b"just some bytes"), 15, deadline_seconds=5)
     finally:
         await client.aclose()
     assert refused.value.status == 400
