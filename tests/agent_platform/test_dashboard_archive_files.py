@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from agent_platform.dashboard.archive_files import (
@@ -133,3 +134,31 @@ def test_deleting_what_is_not_there_removes_nothing() -> None:
 
     assert paths == []
     assert read_file(updated, "a.txt") == b"a"
+
+
+def with_hard_links(contents: bytes, *names: str) -> bytes:
+    """`a` with `contents`, then each name a hard link to it, as an older runner packed them."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        info = tarfile.TarInfo("a")
+        info.size = len(contents)
+        tar.addfile(info, io.BytesIO(contents))
+        for name in names:
+            link = tarfile.TarInfo(name)
+            link.type = tarfile.LNKTYPE
+            link.linkname = "a"
+            tar.addfile(link)
+    return out.getvalue()
+
+
+def test_deleting_a_file_turns_hard_links_to_it_into_the_file(tmp_path: Path) -> None:
+    archive, paths = removed(with_hard_links(b"shared\n", "b", "c"), "a")
+
+    assert paths == ["a"]
+    assert read_file(archive, "b") == b"shared\n"
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        kinds = {m.name: (m.isreg(), m.linkname) for m in tar}
+        assert kinds == {"b": (True, ""), "c": (False, "b")}
+        # What a run does with it: every name unpacks, none names the deleted file.
+        tar.extractall(tmp_path, filter="data")
+    assert (tmp_path / "c").read_bytes() == b"shared\n"

@@ -21,6 +21,7 @@ from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse
 from servers.platform import RunningPlatform, running_platform
 
 UNPACKED_LIMIT = 1024 * 1024
+ARCHIVE_LIMIT = 256 * 1024
 WAIT_SECONDS = 60.0
 Event = dict[str, Any]
 
@@ -42,6 +43,7 @@ def platform(
         "AGENT_PLATFORM_ANTHROPIC_BASE_URL": messages_api.base_url,
         "AGENT_PLATFORM_ANTHROPIC_API_KEY": "sk-upstream-workspaces",
         "AGENT_PLATFORM_WORKSPACE_MAX_UNPACKED_BYTES": str(UNPACKED_LIMIT),
+        "AGENT_PLATFORM_WORKSPACE_MAX_BYTES": str(ARCHIVE_LIMIT),
     }
     if request.param == "firestore":
         emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
@@ -149,6 +151,66 @@ async def test_a_link_out_is_left_out_with_a_notice_and_a_link_inside_is_kept(
     again, events = await _bash_run(http, messages_api, agent_id, "cat alias")
     assert again["status"] == "succeeded", events
     assert _of(events, "tool_result")[0]["output"] == "hi\n"
+
+
+async def test_a_link_that_leads_out_through_another_link_is_left_out_and_the_next_run_works(
+    http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    agent_id = await _agent(http)
+
+    run, events = await _bash_run(
+        http,
+        messages_api,
+        agent_id,
+        "echo hi > kept.txt && mkdir x && ln -s . s && ln -s ../s/.. x/t",
+    )
+
+    assert run["status"] == "succeeded", events
+    (notice,) = _of(events, "notice")
+    assert "x/t (a link to ../s/.., outside the workspace)" in notice["message"]
+    assert sorted(await _listing(http, agent_id)) == ["kept.txt", "s", "x"]
+    again, events = await _bash_run(http, messages_api, agent_id, "cat s/kept.txt")
+    assert again["status"] == "succeeded", events
+    assert _of(events, "tool_result")[0]["output"] == "hi\n"
+
+
+async def test_a_hard_link_is_kept_as_a_file_that_outlives_the_other_name(
+    http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    agent_id = await _agent(http)
+
+    run, events = await _bash_run(http, messages_api, agent_id, "echo shared > a && ln a b")
+
+    assert run["status"] == "succeeded", events
+    files = await _listing(http, agent_id)
+    assert files["b"] == {"path": "b", "size": 7, "is_dir": False, "link_target": None}
+    read = await http.get(f"/api/agents/{agent_id}/files/b")
+    assert (read.status_code, read.content) == (200, b"shared\n")
+    deleted = await http.delete(f"/api/agents/{agent_id}/files/a")
+    assert deleted.status_code == 204, deleted.text
+    again, events = await _bash_run(http, messages_api, agent_id, "cat b")
+    assert again["status"] == "succeeded", events
+    assert _of(events, "tool_result")[0]["output"] == "shared\n"
+
+
+async def test_a_workspace_past_the_archive_limit_fails_the_run_and_the_old_one_is_kept(
+    http: httpx.AsyncClient, messages_api: MessagesApiServer
+) -> None:
+    agent_id = await _agent(http)
+    first, _ = await _bash_run(http, messages_api, agent_id, "echo keep > keep.txt")
+    assert first["status"] == "succeeded"
+
+    # Random bytes do not compress: the archive is past the limit, and is streamed up whole.
+    run, events = await _bash_run(
+        http, messages_api, agent_id, "head -c 16M /dev/urandom > noise.bin"
+    )
+
+    assert run["status"] == "failed"
+    (error,) = _of(events, "error")
+    assert error["kind"] == "workspace"
+    assert f"more than the limit of {ARCHIVE_LIMIT} bytes" in error["message"]
+    assert "AGENT_PLATFORM_WORKSPACE_MAX_BYTES" in error["message"]
+    assert sorted(await _listing(http, agent_id)) == ["keep.txt"]
 
 
 async def test_a_workspace_past_the_unpacked_limit_is_refused_and_the_old_one_kept(

@@ -68,7 +68,9 @@ async def test_an_uploaded_workspace_is_what_the_next_run_downloads(
     async with _runner(served, token) as runner:
         path = protocol.WORKSPACE_PATH.format(run_id=first)
         assert (await runner.get(path)).status_code == 204  # a new agent has none yet
-        answer = await runner.put(path, content=workspace_archive.pack(workspace).archive)
+        with workspace_archive.scratch_file() as archive:
+            workspace_archive.pack(workspace, archive)
+            answer = await runner.put(path, content=archive.read())
         assert answer.status_code == 204, answer.text
     second, token = await running_run(served, alice, agent["id"])
     async with _runner(served, token) as runner:
@@ -107,6 +109,21 @@ def _with_link(name: str, target: str) -> bytes:
     return buffer.getvalue()
 
 
+def _entries(*entries: tuple[str, bytes | tuple[bytes, str]]) -> bytes:
+    """An archive of files (name, contents) and links (name, (SYMTYPE or LNKTYPE, target))."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name, what in entries:
+            info = tarfile.TarInfo(name)
+            if isinstance(what, bytes):
+                info.size = len(what)
+                tar.addfile(info, io.BytesIO(what))
+            else:
+                info.type, info.linkname = what
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("archive", "status", "words"),
     [
@@ -129,8 +146,39 @@ def _with_link(name: str, target: str) -> bytes:
             "outside the workspace",
         ),
         (_archive({"../up.txt": b"x"}), 400, "../up.txt is a path outside the workspace"),
+        (
+            # `x/t` reads as `s/..`, the root; with `s -> .` it is the root's parent.
+            _entries(("x/t", (tarfile.SYMTYPE, "../s/..")), ("s", (tarfile.SYMTYPE, "."))),
+            400,
+            "x/t is a link to ../s/.., which leads outside the workspace through a link",
+        ),
+        (
+            _entries(("b", (tarfile.LNKTYPE, "a"))),
+            400,
+            "b is a hard link to a, which the workspace does not hold before it",
+        ),
+        (
+            # A GNU long name (or PAX header) is read whole: refused by its size, unread.
+            _entries((f"{'n' * (64 * 1024 + 1)}", b"x")),
+            400,
+            "an entry has an extended tar header (its name, link target or attributes) of ",
+        ),
+        (
+            _entries((f"{'d/' * 2100}f", b"x")),
+            400,
+            "has a path of 4201 bytes, more than the 4096 bytes allowed",
+        ),
     ],
-    ids=["unpacked-size", "entries", "link-out", "path-out"],
+    ids=[
+        "unpacked-size",
+        "entries",
+        "link-out",
+        "path-out",
+        "link-out-through-a-link",
+        "hard-link-to-nothing",
+        "huge-header",
+        "long-path",
+    ],
 )
 async def test_an_upload_past_a_limit_or_leading_out_is_refused_and_the_old_workspace_kept(
     served: Served, alice: Caller, archive: bytes, status: int, words: str
@@ -187,7 +235,7 @@ async def test_the_runner_reports_the_platform_s_reason_for_a_refused_upload(
     client = PlatformClient(config)
     try:
         with pytest.raises(PlatformError) as refused:
-            await client.upload_workspace(b"just some bytes", deadline_seconds=5)
+            await client.upload_workspace(io.BytesIO(b"just some bytes"), 15, deadline_seconds=5)
     finally:
         await client.aclose()
     assert refused.value.status == 400

@@ -104,3 +104,45 @@ async def test_a_gigabyte_file_is_served_in_chunks_without_the_platform_holding_
     # A file read whole would add a gigabyte; streaming adds a few chunks of 256 KiB.
     assert grown < 64 * 1024 * 1024, f"the platform's peak memory grew by {grown} bytes"
     assert largest_chunk <= 1024 * 1024
+
+
+def _huge_long_name_archive(name_bytes: int) -> bytes:
+    """A GNU long-name header of `name_bytes` before one small file: a few hundred KiB gzipped."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as zipped:
+        long_name = tarfile.TarInfo("././@LongLink")
+        long_name.type = tarfile.GNUTYPE_LONGNAME
+        long_name.size = name_bytes
+        zipped.write(long_name.tobuf(format=tarfile.GNU_FORMAT))
+        chunk = b"n" * (1024 * 1024)
+        for _ in range(name_bytes // len(chunk)):
+            zipped.write(chunk)
+        zipped.write(bytes(-name_bytes % tarfile.BLOCKSIZE))
+        note = tarfile.TarInfo("x")
+        note.size = 0
+        zipped.write(note.tobuf(format=tarfile.GNU_FORMAT))
+        zipped.write(bytes(2 * tarfile.BLOCKSIZE))
+    return buffer.getvalue()
+
+
+async def test_a_huge_tar_header_is_refused_before_it_is_read(
+    platform: RunningPlatform, http: httpx.AsyncClient
+) -> None:
+    agent_id = (await http.post("/api/agents", json={"name": "long-name"})).json()["id"]
+    archive = await asyncio.to_thread(_huge_long_name_archive, 256 * 1024 * 1024)
+    assert len(archive) < 2 * 1024 * 1024
+    stored = platform.data_dir / "workspaces" / f"{agent_id}.tar.gz"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(archive)
+    before = _peak_rss_bytes(platform)
+
+    listed = await http.get(f"/api/agents/{agent_id}/files")
+    added = await http.put(f"/api/agents/{agent_id}/files/notes.txt", content=b"hi\n")
+
+    assert listed.status_code == 500
+    assert "reset the workspace" in listed.json()["message"]
+    assert added.status_code == 500
+    assert "nothing was added to it" in added.json()["message"]
+    grown = _peak_rss_bytes(platform) - before
+    # Read whole, the header would take its 256 MiB (and tarfile's copies of it) at once.
+    assert grown < 64 * 1024 * 1024, f"the platform's peak memory grew by {grown} bytes"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import IO, Final, TypeVar
 
 import httpx
 
@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 _FIRST_BACKOFF: Final = 0.05
 _MAX_BACKOFF: Final = 2.0
+# What one read of a workspace archive on its way up holds in memory.
+UPLOAD_CHUNK_BYTES: Final = 256 * 1024
 
 
 class PlatformError(Exception):
@@ -76,6 +78,11 @@ async def with_retries(
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
 
+async def _chunks(archive: IO[bytes]) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(archive.read, UPLOAD_CHUNK_BYTES):
+        yield chunk
+
+
 class PlatformClient:
     def __init__(self, config: RunnerConfig, *, retry_seconds: float = 60.0) -> None:
         self._run_id = config.run_id
@@ -115,12 +122,18 @@ class PlatformClient:
             attempt, deadline_seconds=self._retry_seconds, what="downloading the workspace"
         )
 
-    async def upload_workspace(self, archive: bytes, *, deadline_seconds: float) -> None:
+    async def upload_workspace(
+        self, archive: IO[bytes], size: int, *, deadline_seconds: float
+    ) -> None:
+        """Send the archive (a seekable file of `size` bytes) in chunks, from its start."""
+
         async def attempt() -> None:
+            archive.seek(0)
             response = await self._http.put(
                 self._path(protocol.WORKSPACE_PATH),
-                content=archive,
-                headers={"content-type": "application/gzip"},
+                content=_chunks(archive),
+                # Declared, so that the platform refuses a workspace past its limit at once.
+                headers={"content-type": "application/gzip", "content-length": str(size)},
             )
             _check(response, "uploading the workspace")
 

@@ -107,8 +107,9 @@ async def _work(
     archive = await platform.download_workspace()
     if archive is not None:
         await asyncio.to_thread(workspace_archive.unpack, archive, config.workspace)
-    unchanged = await asyncio.to_thread(workspace_archive.pack, config.workspace)
-    progress.baseline = workspace_archive.digest(unchanged.archive)
+    with workspace_archive.scratch_file() as scratch:
+        unchanged = await asyncio.to_thread(workspace_archive.pack, config.workspace, scratch)
+    progress.baseline = unchanged.digest
     # Imported here: __main__ starts loading the SDK in the background at process start.
     import anthropic
 
@@ -185,14 +186,17 @@ async def _upload(
     if progress.baseline is None:
         return finish
     try:
-        packed = await asyncio.to_thread(workspace_archive.pack, config.workspace)
-        if packed.left_out:
-            reporter.emit(
-                EventType.NOTICE,
-                {"message": _left_out_notice(packed.left_out), "kind": "workspace"},
-            )
-        if workspace_archive.digest(packed.archive) != progress.baseline:
-            await platform.upload_workspace(packed.archive, deadline_seconds=UPLOAD_SECONDS)
+        with workspace_archive.scratch_file() as archive:
+            packed = await asyncio.to_thread(workspace_archive.pack, config.workspace, archive)
+            if packed.left_out:
+                reporter.emit(
+                    EventType.NOTICE,
+                    {"message": _left_out_notice(packed.left_out), "kind": "workspace"},
+                )
+            if packed.digest != progress.baseline:
+                await platform.upload_workspace(
+                    archive, packed.size, deadline_seconds=UPLOAD_SECONDS
+                )
     except (PlatformError, PlatformUnreachable, OSError) as exc:
         message = f"the workspace was not saved: {exc}"
         if finish.outcome is Outcome.SUCCEEDED:

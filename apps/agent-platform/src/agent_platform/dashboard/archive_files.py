@@ -10,13 +10,13 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from agent_platform.workspaces import Archive
+from agent_platform.workspaces import Archive, BoundedTarInfo
 
 MAX_PATH_CHARS: Final = 1000
 
@@ -70,7 +70,7 @@ def _rewriting(archive: Archive | None, out: Archive) -> Iterator[_Rewrite]:
             yield _Rewrite(None, tar)
         else:
             archive.seek(0)
-            with tarfile.open(fileobj=archive, mode="r:gz") as source:
+            with tarfile.open(fileobj=archive, mode="r:gz", tarinfo=BoundedTarInfo) as source:
                 yield _Rewrite(source, tar)
     out.seek(0)
 
@@ -132,15 +132,43 @@ def without(archive: Archive, path: str, out: Archive) -> list[str]:
 
     The entry is matched by its name as stored, whatever it is, so that an entry no run can
     unpack (a link out of the workspace, a path with `..`) can be removed too. A folder goes
-    with everything in it.
+    with everything in it. A hard link to a removed file (as an older runner packed a second
+    name of a file) becomes that file: the first such link gets its contents, later ones link
+    to it, so no entry is left naming a file that is gone.
     """
     name = path.strip("/")
+
+    def goes(stored: str) -> bool:
+        return stored == name or stored.startswith(f"{name}/")
+
+    heirs = _heirs(archive, goes)
     removed: list[str] = []
     with _rewriting(archive, out) as rewrite:
         for member in rewrite.members():
             stored = member.name.strip("/")
-            if stored == name or stored.startswith(f"{name}/"):
+            target = member.linkname.strip("/")
+            if goes(stored):
                 removed.append(member.name)
+                if member.isreg() and stored in heirs:
+                    contents = rewrite.source.extractfile(member) if rewrite.source else None
+                    member.name = heirs[stored]
+                    rewrite.out.addfile(member, contents)
+            elif member.islnk() and target in heirs:
+                if stored != heirs[target]:  # the heir itself was written with the contents
+                    member.linkname = heirs[target]
+                    rewrite.copy(member)
             else:
                 rewrite.copy(member)
     return removed
+
+
+def _heirs(archive: Archive, goes: Callable[[str], bool]) -> dict[str, str]:
+    """For each file about to be removed, the first kept hard link to it: it takes the contents."""
+    heirs: dict[str, str] = {}
+    archive.seek(0)
+    with tarfile.open(fileobj=archive, mode="r:gz", tarinfo=BoundedTarInfo) as source:
+        while (member := source.next()) is not None:
+            target = member.linkname.strip("/")
+            if member.islnk() and goes(target) and not goes(member.name.strip("/")):
+                heirs.setdefault(target, member.name.strip("/"))
+    return heirs

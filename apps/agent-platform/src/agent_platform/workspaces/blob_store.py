@@ -15,7 +15,7 @@ import json
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -26,6 +26,15 @@ DEFAULT_MAX_BYTES: Final = 50 * 1024 * 1024
 CHUNK_BYTES: Final = 256 * 1024
 # What a damaged archive raises while it is read: gzip, zlib and tar each have their own.
 UNREADABLE: Final = (tarfile.TarError, zlib.error, EOFError, OSError)
+
+# An extended header (a PAX record set, a GNU long name) is read whole before anything else can
+# look at it, so a header of a few hundred megabytes, gzipped to one, would take as much memory.
+MAX_HEADER_BYTES: Final = 64 * 1024
+# The longest path (and link target) a workspace entry may have: Linux's PATH_MAX. With the
+# entries limit, this bounds a listing: at most `entries` rows of two such strings each.
+MAX_PATH_BYTES: Final = 4096
+# How many links the kernel follows while resolving one path before it gives up (ELOOP).
+MAX_LINKS_FOLLOWED: Final = 40
 
 Archive = IO[bytes]
 
@@ -63,6 +72,46 @@ class WorkspaceTooLarge(Exception):
 
 class WorkspaceStorageError(Exception):
     """The workspaces' storage refused or failed a read or write; the message says which."""
+
+
+class OversizedHeader(tarfile.TarError):
+    """An entry's extended header is larger than any workspace entry needs; read no further."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"an entry has an extended tar header (its name, link target or attributes) of "
+            f"{size} bytes, more than the {MAX_HEADER_BYTES} bytes a workspace entry may have"
+        )
+
+
+_EXTENDED_HEADERS: Final = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """A tar header that refuses, before reading it, an extended header past MAX_HEADER_BYTES.
+
+    tarfile documents subclassing TarInfo (passed as `tarinfo=`) to change how headers are
+    processed. Sparse files are refused too: their maps are read whole and a workspace has none.
+    """
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_HEADERS and self.size > MAX_HEADER_BYTES:
+            raise OversizedHeader(self.size)
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise tarfile.HeaderError("a sparse file, which a workspace archive never holds")
+        processed: tarfile.TarInfo = super()._proc_member(tar)  # type: ignore[misc]
+        return processed
+
+    def _proc_gnusparse_10(self, *_: object) -> None:
+        raise tarfile.HeaderError("a sparse file, which a workspace archive never holds")
 
 
 class WorkspaceFileNotFound(Exception):
@@ -167,6 +216,41 @@ def unsafe_reason(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+def _stored_name(name: str) -> str:
+    return "/".join(part for part in PurePosixPath(name.lstrip("/")).parts if part != ".")
+
+
+def leads_outside(link: str, links: Mapping[str, str]) -> bool:
+    """Whether the symbolic link `link` of an archive resolves outside the workspace.
+
+    `links` maps every symbolic link of the archive (by stored name) to its target. The target
+    is walked part by part as the kernel would, following links of the archive on the way:
+    with `s -> .`, the target `s/..` is the workspace's parent, whatever its text says. Once
+    the walk has followed as many links as the kernel would (a loop), it goes on by the text.
+    """
+    current = list(PurePosixPath(link).parent.parts)
+    pending = list(reversed(PurePosixPath(links[link]).parts))
+    followed = 0
+    while pending:
+        part = pending.pop()
+        if part == "/":
+            return True
+        if part == ".":
+            continue
+        if part == "..":
+            if not current:
+                return True
+            current.pop()
+            continue
+        current.append(part)
+        target = links.get("/".join(current))
+        if target is not None and followed < MAX_LINKS_FOLLOWED:
+            followed += 1
+            current.pop()
+            pending.extend(reversed(PurePosixPath(target).parts))
+    return False
+
+
 def _escapes(path: PurePosixPath) -> bool:
     depth = 0
     for part in path.parts:
@@ -192,7 +276,7 @@ def _opened(archive: Archive) -> Iterator[tarfile.TarFile]:
     # skipped (inflated in bounded chunks and dropped) on the way to the next header.
     with (
         gzip.GzipFile(fileobj=archive, mode="rb") as unzipped,
-        tarfile.open(fileobj=unzipped, mode="r:") as tar,
+        tarfile.open(fileobj=unzipped, mode="r:", tarinfo=BoundedTarInfo) as tar,
     ):
         yield tar
 
@@ -219,20 +303,60 @@ def checked(archive: Archive, limits: WorkspaceLimits) -> list[WorkspaceFile]:
     size = archive_size(archive)
     if size > limits.archive_bytes:
         raise WorkspaceTooLarge.archive(size, limits.archive_bytes)
+    try:
+        files = _checked_entries(archive, limits)
+    except OversizedHeader as oversized:
+        raise UnsafeWorkspaceEntry("an entry", str(oversized).removeprefix("an entry ")) from None
+    archive.seek(0)
+    return sorted(files, key=lambda f: f.path)
+
+
+def _checked_entries(archive: Archive, limits: WorkspaceLimits) -> list[WorkspaceFile]:
     files: list[WorkspaceFile] = []
+    links: dict[str, str] = {}
+    # What a hard link may name: a file stored before it, as tarfile extracts them in order.
+    regular: set[str] = set()
     unpacked = 0
     with _opened(archive) as tar:
         for member in _members(tar):
-            if (why := unsafe_reason(member)) is not None:
-                raise UnsafeWorkspaceEntry(member.name, why)
+            if (why := unsafe_reason(member) or _too_long(member)) is not None:
+                raise UnsafeWorkspaceEntry(_shortened(member.name), why)
+            name = _stored_name(member.name)
+            if member.islnk() and _stored_name(member.linkname) not in regular:
+                raise UnsafeWorkspaceEntry(
+                    member.name,
+                    f"is a hard link to {member.linkname}, which the workspace does not hold "
+                    "before it",
+                )
+            if member.isreg() or member.islnk():
+                regular.add(name)
+            if member.issym():
+                links[name] = member.linkname
             files.append(_described(member))
             unpacked += member.size if member.isreg() else 0
             if unpacked > limits.unpacked_bytes:
                 raise WorkspaceTooLarge.unpacked(limits.unpacked_bytes)
             if len(files) > limits.entries:
                 raise WorkspaceTooLarge.entries(limits.entries)
-    archive.seek(0)
-    return sorted(files, key=lambda f: f.path)
+    # Only the whole archive tells where a link leads: the link it passes through may come later.
+    for link, target in sorted(links.items()):
+        if leads_outside(link, links):
+            raise UnsafeWorkspaceEntry(
+                link, f"is a link to {target}, which leads outside the workspace through a link"
+            )
+    return files
+
+
+def _too_long(member: tarfile.TarInfo) -> str | None:
+    for what, text in (("a path", member.name), ("a link target", member.linkname)):
+        if (length := len(text.encode(errors="surrogateescape"))) > MAX_PATH_BYTES:
+            return f"has {what} of {length} bytes, more than the {MAX_PATH_BYTES} bytes allowed"
+    return None
+
+
+def _shortened(name: str) -> str:
+    # A refused name is quoted in the error; a name past the limit is quoted by its start.
+    return name if len(name) <= 200 else f"{name[:200]}…"
 
 
 @contextmanager
