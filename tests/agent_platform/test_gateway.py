@@ -186,3 +186,80 @@ async def test_upstream_rate_limits_reach_the_sdk_which_retries(
     )
     assert reply.content[0].type == "text"
     assert len(messages_api.requests(marker)) == 2
+
+
+URL_IMAGE = {"type": "image", "source": {"type": "url", "url": "http://127.0.0.1:9/cat.png"}}
+FILE_DOCUMENT = {"type": "document", "source": {"type": "file", "file_id": "file_1"}}
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}
+# Per case: the turns after the user's first (which holds the script's marker), and the tools.
+UNBOUNDED_INPUT: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+    "an image from a URL": ([{"role": "user", "content": [URL_IMAGE]}], []),
+    "a document from the Files API": ([{"role": "user", "content": [FILE_DOCUMENT]}], []),
+    "an image from a URL in a tool result": (
+        [
+            {"role": "assistant", "content": [TOOL_USE]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [URL_IMAGE]}
+                ],
+            },
+        ],
+        [],
+    ),
+    "web search": ([], [{"type": "web_search_20250305", "name": "web_search"}]),
+    "web fetch": ([], [{"type": "web_fetch_20250910", "name": "web_fetch"}]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNBOUNDED_INPUT))
+async def test_input_the_request_does_not_hold_is_refused_before_going_upstream(
+    served: Served, alice: Caller, messages_api: MessagesApiServer, case: str
+) -> None:
+    run_id, token = await _live_run_token(served, alice, Limits())
+    marker = messages_api.add_script([Reply([Text("never")])])
+    turns, tools = UNBOUNDED_INPUT[case]
+    # The runner's own turn between the user's two keeps the conversation well formed.
+    between = (
+        [{"role": "assistant", "content": "ok"}] if turns and turns[0]["role"] == "user" else []
+    )
+    with pytest.raises(anthropic.BadRequestError, match="not supported by the gateway"):
+        await _claude(served, token).messages.create(
+            model="claude-test",
+            max_tokens=10,
+            messages=[{"role": "user", "content": marker}, *between, *turns],  # type: ignore[list-item]
+            tools=tools,  # type: ignore[arg-type]
+        )
+    assert messages_api.requests(marker) == []
+    run = (await alice.http.get(f"/api/runs/{run_id}")).json()
+    assert sum(run["usage"].values()) == 0
+
+
+# A 1x1 PNG.
+PIXEL = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
+    "kgAAAABJRU5ErkJggg=="
+)
+
+
+async def test_the_runners_own_tools_and_inline_sources_go_upstream(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    _, token = await _live_run_token(served, alice, Limits())
+    marker = messages_api.add_script([Reply([Text("seen")])])
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PIXEL},
+    }
+    reply = await _claude(served, token).messages.create(
+        model="claude-test",
+        max_tokens=10,
+        tools=[
+            {"type": "bash_20250124", "name": "bash"},
+            {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+            {"name": "lookup", "input_schema": {"type": "object"}},
+        ],
+        messages=[{"role": "user", "content": [{"type": "text", "text": marker}, image]}],  # type: ignore[list-item,misc]
+    )
+    assert reply.content[0].type == "text"
+    assert len(messages_api.requests(marker)) == 1
