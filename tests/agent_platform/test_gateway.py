@@ -12,7 +12,14 @@ import pytest
 from agent_platform.auth import hash_secret, new_secret
 from agent_platform.domain import RunStatus, RunTransition, utcnow
 from agent_runner.protocol import GATEWAY_PREFIX, Limits
-from servers.messages_api import HttpFailure, MessagesApiServer, Reply, Text, ToolUse
+from servers.messages_api import (
+    HttpFailure,
+    MessagesApiServer,
+    Reply,
+    StreamCut,
+    Text,
+    ToolUse,
+)
 from servers.platform import Caller, Served, create_agent, start_run, wait_for_status
 
 UPSTREAM_KEY = "sk-upstream-test-key"
@@ -263,3 +270,33 @@ async def test_the_runners_own_tools_and_inline_sources_go_upstream(
     )
     assert reply.content[0].type == "text"
     assert len(messages_api.requests(marker)) == 1
+
+
+@pytest.mark.parametrize("break_body", [False, True], ids=["truncated", "connection dropped"])
+async def test_a_stream_cut_mid_reply_counts_the_output_it_streamed(
+    served: Served, alice: Caller, messages_api: MessagesApiServer, break_body: bool
+) -> None:
+    run_id, token = await _live_run_token(served, alice, Limits())
+    # Five deltas of ten characters; the stream stops after the second.
+    text = "".join(f"{digit}" * 10 for digit in range(5))
+    billed = {"input_tokens": 40, "output_tokens": 500}
+    marker = messages_api.add_script(
+        [StreamCut(Reply([Text(text, chunks=5)], usage=billed), events=5, break_body=break_body)]
+    )
+    claude = anthropic.AsyncAnthropic(
+        base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=0
+    )
+
+    async def read_the_stream() -> None:
+        async with claude.messages.stream(
+            model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
+        ) as stream:
+            async for _ in stream.text_stream:
+                pass
+
+    with pytest.raises(anthropic.APIError, match="send the request again"):
+        await read_the_stream()
+    run = (await alice.http.get(f"/api/runs/{run_id}")).json()
+    # The input as message_start billed it, and the output as a token a byte streamed.
+    assert run["usage"]["input_tokens"] == 40
+    assert run["usage"]["output_tokens"] == 20

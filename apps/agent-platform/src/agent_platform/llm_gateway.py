@@ -82,14 +82,33 @@ class SseUsageMeter:
     """Reads a Messages API event stream as it passes, without holding it.
 
     `feed` answers the complete events of what it was fed, so that a relay never passes on half
-    an event; `usage` is what the stream has billed so far (message_start counts the input at
-    once); `ended` says whether the stream ended as the API ends one, with message_stop or an
-    error event.
+    an event; `usage` is what the stream has billed so far; `ended` says whether the stream
+    ended as the API ends one, with message_stop or an error event.
+
+    message_start counts the input at once, but the output is counted only by message_delta,
+    near the end. A stream cut before it was still billed for what it streamed, so until then
+    the output is estimated from the content deltas: a token per UTF-8 byte of their text,
+    JSON, thinking or signature (a token is never less than a byte, the bound the gateway puts
+    on input too), up to `max_output`, the call's `max_tokens`, which the API never exceeds.
     """
 
-    usage: Usage = field(default_factory=Usage)
+    max_output: int | None = None
     ended: bool = False
+    _billed: Usage = field(default_factory=Usage)
+    _final: bool = False
+    _streamed_bytes: int = 0
     _partial: bytes = b""
+
+    @property
+    def usage(self) -> Usage:
+        if self._final:
+            return self._billed
+        streamed = self._streamed_bytes
+        if self.max_output is not None:
+            streamed = min(streamed, self.max_output)
+        if streamed <= self._billed.output_tokens:
+            return self._billed
+        return self._billed.model_copy(update={"output_tokens": streamed})
 
     def feed(self, chunk: bytes) -> bytes:
         self._partial += chunk
@@ -97,8 +116,9 @@ class SseUsageMeter:
         for event in events:
             name = _event_name(event)
             self.ended = self.ended or name in _LAST_EVENTS
-            # Only message_start and message_delta carry usage; skip the deltas unparsed.
-            if b'"usage"' in event:
+            # Only message_start and message_delta carry usage; until the latter, the content
+            # deltas are what the output is estimated from.
+            if b'"usage"' in event or (name == b"content_block_delta" and not self._final):
                 self._read(event)
         return b"".join(event + b"\n\n" for event in events)
 
@@ -110,10 +130,22 @@ class SseUsageMeter:
             payload = json.loads(data)
         except ValueError:
             return
-        if payload.get("type") == "message_start":
-            self.usage = _usage_of(payload.get("message", {}).get("usage"), self.usage)
-        elif payload.get("type") == "message_delta":
-            self.usage = _usage_of(payload.get("usage"), self.usage)
+        if not isinstance(payload, dict):
+            return
+        kind = payload.get("type")
+        if kind == "message_start":
+            message = payload.get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
+            self._billed = _usage_of(usage, self._billed)
+        elif kind == "message_delta":
+            self._billed = _usage_of(payload.get("usage"), self._billed)
+            self._final = True
+        elif kind == "content_block_delta" and isinstance(delta := payload.get("delta"), dict):
+            self._streamed_bytes += sum(
+                len(value.encode())
+                for name, value in delta.items()
+                if name != "type" and isinstance(value, str)
+            )
 
 
 def _event_name(event: bytes) -> bytes:
@@ -182,9 +214,13 @@ class LlmGateway:
         *,
         streamed: bool,
         reserved: int,
+        max_output: int,
     ) -> Response:
-        """Send `body` upstream with the real key and relay the answer, settling `reserved`."""
-        bill = _Bill(store, run.id, reserved)
+        """Send `body` upstream with the real key and relay the answer, settling `reserved`.
+
+        `max_output` is the `max_tokens` sent upstream: the most output the call can be billed.
+        """
+        bill = _Bill(store, run.id, reserved, max_output)
         try:
             return await self._forward(request, bill, body, streamed=streamed)
         finally:
@@ -243,7 +279,7 @@ class LlmGateway:
         the SDK would take the partial message for a whole one. The error event makes it raise,
         and the runner retries the call.
         """
-        meter = SseUsageMeter()
+        meter = SseUsageMeter(max_output=bill.max_output)
         try:
             cut: str | None = None
             try:
@@ -301,6 +337,7 @@ class _Bill:
     store: Store
     run_id: str
     reserved: int
+    max_output: int
     usage: Usage = field(default_factory=Usage)
     settled: bool = False
     # The relay of a streamed reply settles it, when the stream ends.

@@ -83,7 +83,13 @@ async def messages(request: Request, run: LiveRunDep, services: ServicesDep) -> 
         body = json.dumps({**params, "max_tokens": answer_tokens}).encode()
     streamed = params.get("stream") is True
     return await services.gateway.forward(
-        request, store, run, body, streamed=streamed, reserved=reservation.granted
+        request,
+        store,
+        run,
+        body,
+        streamed=streamed,
+        reserved=reservation.granted,
+        max_output=min(answer_tokens, max_tokens),
     )
 
 
