@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Final
 
 import httpx
@@ -21,7 +22,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from agent_platform.domain import Run
+from agent_platform.domain import Run, TokenHold, new_id, utcnow
 from agent_platform.settings import Settings
 from agent_platform.store import Store
 
@@ -35,6 +36,10 @@ _FORWARDED_RESPONSE: Final = frozenset(
     {"content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry"}
 )
 _USAGE_FIELDS: Final = tuple(Usage.model_fields)
+# The longest a call may take, streamed reply included; a hold of its tokens outlasts it by a
+# read timeout (a stalled stream is noticed only then) and the time to settle.
+CALL_SECONDS: Final = 3600.0
+SETTLE_SECONDS: Final = 60.0
 # How the Messages API ends a stream; anything else ended it early.
 _LAST_EVENTS: Final = frozenset({b"message_stop", b"error"})
 
@@ -170,9 +175,16 @@ class LlmGateway:
     """
 
     def __init__(
-        self, *, api_key: SecretStr | None, upstream_url: str, timeout_seconds: float = 600.0
+        self,
+        *,
+        api_key: SecretStr | None,
+        upstream_url: str,
+        timeout_seconds: float = 600.0,
+        call_seconds: float = CALL_SECONDS,
     ) -> None:
         self._key = api_key
+        self._call_seconds = call_seconds
+        self._hold_seconds = call_seconds + timeout_seconds + SETTLE_SECONDS
         self._upstream = upstream_url.rstrip("/")
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds, connect=10.0),
@@ -183,6 +195,10 @@ class LlmGateway:
     @property
     def configured(self) -> bool:
         return self._key is not None
+
+    def new_hold(self, holder: str) -> TokenHold:
+        """A hold for one call that `holder` serves, outlasting the longest the call may take."""
+        return TokenHold(new_id("hold"), holder, utcnow() + timedelta(seconds=self._hold_seconds))
 
     async def aclose(self) -> None:
         if self._settling:
@@ -213,6 +229,7 @@ class LlmGateway:
         body: bytes,
         *,
         streamed: bool,
+        hold: TokenHold,
         reserved: int,
         max_output: int,
     ) -> Response:
@@ -220,7 +237,8 @@ class LlmGateway:
 
         `max_output` is the `max_tokens` sent upstream: the most output the call can be billed.
         """
-        bill = _Bill(store, run.id, reserved, max_output)
+        deadline = asyncio.get_running_loop().time() + self._call_seconds
+        bill = _Bill(store, run.id, hold.id, reserved, max_output, deadline)
         try:
             return await self._forward(request, bill, body, streamed=streamed)
         finally:
@@ -237,8 +255,9 @@ class LlmGateway:
             headers=self._upstream_headers(request),
         )
         try:
-            answer = await self._http.send(upstream, stream=True)
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout_at(bill.deadline):
+                answer = await self._http.send(upstream, stream=True)
+        except (httpx.HTTPError, TimeoutError) as exc:
             await self._settle_now(bill)
             return self._unreachable(exc)
         headers = {k: v for k, v in answer.headers.items() if k in _FORWARDED_RESPONSE}
@@ -248,8 +267,9 @@ class LlmGateway:
                 self._relay(answer, bill), status_code=answer.status_code, headers=headers
             )
         try:
-            content = await answer.aread()
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout_at(bill.deadline):
+                content = await answer.aread()
+        except (httpx.HTTPError, TimeoutError) as exc:
             await self._settle_now(bill)
             return self._unreachable(exc)
         finally:
@@ -263,7 +283,7 @@ class LlmGateway:
         await self._settle_now(bill)
         return Response(content, status_code=answer.status_code, headers=headers)
 
-    def _unreachable(self, exc: httpx.HTTPError) -> Response:
+    def _unreachable(self, exc: httpx.HTTPError | TimeoutError) -> Response:
         return anthropic_error(
             502,
             "api_error",
@@ -286,6 +306,11 @@ class LlmGateway:
                 async for chunk in answer.aiter_raw():
                     if events := meter.feed(chunk):
                         yield events
+                    # Checked between chunks (a stalled stream ends at the read timeout): no
+                    # cancellation lands in the middle of relaying an event.
+                    if asyncio.get_running_loop().time() > bill.deadline:
+                        cut = f"took longer than the gateway's {self._call_seconds:.0f} s"
+                        break
             except httpx.HTTPError as exc:
                 cut = f"broke off ({type(exc).__name__})"
             if cut is None and not meter.ended:
@@ -336,8 +361,11 @@ class _Bill:
 
     store: Store
     run_id: str
+    hold_id: str
     reserved: int
     max_output: int
+    # The event loop's time by which the call ends, so that its hold is settled before it ends.
+    deadline: float
     usage: Usage = field(default_factory=Usage)
     settled: bool = False
     # The relay of a streamed reply settles it, when the stream ends.
@@ -354,6 +382,6 @@ class _Bill:
                 extra={"run_id": self.run_id, "reserved": self.reserved, **self.usage.model_dump()},
             )
         try:
-            await self.store.settle_tokens(self.run_id, self.reserved, self.usage)
+            await self.store.settle_tokens(self.run_id, self.hold_id, self.usage)
         except Exception:
             log.exception("settling a call's tokens failed", extra={"run_id": self.run_id})

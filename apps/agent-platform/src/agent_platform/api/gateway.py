@@ -7,6 +7,8 @@ less than a byte) plus its `max_tokens`, lowered to what is free. A call that ca
 input and one token to answer is refused: 403 `budget_exhausted` when the budget is spent, 429
 (which the SDK retries) while the run's other calls in flight hold the rest. The reservation is
 settled with the usage the reply reports, so any number of calls at once stay within the budget.
+Each reservation is a `TokenHold` of the replica serving the call, which ends after the longest
+the call may take: a call lost with its replica counts as used, never as held for good.
 Tokens the API adds by itself (its own client tools' definitions, a few hundred a call) are not
 in the request; the settled usage counts them. Input the request only points to (a URL or Files
 API source, server tools, MCP servers) could be any size, so such a request is refused with a
@@ -27,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_platform.api.deps import LiveRunDep, ServicesDep
-from agent_platform.domain import Reservation
+from agent_platform.domain import Reservation, utcnow
 from agent_platform.llm_gateway import MESSAGES_PATH, anthropic_error
 from agent_platform.request_bound import unbounded_input
 
@@ -70,8 +72,9 @@ async def messages(request: Request, run: LiveRunDep, services: ServicesDep) -> 
     # the request, so its size bounds them.
     prompt = len(body)
     budget = agent.limits.max_tokens
+    hold = services.gateway.new_hold(services.scheduler.replica_id)
     reservation = await store.reserve_tokens(
-        run.id, budget=budget, least=prompt + 1, most=prompt + max_tokens
+        run.id, hold, budget=budget, least=prompt + 1, most=prompt + max_tokens, now=utcnow()
     )
     if reservation is None:
         return anthropic_error(404, "not_found_error", "the run no longer exists")
@@ -88,6 +91,7 @@ async def messages(request: Request, run: LiveRunDep, services: ServicesDep) -> 
         run,
         body,
         streamed=streamed,
+        hold=hold,
         reserved=reservation.granted,
         max_output=min(answer_tokens, max_tokens),
     )
