@@ -11,7 +11,9 @@ import anthropic
 import pytest
 from agent_platform.auth import hash_secret, new_secret
 from agent_platform.domain import RunStatus, RunTransition, utcnow
+from agent_platform.llm_gateway import LlmGateway
 from agent_runner.protocol import GATEWAY_PREFIX, Limits
+from pydantic import SecretStr
 from servers.messages_api import (
     HttpFailure,
     MessagesApiServer,
@@ -300,3 +302,44 @@ async def test_a_stream_cut_mid_reply_counts_the_output_it_streamed(
     # The input as message_start billed it, and the output as a token a byte streamed.
     assert run["usage"]["input_tokens"] == 40
     assert run["usage"]["output_tokens"] == 20
+
+
+async def test_a_call_longer_than_the_gateway_allows_is_cut_and_its_stream_counted(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    # A call may take as long as its tokens are held, and no longer.
+    short = LlmGateway(
+        api_key=SecretStr(UPSTREAM_KEY), upstream_url=messages_api.base_url, call_seconds=0.5
+    )
+    usual, served.services.gateway = served.services.gateway, short
+    try:
+        run_id, token = await _live_run_token(served, alice, Limits())
+        marker = messages_api.add_script(
+            [
+                Reply(
+                    [Text("0123456789" * 5, chunks=5)],
+                    usage={"input_tokens": 40, "output_tokens": 50},
+                    event_interval=0.3,
+                )
+            ]
+        )
+        claude = anthropic.AsyncAnthropic(
+            base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=0
+        )
+
+        async def read_the_stream() -> None:
+            async with claude.messages.stream(
+                model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
+            ) as stream:
+                async for _ in stream.text_stream:
+                    pass
+
+        with pytest.raises(anthropic.APIError, match=r"took longer than the gateway's 0\.5 s"):
+            await read_the_stream()
+    finally:
+        served.services.gateway = usual
+        await short.aclose()
+    run = (await alice.http.get(f"/api/runs/{run_id}")).json()
+    assert run["usage"]["input_tokens"] == 40
+    # Cut before its last delta: some, not all, of the reply's 50 characters were streamed.
+    assert 0 < run["usage"]["output_tokens"] < 50

@@ -309,7 +309,7 @@ class LlmGateway:
                     # Checked between chunks (a stalled stream ends at the read timeout): no
                     # cancellation lands in the middle of relaying an event.
                     if asyncio.get_running_loop().time() > bill.deadline:
-                        cut = f"took longer than the gateway's {self._call_seconds:.0f} s"
+                        cut = f"took longer than the gateway's {self._call_seconds:g} s"
                         break
             except httpx.HTTPError as exc:
                 cut = f"broke off ({type(exc).__name__})"
