@@ -11,8 +11,17 @@ import anthropic
 import pytest
 from agent_platform.auth import hash_secret, new_secret
 from agent_platform.domain import RunStatus, RunTransition, utcnow
+from agent_platform.llm_gateway import LlmGateway
 from agent_runner.protocol import GATEWAY_PREFIX, Limits
-from servers.messages_api import HttpFailure, MessagesApiServer, Reply, Text, ToolUse
+from pydantic import SecretStr
+from servers.messages_api import (
+    HttpFailure,
+    MessagesApiServer,
+    Reply,
+    StreamCut,
+    Text,
+    ToolUse,
+)
 from servers.platform import Caller, Served, create_agent, start_run, wait_for_status
 
 UPSTREAM_KEY = "sk-upstream-test-key"
@@ -186,3 +195,151 @@ async def test_upstream_rate_limits_reach_the_sdk_which_retries(
     )
     assert reply.content[0].type == "text"
     assert len(messages_api.requests(marker)) == 2
+
+
+URL_IMAGE = {"type": "image", "source": {"type": "url", "url": "http://127.0.0.1:9/cat.png"}}
+FILE_DOCUMENT = {"type": "document", "source": {"type": "file", "file_id": "file_1"}}
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}
+# Per case: the turns after the user's first (which holds the script's marker), and the tools.
+UNBOUNDED_INPUT: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+    "an image from a URL": ([{"role": "user", "content": [URL_IMAGE]}], []),
+    "a document from the Files API": ([{"role": "user", "content": [FILE_DOCUMENT]}], []),
+    "an image from a URL in a tool result": (
+        [
+            {"role": "assistant", "content": [TOOL_USE]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [URL_IMAGE]}
+                ],
+            },
+        ],
+        [],
+    ),
+    "web search": ([], [{"type": "web_search_20250305", "name": "web_search"}]),
+    "web fetch": ([], [{"type": "web_fetch_20250910", "name": "web_fetch"}]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNBOUNDED_INPUT))
+async def test_input_the_request_does_not_hold_is_refused_before_going_upstream(
+    served: Served, alice: Caller, messages_api: MessagesApiServer, case: str
+) -> None:
+    run_id, token = await _live_run_token(served, alice, Limits())
+    marker = messages_api.add_script([Reply([Text("never")])])
+    turns, tools = UNBOUNDED_INPUT[case]
+    # The runner's own turn between the user's two keeps the conversation well formed.
+    between = (
+        [{"role": "assistant", "content": "ok"}] if turns and turns[0]["role"] == "user" else []
+    )
+    with pytest.raises(anthropic.BadRequestError, match="not supported by the gateway"):
+        await _claude(served, token).messages.create(
+            model="claude-test",
+            max_tokens=10,
+            messages=[{"role": "user", "content": marker}, *between, *turns],  # type: ignore[list-item]
+            tools=tools,  # type: ignore[arg-type]
+        )
+    assert messages_api.requests(marker) == []
+    run = (await alice.http.get(f"/api/runs/{run_id}")).json()
+    assert sum(run["usage"].values()) == 0
+
+
+# A 1x1 PNG.
+PIXEL = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
+    "kgAAAABJRU5ErkJggg=="
+)
+
+
+async def test_the_runners_own_tools_and_inline_sources_go_upstream(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    _, token = await _live_run_token(served, alice, Limits())
+    marker = messages_api.add_script([Reply([Text("seen")])])
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PIXEL},
+    }
+    reply = await _claude(served, token).messages.create(
+        model="claude-test",
+        max_tokens=10,
+        tools=[
+            {"type": "bash_20250124", "name": "bash"},
+            {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+            {"name": "lookup", "input_schema": {"type": "object"}},
+        ],
+        messages=[{"role": "user", "content": [{"type": "text", "text": marker}, image]}],  # type: ignore[list-item,misc]
+    )
+    assert reply.content[0].type == "text"
+    assert len(messages_api.requests(marker)) == 1
+
+
+@pytest.mark.parametrize("break_body", [False, True], ids=["truncated", "connection dropped"])
+async def test_a_stream_cut_mid_reply_counts_the_output_it_streamed(
+    served: Served, alice: Caller, messages_api: MessagesApiServer, break_body: bool
+) -> None:
+    run_id, token = await _live_run_token(served, alice, Limits())
+    # Five deltas of ten characters; the stream stops after the second.
+    text = "".join(f"{digit}" * 10 for digit in range(5))
+    billed = {"input_tokens": 40, "output_tokens": 500}
+    marker = messages_api.add_script(
+        [StreamCut(Reply([Text(text, chunks=5)], usage=billed), events=5, break_body=break_body)]
+    )
+    claude = anthropic.AsyncAnthropic(
+        base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=0
+    )
+
+    async def read_the_stream() -> None:
+        async with claude.messages.stream(
+            model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
+        ) as stream:
+            async for _ in stream.text_stream:
+                pass
+
+    with pytest.raises(anthropic.APIError, match="send the request again"):
+        await read_the_stream()
+    run = (await alice.http.get(f"/api/runs/{run_id}")).json()
+    # The input as message_start billed it, and the output as a token a byte streamed.
+    assert run["usage"]["input_tokens"] == 40
+    assert run["usage"]["output_tokens"] == 20
+
+
+async def test_a_call_longer_than_the_gateway_allows_is_cut_and_its_stream_counted(
+    served: Served, alice: Caller, messages_api: MessagesApiServer
+) -> None:
+    # A call may take as long as its tokens are held, and no longer.
+    short = LlmGateway(
+        api_key=SecretStr(UPSTREAM_KEY), upstream_url=messages_api.base_url, call_seconds=0.5
+    )
+    usual, served.services.gateway = served.services.gateway, short
+    try:
+        run_id, token = await _live_run_token(served, alice, Limits())
+        marker = messages_api.add_script(
+            [
+                Reply(
+                    [Text("0123456789" * 5, chunks=5)],
+                    usage={"input_tokens": 40, "output_tokens": 50},
+                    event_interval=0.3,
+                )
+            ]
+        )
+        claude = anthropic.AsyncAnthropic(
+            base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=0
+        )
+
+        async def read_the_stream() -> None:
+            async with claude.messages.stream(
+                model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
+            ) as stream:
+                async for _ in stream.text_stream:
+                    pass
+
+        with pytest.raises(anthropic.APIError, match=r"took longer than the gateway's 0\.5 s"):
+            await read_the_stream()
+    finally:
+        served.services.gateway = usual
+        await short.aclose()
+    run = (await alice.http.get(f"/api/runs/{run_id}")).json()
+    assert run["usage"]["input_tokens"] == 40
+    # Cut before its last delta: some, not all, of the reply's 50 characters were streamed.
+    assert 0 < run["usage"]["output_tokens"] < 50

@@ -84,3 +84,39 @@ def test_a_stream_cut_short_passes_on_no_half_event_and_keeps_the_usage_billed()
     assert passed.endswith(b"\n\n")
     assert not meter.ended
     assert meter.usage.input_tokens == 900
+
+
+def _delta(delta: dict[str, str]) -> bytes:
+    return _event("content_block_delta", {"type": "content_block_delta", "delta": delta})
+
+
+CUT_STREAM = b"".join(
+    [
+        STREAM.split(b"\n\n")[0] + b"\n\n",
+        _delta({"type": "text_delta", "text": "caf\u00e9 "}),
+        _delta({"type": "input_json_delta", "partial_json": '{"command": "ls'}),
+        _delta({"type": "thinking_delta", "thinking": "hmm"}),
+    ]
+)
+# "café " is 6 bytes of UTF-8, the JSON 15, the thinking 3.
+CUT_BYTES = 6 + 15 + 3
+
+
+def test_a_stream_cut_before_its_final_usage_counts_a_token_per_byte_streamed() -> None:
+    meter = SseUsageMeter()
+    meter.feed(CUT_STREAM)
+    assert not meter.ended
+    assert meter.usage == EXPECTED.model_copy(update={"output_tokens": CUT_BYTES})
+
+
+def test_the_estimate_never_exceeds_the_calls_max_tokens() -> None:
+    meter = SseUsageMeter(max_output=10)
+    meter.feed(CUT_STREAM)
+    assert meter.usage.output_tokens == 10
+
+
+def test_the_final_usage_replaces_the_estimate() -> None:
+    meter = SseUsageMeter()
+    meter.feed(CUT_STREAM)
+    meter.feed(_event("message_delta", {"type": "message_delta", "usage": {"output_tokens": 7}}))
+    assert meter.usage.output_tokens == 7

@@ -1,4 +1,5 @@
-"""The platform process crashes mid-run and starts again: no run is left hanging."""
+"""The platform process crashes mid-run and starts again: no run is left hanging, and a call to
+Claude it was serving is counted in the run's budget, neither held for good nor forgotten."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from agent_platform.executors.runner_process import RunnerRecord, is_running, read_record
+from servers.messages_api import MessagesApiServer, Reply, StreamCut, Text
 from servers.platform import RunningPlatform, running_platform
 from servers.waiting import wait_for
 
@@ -81,3 +83,66 @@ def test_a_run_whose_runner_died_while_the_platform_was_down_fails_honestly(
         events = http.get(f"/api/runs/{run_id}/events").json()["items"]
         assert events[-1]["type"] == "result"
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+BUDGET = 40_000
+# What the runner asks of each call (agent_runner.conversation.MAX_OUTPUT_TOKENS).
+RUNNER_MAX_TOKENS = 8_192
+BILLED = {"input_tokens": 100, "output_tokens": 20}
+
+
+@pytest.fixture(scope="module")
+def messages_api() -> Iterator[MessagesApiServer]:
+    server = MessagesApiServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def claude_platform(
+    request: pytest.FixtureRequest, messages_api: MessagesApiServer, tmp_path: Path
+) -> Iterator[RunningPlatform]:
+    env = {
+        "AGENT_PLATFORM_ANTHROPIC_BASE_URL": messages_api.base_url,
+        "AGENT_PLATFORM_ANTHROPIC_API_KEY": "sk-upstream-restart-key",
+    }
+    if request.param == "firestore":
+        emulator = request.getfixturevalue("firestore_emulator")
+        env |= {
+            **emulator.env,
+            "AGENT_PLATFORM_STORE": "firestore",
+            "AGENT_PLATFORM_GCP_PROJECT": emulator.new_project(),
+        }
+    with running_platform(tmp_path / "p", env) as running:
+        yield running
+
+
+def test_a_call_in_flight_when_the_platform_crashed_is_counted_and_the_run_goes_on(
+    claude_platform: RunningPlatform, messages_api: MessagesApiServer
+) -> None:
+    platform = claude_platform
+    # The first reply stays open after its first words until the platform is gone; asked
+    # again, Claude answers.
+    script = messages_api.add_script(
+        [StreamCut(Reply([Text("Done.")], usage=BILLED), hold_seconds=60)]
+    )
+    with httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=10) as http:
+        limits = {"max_tokens": BUDGET}
+        agent = http.post("/api/agents", json={"name": "a", "limits": limits}).json()
+        run_id = http.post(f"/api/agents/{agent['id']}/runs", json={"task": script}).json()["id"]
+        wait_for(lambda: len(messages_api.requests(script)) == 1, "the call to Claude")
+
+        platform.kill()
+        platform.start()
+
+        wait_for(lambda: _run(http, run_id)["status"] != "running", "the run to end", timeout=60)
+        run = _run(http, run_id)
+    assert run["status"] == "succeeded", run
+    lost, retried = messages_api.requests(script)
+    assert lost.body["max_tokens"] == retried.body["max_tokens"] == RUNNER_MAX_TOKENS
+    # The lost call counts as all it could have been billed: its input, bounded by its
+    # request's bytes, and its max_tokens, as output. The retry counts what it was billed.
+    usage = run["usage"]
+    assert usage["input_tokens"] >= BILLED["input_tokens"]
+    assert usage["output_tokens"] >= RUNNER_MAX_TOKENS + BILLED["output_tokens"]
+    assert sum(usage.values()) <= BUDGET

@@ -224,7 +224,7 @@ async def test_finishing_a_run_keeps_usage_and_extends_the_conversation(store: S
     await store.append_conversation("usr_a", agent.id, [{"role": "user", "content": "earlier"}])
     run, _ = await store.create_run(a_run(agent))
     await store.transition_run(start(run))
-    await store.settle_tokens(run.id, 0, Usage(input_tokens=100, output_tokens=1))
+    await store.settle_tokens(run.id, None, Usage(input_tokens=100, output_tokens=1))
     messages = ({"role": "user", "content": "do it"}, {"role": "assistant", "content": "ok"})
     done = await store.transition_run(
         RunTransition(
@@ -249,11 +249,13 @@ async def test_finishing_a_run_keeps_usage_and_extends_the_conversation(store: S
 
 async def test_usage_adds_up(store: Store) -> None:
     run, _ = await store.create_run(a_run(an_agent("usr_a")))
-    await store.settle_tokens(run.id, 0, Usage(input_tokens=1, output_tokens=2))
-    updated = await store.settle_tokens(run.id, 0, Usage(input_tokens=3, cache_read_input_tokens=4))
+    await store.settle_tokens(run.id, None, Usage(input_tokens=1, output_tokens=2))
+    updated = await store.settle_tokens(
+        run.id, None, Usage(input_tokens=3, cache_read_input_tokens=4)
+    )
     assert updated is not None
     assert updated.usage == Usage(input_tokens=4, output_tokens=2, cache_read_input_tokens=4)
-    assert await store.settle_tokens("run_missing", 0, Usage()) is None
+    assert await store.settle_tokens("run_missing", None, Usage()) is None
 
 
 async def test_events_are_stored_once_per_seq(store: Store) -> None:

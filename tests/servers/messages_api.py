@@ -82,7 +82,9 @@ class StreamCut:
     """Start streaming the reply, then stop before `message_stop`, as a failing network would.
 
     The body ends cleanly after `events` events (a truncated reply), or with `break_body` the
-    connection drops in the middle of the chunked body (an incomplete chunked read).
+    connection drops in the middle of the chunked body (an incomplete chunked read). With
+    `hold_seconds` the reply first stays open that long after its last event, as one Claude is
+    still working on would: a client that goes away meanwhile finds the call in flight.
     """
 
     reply: Reply
@@ -90,6 +92,7 @@ class StreamCut:
     # message_start, ping, the first block's start and its first delta.
     events: int = 4
     times: int = 1
+    hold_seconds: float = 0.0
 
 
 class _BrokenBody(Exception):
@@ -322,10 +325,11 @@ class MessagesApiServer:
         if not body.get("stream"):
             return JSONResponse(message, headers={"request-id": f"req_{next(_ids)}"})
         events: Iterator[bytes] = _stream_events(message, reply, failure)
+        hold = 0.0
         if isinstance(step, StreamCut):
-            events = _cut(events, step)
+            events, hold = _cut(events, step), step.hold_seconds
         return StreamingResponse(
-            _paced(events, reply),
+            _paced(events, reply, hold),
             media_type="text/event-stream",
             headers={"request-id": f"req_{next(_ids)}", "cache-control": "no-cache"},
         )
@@ -347,10 +351,14 @@ def _cut(events: Iterator[bytes], cut: StreamCut) -> Iterator[bytes]:
         raise _BrokenBody("the scripted connection drops mid-body")
 
 
-async def _paced(events: Iterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+async def _paced(
+    events: Iterator[bytes], reply: Reply, hold_seconds: float = 0.0
+) -> AsyncIterator[bytes]:
     if reply.first_event_delay:
         await asyncio.sleep(reply.first_event_delay)
     for chunk in events:
         yield chunk
         if reply.event_interval:
             await asyncio.sleep(reply.event_interval)
+    if hold_seconds:
+        await asyncio.sleep(hold_seconds)

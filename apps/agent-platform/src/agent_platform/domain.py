@@ -150,6 +150,21 @@ class Reservation:
     held: int  # tokens set aside for the run's other calls in flight
 
 
+@dataclass(frozen=True)
+class TokenHold:
+    """Who sets a run's tokens aside for one gateway call, and until when they count as held.
+
+    A call that outlives `until` was lost with the replica serving it (the gateway ends every
+    call before then): the reply's usage will never be settled, and the API may have billed it
+    all, so its tokens count as used. The same holds for the holds of a replica that starts
+    again, since a fresh process has no call in flight.
+    """
+
+    id: str
+    holder: str  # the replica serving the call
+    until: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     run_id: str

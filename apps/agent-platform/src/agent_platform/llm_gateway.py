@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Final
 
 import httpx
@@ -21,7 +22,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from agent_platform.domain import Run
+from agent_platform.domain import Run, TokenHold, new_id, utcnow
 from agent_platform.settings import Settings
 from agent_platform.store import Store
 
@@ -35,6 +36,10 @@ _FORWARDED_RESPONSE: Final = frozenset(
     {"content-type", "request-id", "retry-after", "retry-after-ms", "x-should-retry"}
 )
 _USAGE_FIELDS: Final = tuple(Usage.model_fields)
+# The longest a call may take, streamed reply included; a hold of its tokens outlasts it by a
+# read timeout (a stalled stream is noticed only then) and the time to settle.
+CALL_SECONDS: Final = 3600.0
+SETTLE_SECONDS: Final = 60.0
 # How the Messages API ends a stream; anything else ended it early.
 _LAST_EVENTS: Final = frozenset({b"message_stop", b"error"})
 
@@ -82,14 +87,33 @@ class SseUsageMeter:
     """Reads a Messages API event stream as it passes, without holding it.
 
     `feed` answers the complete events of what it was fed, so that a relay never passes on half
-    an event; `usage` is what the stream has billed so far (message_start counts the input at
-    once); `ended` says whether the stream ended as the API ends one, with message_stop or an
-    error event.
+    an event; `usage` is what the stream has billed so far; `ended` says whether the stream
+    ended as the API ends one, with message_stop or an error event.
+
+    message_start counts the input at once, but the output is counted only by message_delta,
+    near the end. A stream cut before it was still billed for what it streamed, so until then
+    the output is estimated from the content deltas: a token per UTF-8 byte of their text,
+    JSON, thinking or signature (a token is never less than a byte, the bound the gateway puts
+    on input too), up to `max_output`, the call's `max_tokens`, which the API never exceeds.
     """
 
-    usage: Usage = field(default_factory=Usage)
+    max_output: int | None = None
     ended: bool = False
+    _billed: Usage = field(default_factory=Usage)
+    _final: bool = False
+    _streamed_bytes: int = 0
     _partial: bytes = b""
+
+    @property
+    def usage(self) -> Usage:
+        if self._final:
+            return self._billed
+        streamed = self._streamed_bytes
+        if self.max_output is not None:
+            streamed = min(streamed, self.max_output)
+        if streamed <= self._billed.output_tokens:
+            return self._billed
+        return self._billed.model_copy(update={"output_tokens": streamed})
 
     def feed(self, chunk: bytes) -> bytes:
         self._partial += chunk
@@ -97,8 +121,9 @@ class SseUsageMeter:
         for event in events:
             name = _event_name(event)
             self.ended = self.ended or name in _LAST_EVENTS
-            # Only message_start and message_delta carry usage; skip the deltas unparsed.
-            if b'"usage"' in event:
+            # Only message_start and message_delta carry usage; until the latter, the content
+            # deltas are what the output is estimated from.
+            if b'"usage"' in event or (name == b"content_block_delta" and not self._final):
                 self._read(event)
         return b"".join(event + b"\n\n" for event in events)
 
@@ -110,10 +135,22 @@ class SseUsageMeter:
             payload = json.loads(data)
         except ValueError:
             return
-        if payload.get("type") == "message_start":
-            self.usage = _usage_of(payload.get("message", {}).get("usage"), self.usage)
-        elif payload.get("type") == "message_delta":
-            self.usage = _usage_of(payload.get("usage"), self.usage)
+        if not isinstance(payload, dict):
+            return
+        kind = payload.get("type")
+        if kind == "message_start":
+            message = payload.get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
+            self._billed = _usage_of(usage, self._billed)
+        elif kind == "message_delta":
+            self._billed = _usage_of(payload.get("usage"), self._billed)
+            self._final = True
+        elif kind == "content_block_delta" and isinstance(delta := payload.get("delta"), dict):
+            self._streamed_bytes += sum(
+                len(value.encode())
+                for name, value in delta.items()
+                if name != "type" and isinstance(value, str)
+            )
 
 
 def _event_name(event: bytes) -> bytes:
@@ -138,9 +175,16 @@ class LlmGateway:
     """
 
     def __init__(
-        self, *, api_key: SecretStr | None, upstream_url: str, timeout_seconds: float = 600.0
+        self,
+        *,
+        api_key: SecretStr | None,
+        upstream_url: str,
+        timeout_seconds: float = 600.0,
+        call_seconds: float = CALL_SECONDS,
     ) -> None:
         self._key = api_key
+        self._call_seconds = call_seconds
+        self._hold_seconds = call_seconds + timeout_seconds + SETTLE_SECONDS
         self._upstream = upstream_url.rstrip("/")
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds, connect=10.0),
@@ -151,6 +195,10 @@ class LlmGateway:
     @property
     def configured(self) -> bool:
         return self._key is not None
+
+    def new_hold(self, holder: str) -> TokenHold:
+        """A hold for one call that `holder` serves, outlasting the longest the call may take."""
+        return TokenHold(new_id("hold"), holder, utcnow() + timedelta(seconds=self._hold_seconds))
 
     async def aclose(self) -> None:
         if self._settling:
@@ -181,10 +229,16 @@ class LlmGateway:
         body: bytes,
         *,
         streamed: bool,
+        hold: TokenHold,
         reserved: int,
+        max_output: int,
     ) -> Response:
-        """Send `body` upstream with the real key and relay the answer, settling `reserved`."""
-        bill = _Bill(store, run.id, reserved)
+        """Send `body` upstream with the real key and relay the answer, settling `reserved`.
+
+        `max_output` is the `max_tokens` sent upstream: the most output the call can be billed.
+        """
+        deadline = asyncio.get_running_loop().time() + self._call_seconds
+        bill = _Bill(store, run.id, hold.id, reserved, max_output, deadline)
         try:
             return await self._forward(request, bill, body, streamed=streamed)
         finally:
@@ -201,8 +255,9 @@ class LlmGateway:
             headers=self._upstream_headers(request),
         )
         try:
-            answer = await self._http.send(upstream, stream=True)
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout_at(bill.deadline):
+                answer = await self._http.send(upstream, stream=True)
+        except (httpx.HTTPError, TimeoutError) as exc:
             await self._settle_now(bill)
             return self._unreachable(exc)
         headers = {k: v for k, v in answer.headers.items() if k in _FORWARDED_RESPONSE}
@@ -212,8 +267,9 @@ class LlmGateway:
                 self._relay(answer, bill), status_code=answer.status_code, headers=headers
             )
         try:
-            content = await answer.aread()
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout_at(bill.deadline):
+                content = await answer.aread()
+        except (httpx.HTTPError, TimeoutError) as exc:
             await self._settle_now(bill)
             return self._unreachable(exc)
         finally:
@@ -227,7 +283,7 @@ class LlmGateway:
         await self._settle_now(bill)
         return Response(content, status_code=answer.status_code, headers=headers)
 
-    def _unreachable(self, exc: httpx.HTTPError) -> Response:
+    def _unreachable(self, exc: httpx.HTTPError | TimeoutError) -> Response:
         return anthropic_error(
             502,
             "api_error",
@@ -243,13 +299,18 @@ class LlmGateway:
         the SDK would take the partial message for a whole one. The error event makes it raise,
         and the runner retries the call.
         """
-        meter = SseUsageMeter()
+        meter = SseUsageMeter(max_output=bill.max_output)
         try:
             cut: str | None = None
             try:
                 async for chunk in answer.aiter_raw():
                     if events := meter.feed(chunk):
                         yield events
+                    # Checked between chunks (a stalled stream ends at the read timeout): no
+                    # cancellation lands in the middle of relaying an event.
+                    if asyncio.get_running_loop().time() > bill.deadline:
+                        cut = f"took longer than the gateway's {self._call_seconds:g} s"
+                        break
             except httpx.HTTPError as exc:
                 cut = f"broke off ({type(exc).__name__})"
             if cut is None and not meter.ended:
@@ -300,7 +361,11 @@ class _Bill:
 
     store: Store
     run_id: str
+    hold_id: str
     reserved: int
+    max_output: int
+    # The event loop's time by which the call ends, so that its hold is settled before it ends.
+    deadline: float
     usage: Usage = field(default_factory=Usage)
     settled: bool = False
     # The relay of a streamed reply settles it, when the stream ends.
@@ -317,6 +382,6 @@ class _Bill:
                 extra={"run_id": self.run_id, "reserved": self.reserved, **self.usage.model_dump()},
             )
         try:
-            await self.store.settle_tokens(self.run_id, self.reserved, self.usage)
+            await self.store.settle_tokens(self.run_id, self.hold_id, self.usage)
         except Exception:
             log.exception("settling a call's tokens failed", extra={"run_id": self.run_id})

@@ -76,8 +76,12 @@ class Scheduler:
     async def start(self) -> None:
         """Reconcile with the executor after a restart, then start taking queued runs."""
         running = await self._store.list_runs_in({RunStatus.RUNNING})
-        found = await self.executor.reconcile([run.id for run in running])
         now = utcnow()
+        for run in running:
+            # A process that starts has no gateway call in flight: the calls its previous life
+            # held tokens for are lost, and may have been billed.
+            await self._store.write_off_holds(run.id, holder=self.replica_id, now=now)
+        found = await self.executor.reconcile([run.id for run in running])
         leases = {run.id: run.lease for run in running}
         for run_id in found.lost:
             lease = leases.get(run_id)

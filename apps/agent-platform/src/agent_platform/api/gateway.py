@@ -7,8 +7,12 @@ less than a byte) plus its `max_tokens`, lowered to what is free. A call that ca
 input and one token to answer is refused: 403 `budget_exhausted` when the budget is spent, 429
 (which the SDK retries) while the run's other calls in flight hold the rest. The reservation is
 settled with the usage the reply reports, so any number of calls at once stay within the budget.
-Tokens the API adds by itself (its own tools' definitions, a few hundred a call) are not in the
-request; the settled usage counts them.
+Each reservation is a `TokenHold` of the replica serving the call, which ends after the longest
+the call may take: a call lost with its replica counts as used, never as held for good.
+Tokens the API adds by itself (its own client tools' definitions, a few hundred a call) are not
+in the request; the settled usage counts them. Input the request only points to (a URL or Files
+API source, server tools, MCP servers) could be any size, so such a request is refused with a
+400 (`agent_platform.request_bound`).
 
 The call is forwarded upstream by `agent_platform.llm_gateway`. Errors answer in Anthropic's
 own shape (see `agent_runner.protocol`) because the runner's SDK is what parses them.
@@ -25,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_platform.api.deps import LiveRunDep, ServicesDep
-from agent_platform.domain import Reservation
+from agent_platform.domain import Reservation, utcnow
 from agent_platform.llm_gateway import MESSAGES_PATH, anthropic_error
+from agent_platform.request_bound import unbounded_input
 
 KEY_SETTING: Final = "AGENT_PLATFORM_ANTHROPIC_API_KEY"
 # When a call refused for want of tokens held by calls in flight may try again.
@@ -61,12 +66,15 @@ async def messages(request: Request, run: LiveRunDep, services: ServicesDep) -> 
         return anthropic_error(
             400, "invalid_request_error", "max_tokens must be a positive integer"
         )
+    if (unbounded := unbounded_input(params)) is not None:
+        return anthropic_error(400, "invalid_request_error", unbounded)
     # The input's tokens are known only from the reply; a token is never less than a byte of
     # the request, so its size bounds them.
     prompt = len(body)
     budget = agent.limits.max_tokens
+    hold = services.gateway.new_hold(services.scheduler.replica_id)
     reservation = await store.reserve_tokens(
-        run.id, budget=budget, least=prompt + 1, most=prompt + max_tokens
+        run.id, hold, budget=budget, least=prompt + 1, most=prompt + max_tokens, now=utcnow()
     )
     if reservation is None:
         return anthropic_error(404, "not_found_error", "the run no longer exists")
@@ -78,7 +86,14 @@ async def messages(request: Request, run: LiveRunDep, services: ServicesDep) -> 
         body = json.dumps({**params, "max_tokens": answer_tokens}).encode()
     streamed = params.get("stream") is True
     return await services.gateway.forward(
-        request, store, run, body, streamed=streamed, reserved=reservation.granted
+        request,
+        store,
+        run,
+        body,
+        streamed=streamed,
+        hold=hold,
+        reserved=reservation.granted,
+        max_output=min(answer_tokens, max_tokens),
     )
 
 

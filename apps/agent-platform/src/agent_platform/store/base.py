@@ -22,6 +22,7 @@ from agent_platform.domain import (
     RunStatus,
     RunTransition,
     StoredEvent,
+    TokenHold,
     TokenKind,
     User,
 )
@@ -115,20 +116,27 @@ class Store(Protocol):
         """Running runs whose lease ran out by `now`, oldest lease first."""
 
     async def reserve_tokens(
-        self, run_id: str, *, budget: int, least: int, most: int
+        self, run_id: str, hold: TokenHold, *, budget: int, least: int, most: int, now: datetime
     ) -> Reservation | None:
         """Set aside tokens of the run's budget for one gateway call; None if there is no run.
 
         As many as are free up to `most`, or none (`granted` 0) if fewer than `least` are. The
         run's usage and the tokens set aside for its calls never exceed `budget` together,
         however many calls reserve at once; under contention a backend may grant fewer than
-        were free.
+        were free. Holds expired by `now` are written off first (see `write_off_holds`).
         """
 
-    async def settle_tokens(self, run_id: str, reserved: int, usage: Usage) -> Run | None:
-        """Release a call's reservation and add the usage it was billed, in one change.
+    async def settle_tokens(self, run_id: str, hold_id: str | None, usage: Usage) -> Run | None:
+        """Release a call's hold and add the usage it was billed, in one change.
 
-        The gateway's record of usage; None if there is no such run.
+        The gateway's record of usage; None if there is no such run. A hold written off
+        meanwhile already counted all its tokens as used, so its usage is not added again.
+        """
+
+    async def write_off_holds(self, run_id: str, *, holder: str | None, now: datetime) -> None:
+        """Count as used, and release, the run's holds expired by `now` or held by `holder`.
+
+        Their output tokens are what the calls may have been billed at most.
         """
 
     # Events, seq-numbered per run.

@@ -21,6 +21,7 @@ from typing import Any, Final
 from agent_runner.protocol import Limits, Usage
 from google.api_core.exceptions import AlreadyExists, GoogleAPICallError, NotFound
 from google.cloud.firestore import (
+    DELETE_FIELD,
     AsyncClient,
     AsyncCollectionReference,
     AsyncDocumentReference,
@@ -33,6 +34,7 @@ from google.cloud.firestore import (
     async_transactional,
 )
 
+from agent_platform import token_holds
 from agent_platform.domain import (
     TERMINAL,
     Agent,
@@ -44,6 +46,7 @@ from agent_platform.domain import (
     RunStatus,
     RunTransition,
     StoredEvent,
+    TokenHold,
     TokenKind,
     User,
 )
@@ -60,8 +63,9 @@ WRITES_PER_BATCH: Final = 500
 # default of 5 attempts can run out while the losers are merely waiting their turn; a loser
 # that finally reads the new status gives up on its own, so more attempts cost nothing.
 TRANSACTION_ATTEMPTS: Final = 30
-# The run document's field of tokens set aside for gateway calls in flight.
-RESERVED: Final = "reserved_tokens"
+# The run document's map of tokens set aside for gateway calls in flight, by call
+# (agent_platform.token_holds).
+HOLDS: Final = "token_holds"
 
 _ASC, _DESC = Direction.ASCENDING, Direction.DESCENDING
 QUERIES: Final[Mapping[str, QuerySpec]] = {
@@ -227,6 +231,18 @@ def _event_fields(event: StoredEvent) -> dict[str, Any]:
         "time": event.time,
         "expire_at": event.time + EVENT_RETENTION,
     }
+
+
+def _write_off(holds: dict[str, Any], *, holder: str | None, now: datetime) -> dict[str, Any]:
+    """The update that counts the stale holds as output and removes them (from `holds` too)."""
+    lost = token_holds.stale(holds, holder=holder, now=now)
+    if not lost:
+        return {}
+    change: dict[str, Any] = {"usage.output_tokens": Increment(token_holds.tokens(holds, lost))}
+    for hold_id in lost:
+        del holds[hold_id]
+        change[f"{HOLDS}.{hold_id}"] = DELETE_FIELD
+    return change
 
 
 def _data(doc: Snapshot) -> dict[str, Any]:
@@ -587,7 +603,7 @@ class FirestoreStore:
         return [_run(doc) for doc in await self._documents(query)]
 
     async def reserve_tokens(
-        self, run_id: str, *, budget: int, least: int, most: int
+        self, run_id: str, hold: TokenHold, *, budget: int, least: int, most: int, now: datetime
     ) -> Reservation | None:
         ref = self._db.collection("runs").document(run_id)
 
@@ -597,34 +613,73 @@ class FirestoreStore:
             if not doc.exists:
                 return None
             data = _data(doc)
+            holds: dict[str, Any] = dict(data.get(HOLDS) or {})
+            change = _write_off(holds, holder=None, now=now)
+            written_off = change.get("usage.output_tokens")
             used = Usage.model_validate(data["usage"]).total_tokens
-            held = int(data.get(RESERVED, 0))
+            used += 0 if written_off is None else written_off.value
+            held = token_holds.tokens(holds)
             granted = min(most, budget - used - held)
-            if granted < least:
-                return Reservation(0, used, held)
-            transaction.update(ref, {RESERVED: Increment(granted)})
-            return Reservation(granted, used, held)
+            if granted >= least:
+                change[f"{HOLDS}.{hold.id}"] = token_holds.entry(hold, granted)
+            if change:
+                transaction.update(ref, change)
+            return Reservation(granted if granted >= least else 0, used, held)
 
+        async with self._run_lock(run_id):
+            return await reserve(self._transaction())
+
+    def _run_lock(self, run_id: str) -> asyncio.Lock:
+        """One change of a run's holds at a time in this replica: no transaction retries here."""
         lock = self._reserving.get(run_id)
         if lock is None:
             lock = self._reserving[run_id] = asyncio.Lock()
-        async with lock:
-            return await reserve(self._transaction())
+        return lock
 
-    async def settle_tokens(self, run_id: str, reserved: int, usage: Usage) -> Run | None:
+    async def settle_tokens(self, run_id: str, hold_id: str | None, usage: Usage) -> Run | None:
         ref = self._db.collection("runs").document(run_id)
         # One write, so no reservation sees the tokens released before the usage is counted.
         change: dict[str, Any] = {
             f"usage.{k}": Increment(v) for k, v in usage.model_dump().items() if v
         }
-        if reserved:
-            change[RESERVED] = Increment(-reserved)
-        try:
-            if change:
-                await ref.update(change)
-        except NotFound:
-            return None
+
+        @async_transactional
+        async def settle(transaction: AsyncTransaction) -> bool:
+            doc = await ref.get(transaction=transaction)
+            if not doc.exists:
+                return False
+            if hold_id not in (_data(doc).get(HOLDS) or {}):
+                # Written off: its tokens were counted as used already.
+                return True
+            transaction.update(ref, {**change, f"{HOLDS}.{hold_id}": DELETE_FIELD})
+            return True
+
+        if hold_id is None:
+            try:
+                if change:
+                    await ref.update(change)
+            except NotFound:
+                return None
+        else:
+            async with self._run_lock(run_id):
+                if not await settle(self._transaction()):
+                    return None
         return await self.get_run_unscoped(run_id)
+
+    async def write_off_holds(self, run_id: str, *, holder: str | None, now: datetime) -> None:
+        ref = self._db.collection("runs").document(run_id)
+
+        @async_transactional
+        async def write_off(transaction: AsyncTransaction) -> None:
+            doc = await ref.get(transaction=transaction)
+            if not doc.exists:
+                return
+            change = _write_off(dict(_data(doc).get(HOLDS) or {}), holder=holder, now=now)
+            if change:
+                transaction.update(ref, change)
+
+        async with self._run_lock(run_id):
+            await write_off(self._transaction())
 
     # Events.
     def _events(self, run_id: str) -> AsyncCollectionReference:

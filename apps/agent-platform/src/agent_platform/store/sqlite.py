@@ -20,6 +20,7 @@ from typing import Any, Final
 import aiosqlite
 from agent_runner.protocol import Limits, Usage
 
+from agent_platform import token_holds
 from agent_platform.domain import (
     TERMINAL,
     Agent,
@@ -31,6 +32,7 @@ from agent_platform.domain import (
     RunStatus,
     RunTransition,
     StoredEvent,
+    TokenHold,
     TokenKind,
     User,
 )
@@ -41,7 +43,7 @@ EVENTS_PER_WRITE: Final = 5000
 
 # Columns added after the first release, for files created before them.
 ADDED_COLUMNS = {
-    "runs": ("lease_holder TEXT", "lease_until TEXT", "reserved_tokens INTEGER NOT NULL DEFAULT 0")
+    "runs": ("lease_holder TEXT", "lease_until TEXT", "token_holds TEXT NOT NULL DEFAULT '{}'")
 }
 
 SCHEMA = """
@@ -89,8 +91,9 @@ CREATE TABLE IF NOT EXISTS runs (
     run_token_hash TEXT UNIQUE,
     lease_holder TEXT,
     lease_until TEXT,
-    -- Tokens of the budget set aside for the run's gateway calls in flight.
-    reserved_tokens INTEGER NOT NULL DEFAULT 0
+    -- Tokens of the budget set aside for the run's gateway calls in flight, by call
+    -- (agent_platform.token_holds).
+    token_holds TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (agent_id, created_at);
@@ -202,6 +205,17 @@ def _larger(a: Usage, b: Usage) -> Usage:
         ),
         cache_read_input_tokens=max(a.cache_read_input_tokens, b.cache_read_input_tokens),
     )
+
+
+def _write_off(usage: Usage, holds: dict[str, Any], *, holder: str | None, now: datetime) -> Usage:
+    """`usage` with the stale holds counted as output, which they are removed from `holds`."""
+    lost = token_holds.stale(holds, holder=holder, now=now)
+    if not lost:
+        return usage
+    written_off = token_holds.tokens(holds, lost)
+    for hold_id in lost:
+        del holds[hold_id]
+    return usage + Usage(output_tokens=written_off)
 
 
 def _status_list(statuses: Collection[RunStatus]) -> str:
@@ -616,38 +630,55 @@ class SqliteStore:
         return [_run(r) for r in rows]
 
     async def reserve_tokens(
-        self, run_id: str, *, budget: int, least: int, most: int
+        self, run_id: str, hold: TokenHold, *, budget: int, least: int, most: int, now: datetime
     ) -> Reservation | None:
         async with self._transaction() as db:
-            row = await _first(
-                db, "SELECT usage, reserved_tokens FROM runs WHERE id = ?", (run_id,)
-            )
+            row = await _first(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
-            used = Usage.model_validate_json(row["usage"]).total_tokens
-            held = int(row["reserved_tokens"])
+            usage = Usage.model_validate_json(row["usage"])
+            holds = dict(json.loads(row["token_holds"]))
+            usage = _write_off(usage, holds, holder=None, now=now)
+            used, held = usage.total_tokens, token_holds.tokens(holds)
             granted = min(most, budget - used - held)
-            if granted < least:
-                return Reservation(0, used, held)
+            if granted >= least:
+                holds[hold.id] = token_holds.entry(hold, granted)
             await db.execute(
-                "UPDATE runs SET reserved_tokens = reserved_tokens + ? WHERE id = ?",
-                (granted, run_id),
+                "UPDATE runs SET usage = ?, token_holds = ? WHERE id = ?",
+                (usage.model_dump_json(), json.dumps(holds), run_id),
             )
-        return Reservation(granted, used, held)
+        return Reservation(granted if granted >= least else 0, used, held)
 
-    async def settle_tokens(self, run_id: str, reserved: int, usage: Usage) -> Run | None:
+    async def settle_tokens(self, run_id: str, hold_id: str | None, usage: Usage) -> Run | None:
         async with self._transaction() as db:
             row = await _first(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
             run = _run(row)
+            holds = dict(json.loads(row["token_holds"]))
+            if hold_id is not None and holds.pop(hold_id, None) is None:
+                # Written off: its tokens were counted as used already.
+                return run
             total = run.usage + usage
             await db.execute(
-                "UPDATE runs SET usage = ?, reserved_tokens = max(0, reserved_tokens - ?)"
-                " WHERE id = ?",
-                (total.model_dump_json(), reserved, run_id),
+                "UPDATE runs SET usage = ?, token_holds = ? WHERE id = ?",
+                (total.model_dump_json(), json.dumps(holds), run_id),
             )
         return replace(run, usage=total)
+
+    async def write_off_holds(self, run_id: str, *, holder: str | None, now: datetime) -> None:
+        async with self._transaction() as db:
+            row = await _first(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
+            if row is None:
+                return
+            holds = dict(json.loads(row["token_holds"]))
+            usage = _write_off(
+                Usage.model_validate_json(row["usage"]), holds, holder=holder, now=now
+            )
+            await db.execute(
+                "UPDATE runs SET usage = ?, token_holds = ? WHERE id = ?",
+                (usage.model_dump_json(), json.dumps(holds), run_id),
+            )
 
     # Events.
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
