@@ -27,13 +27,13 @@ import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from servers.control_plane import BIN, ROOT, ControlPlane, free_port
+from servers.control_plane import BIN, ROOT, ControlPlane, Processes, free_port
 from servers.waiting import wait_for
 
 ARGOCD_NAMESPACE = "argocd"
@@ -282,32 +282,8 @@ def synced(application: dict[str, Any]) -> bool:
     return ((application.get("status") or {}).get("sync") or {}).get("status") == "Synced"
 
 
-@dataclass
-class _Processes:
+class _Processes(Processes):
     """Argo CD's processes, each with its log, its environment and the name it runs under."""
-
-    logs: Path
-    environment: Mapping[str, str]
-    running: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-
-    def start(
-        self, name: str, argv: list[str], environment: Mapping[str, str] | None = None
-    ) -> None:
-        log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**self.environment, **(environment or {})},
-        )  # fmt: skip
-        log.close()
-        self.running.append((name, process))
-
-    def check_alive(self) -> None:
-        for name, process in self.running:
-            if process.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise ArgoCDError(
-                    f"{name} exited with {process.returncode}; end of its log:\n{tail}"
-                )
 
     def wait(self, condition: Callable[[], bool], what: str) -> None:
         def ready() -> bool:
@@ -315,17 +291,6 @@ class _Processes:
             return condition()
 
         wait_for(ready, timeout=START_TIMEOUT, what=what, interval=0.2)
-
-    def stop(self) -> None:
-        for _, process in reversed(self.running):
-            if process.poll() is None:
-                process.terminate()
-        for _, process in reversed(self.running):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
 
 
 @contextlib.contextmanager
@@ -479,7 +444,7 @@ def running_argocd(
         "ARGOCD_RECONCILIATION_TIMEOUT": f"{RESYNC_SECONDS}s",
         "ARGOCD_RECONCILIATION_JITTER": "0s",
     }
-    processes = _Processes(logs, environment)
+    processes = _Processes(logs, environment, ArgoCDError)
     controller = component_environment(objects, "argocd-application-controller")
     repo_server = component_environment(objects, "argocd-repo-server")
     server = component_environment(objects, "argocd-server")

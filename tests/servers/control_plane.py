@@ -19,7 +19,7 @@ import socket
 import ssl
 import subprocess
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,14 +269,21 @@ class ControlPlane:
 
 
 @dataclass
-class _Processes:
+class Processes:
+    """Background servers, each logging to its own file, stopped last-started first."""
+
     logs: Path
+    environment: Mapping[str, str] | None = None
+    error: type[Exception] = field(default=RuntimeError)
     running: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: Sequence[str], environment: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        env = None if self.environment is None else {**self.environment, **(environment or {})}
         log = (self.logs / f"{name}.log").open("wb")
         process = subprocess.Popen(
-            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
         log.close()
         self.running.append((name, process))
@@ -286,7 +293,7 @@ class _Processes:
         for name, process in self.running:
             if process.poll() is not None:
                 tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise ControlPlaneError(
+                raise self.error(
                     f"{name} exited with {process.returncode}; end of its log:\n{tail}"
                 )
 
@@ -416,7 +423,7 @@ def running_control_plane(work_dir: Path) -> Iterator[ControlPlane]:
     _make_pki(pki)
     logs = work_dir / "logs"
     logs.mkdir()
-    processes = _Processes(logs)
+    processes = Processes(logs, error=ControlPlaneError)
 
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     server = f"https://127.0.0.1:{api_port}"
@@ -543,7 +550,7 @@ def _node_ready(plane: ControlPlane) -> bool:
     return result.stdout.strip() == "True"
 
 
-def _wait_alive(processes: _Processes, condition: Callable[[], bool], what: str) -> None:
+def _wait_alive(processes: Processes, condition: Callable[[], bool], what: str) -> None:
     def ready() -> bool:
         processes.check_alive()
         return condition()
