@@ -1,7 +1,8 @@
 """Secret scanning of rendered objects with gitleaks: its maintained rules plus the repository's.
 
-Each object is written as one line of JSON, so a gitleaks line number names the object, and
-values that kustomize generated or patched in are scanned as the cluster will receive them.
+Each object is written as one line of JSON, so a gitleaks line number names the object. The
+objects are the rendered ones, so a value a kustomize generator or patch put in is scanned as the
+cluster will receive it.
 """
 
 from __future__ import annotations
