@@ -719,9 +719,9 @@ def _needed_by(step: Step, why: str) -> Step:
     return replace(step, summary=f"{step.summary}: {why}")
 
 
-def _pull_request_identity(target: CloudProject) -> Iterable[Step]:
-    member = f"serviceAccount:{target.account(PULL_REQUEST_ACCOUNT)}"
-    yield _needed_by(
+def _log_writer(target: CloudProject, member: str) -> Step:
+    """A build account's right to write its steps' logs, which both triggers' builds need."""
+    return _needed_by(
         _binding(
             target,
             "projects {name}",
@@ -732,6 +732,11 @@ def _pull_request_identity(target: CloudProject) -> Iterable[Step]:
         ),
         "every step writes its log (logging: CLOUD_LOGGING_ONLY)",
     )
+
+
+def _pull_request_identity(target: CloudProject) -> Iterable[Step]:
+    member = f"serviceAccount:{target.account(PULL_REQUEST_ACCOUNT)}"
+    yield _log_writer(target, member)
     yield _needed_by(
         _binding(
             target,
@@ -768,17 +773,7 @@ def _pull_request_identity(target: CloudProject) -> Iterable[Step]:
 
 def _build_identity(target: CloudProject, triggers: Sequence[Trigger]) -> Iterable[Step]:
     member = f"serviceAccount:{target.account(BUILD_ACCOUNT)}"
-    yield _needed_by(
-        _binding(
-            target,
-            "projects {name}",
-            target.project,
-            member,
-            "roles/logging.logWriter",
-            "the project",
-        ),
-        "every step writes its log (logging: CLOUD_LOGGING_ONLY)",
-    )
+    yield _log_writer(target, member)
     yield _needed_by(
         _binding(
             target,
