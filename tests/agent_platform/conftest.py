@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 from agent_platform.api import create_app
 from agent_platform.settings import Settings
 from agent_platform.store import Store
 from agent_platform.store.firestore import FirestoreStore
 from agent_platform.store.sqlite import SqliteStore
+from agent_runner.protocol import GATEWAY_PREFIX
 from servers.firestore_emulator import FirestoreEmulator, firestore_emulator
-from servers.platform import Caller, Served, serving_in_loop
+from servers.platform import Caller, Claude, Served, serving_in_loop
 
 SCRIPTED_RUNNER = Path(__file__).with_name("scripted_runner.py")
 
@@ -73,6 +75,23 @@ async def served(tmp_path: Path, platform_settings: dict[str, Any]) -> AsyncIter
     async with serving_in_loop(make_app) as base_url:
         assert settings is not None
         yield Served(base_url, settings, apps[0].state.services)
+
+
+@pytest.fixture
+async def claude(served: Served) -> AsyncIterator[Claude]:
+    """`claude(token, max_retries=2)`: an SDK client of the gateway, closed after the test."""
+    clients: list[anthropic.AsyncAnthropic] = []
+
+    def open_client(token: str, max_retries: int = 2) -> anthropic.AsyncAnthropic:
+        client = anthropic.AsyncAnthropic(
+            base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=max_retries
+        )
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in clients:
+        await client.close()
 
 
 @pytest.fixture

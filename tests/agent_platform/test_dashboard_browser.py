@@ -19,6 +19,7 @@ from servers.browser import (
 from servers.cuttable_proxy import CuttableProxy
 from servers.messages_api import MessagesApiServer, Reply, Text, ToolUse
 from servers.platform import RunningPlatform, running_platform
+from servers.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 __all__ = ["chromium_browser"]
@@ -452,9 +453,13 @@ def test_the_dashboard_reconnects_by_itself_after_the_platform_restarts(
 ) -> None:
     page = signed_in(context, platform.token)
     create_agent(page, "Night shift")
-    send_task(page, f"Work through the night {messages_api.add_script([slow_reply()])}")
+    marker = messages_api.add_script([slow_reply()])
+    send_task(page, f"Work through the night {marker}")
     run = run_card(page)
     expect(run.locator(".connection")).to_have_text("Live")
+    # The agent is waiting for Claude, so its runner is up and recorded. (A crash in the moment
+    # before the record is written fails the run as lost; its runner, refused, ends by itself.)
+    wait_for(lambda: bool(messages_api.requests(marker)), "the agent's first call to Claude")
 
     # A crash, not a graceful stop: a stopping platform cancels its local runs, while after a
     # crash the runner outlives its platform and the restarted one adopts it. The page follows

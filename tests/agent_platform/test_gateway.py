@@ -12,7 +12,7 @@ import pytest
 from agent_platform.auth import hash_secret, new_secret
 from agent_platform.domain import RunStatus, RunTransition, utcnow
 from agent_platform.llm_gateway import LlmGateway
-from agent_runner.protocol import GATEWAY_PREFIX, Limits
+from agent_runner.protocol import Limits
 from pydantic import SecretStr
 from servers.messages_api import (
     HttpFailure,
@@ -22,7 +22,7 @@ from servers.messages_api import (
     Text,
     ToolUse,
 )
-from servers.platform import Caller, Served, create_agent, start_run, wait_for_status
+from servers.platform import Caller, Claude, Served, create_agent, start_run, wait_for_status
 
 UPSTREAM_KEY = "sk-upstream-test-key"
 
@@ -58,14 +58,8 @@ async def _live_run_token(served: Served, caller: Caller, limits: Limits) -> tup
     return run_id, token
 
 
-def _claude(served: Served, token: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=2
-    )
-
-
 async def test_a_streamed_reply_is_relayed_with_the_real_key_and_usage_recorded(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     run_id, token = await _live_run_token(served, alice, Limits())
     marker = messages_api.add_script(
@@ -76,7 +70,7 @@ async def test_a_streamed_reply_is_relayed_with_the_real_key_and_usage_recorded(
             )
         ]
     )
-    async with _claude(served, token).messages.stream(
+    async with claude(token).messages.stream(
         model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
     ) as stream:
         text = "".join([t async for t in stream.text_stream])
@@ -97,13 +91,13 @@ async def test_a_streamed_reply_is_relayed_with_the_real_key_and_usage_recorded(
 
 
 async def test_a_non_streamed_reply_is_relayed_and_counted(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     run_id, token = await _live_run_token(served, alice, Limits())
     marker = messages_api.add_script(
         [Reply([Text("plain")], usage={"input_tokens": 11, "output_tokens": 5})]
     )
-    reply = await _claude(served, token).messages.create(
+    reply = await claude(token).messages.create(
         model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
     )
     assert reply.content[0].type == "text"
@@ -114,12 +108,12 @@ async def test_a_non_streamed_reply_is_relayed_and_counted(
 
 
 async def test_events_are_relayed_as_they_arrive_not_buffered(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     _, token = await _live_run_token(served, alice, Limits())
     marker = messages_api.add_script([Reply([Text("a b c d e f", chunks=6)], event_interval=0.15)])
     arrivals: list[float] = []
-    async with _claude(served, token).messages.stream(
+    async with claude(token).messages.stream(
         model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
     ) as stream:
         async for _ in stream.text_stream:
@@ -130,31 +124,31 @@ async def test_events_are_relayed_as_they_arrive_not_buffered(
 
 
 async def test_an_unknown_token_is_refused_and_nothing_goes_upstream(
-    served: Served, messages_api: MessagesApiServer
+    served: Served, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     marker = messages_api.add_script([Reply([Text("never")])])
     with pytest.raises(anthropic.AuthenticationError, match="live run"):
-        await _claude(served, "run_not-a-real-token").messages.create(
+        await claude("run_not-a-real-token").messages.create(
             model="claude-test", max_tokens=10, messages=[{"role": "user", "content": marker}]
         )
     assert messages_api.requests(marker) == []
 
 
 async def test_the_token_of_a_finished_run_is_refused(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     run_id, token = await _live_run_token(served, alice, Limits())
     await alice.http.post(f"/api/runs/{run_id}/cancel")
     await wait_for_status(alice, run_id, {RunStatus.CANCELLED.value})
     marker = messages_api.add_script([Reply([Text("never")])])
     with pytest.raises(anthropic.AuthenticationError):
-        await _claude(served, token).messages.create(
+        await claude(token).messages.create(
             model="claude-test", max_tokens=10, messages=[{"role": "user", "content": marker}]
         )
 
 
 async def test_the_budget_caps_a_reply_and_refuses_calls_once_spent(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     _, token = await _live_run_token(served, alice, Limits(max_tokens=1_500))
     marker = messages_api.add_script(
@@ -163,15 +157,15 @@ async def test_the_budget_caps_a_reply_and_refuses_calls_once_spent(
             Reply([Text("never")]),
         ]
     )
-    claude = _claude(served, token)
-    await claude.messages.create(
+    client = claude(token)
+    await client.messages.create(
         model="claude-test", max_tokens=8_192, messages=[{"role": "user", "content": marker}]
     )
     # The answer may take what the request's input, bounded by its size, leaves of the budget.
     (first,) = messages_api.requests(marker)
     assert 1_300 < first.body["max_tokens"] < 1_500
     with pytest.raises(anthropic.PermissionDeniedError, match="budget of 1500 is exhausted"):
-        await claude.messages.create(
+        await client.messages.create(
             model="claude-test",
             max_tokens=100,
             messages=[
@@ -184,13 +178,13 @@ async def test_the_budget_caps_a_reply_and_refuses_calls_once_spent(
 
 
 async def test_upstream_rate_limits_reach_the_sdk_which_retries(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     _, token = await _live_run_token(served, alice, Limits())
     marker = messages_api.add_script(
         [HttpFailure(429, "rate_limit_error", retry_after=0.05, then=Reply([Text("later")]))]
     )
-    reply = await _claude(served, token).messages.create(
+    reply = await claude(token).messages.create(
         model="claude-test", max_tokens=10, messages=[{"role": "user", "content": marker}]
     )
     assert reply.content[0].type == "text"
@@ -223,7 +217,7 @@ UNBOUNDED_INPUT: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = 
 
 @pytest.mark.parametrize("case", sorted(UNBOUNDED_INPUT))
 async def test_input_the_request_does_not_hold_is_refused_before_going_upstream(
-    served: Served, alice: Caller, messages_api: MessagesApiServer, case: str
+    served: Served, alice: Caller, messages_api: MessagesApiServer, case: str, claude: Claude
 ) -> None:
     run_id, token = await _live_run_token(served, alice, Limits())
     marker = messages_api.add_script([Reply([Text("never")])])
@@ -233,7 +227,7 @@ async def test_input_the_request_does_not_hold_is_refused_before_going_upstream(
         [{"role": "assistant", "content": "ok"}] if turns and turns[0]["role"] == "user" else []
     )
     with pytest.raises(anthropic.BadRequestError, match="not supported by the gateway"):
-        await _claude(served, token).messages.create(
+        await claude(token).messages.create(
             model="claude-test",
             max_tokens=10,
             messages=[{"role": "user", "content": marker}, *between, *turns],  # type: ignore[list-item]
@@ -252,7 +246,7 @@ PIXEL = (
 
 
 async def test_the_runners_own_tools_and_inline_sources_go_upstream(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     _, token = await _live_run_token(served, alice, Limits())
     marker = messages_api.add_script([Reply([Text("seen")])])
@@ -260,7 +254,7 @@ async def test_the_runners_own_tools_and_inline_sources_go_upstream(
         "type": "image",
         "source": {"type": "base64", "media_type": "image/png", "data": PIXEL},
     }
-    reply = await _claude(served, token).messages.create(
+    reply = await claude(token).messages.create(
         model="claude-test",
         max_tokens=10,
         tools=[
@@ -276,7 +270,7 @@ async def test_the_runners_own_tools_and_inline_sources_go_upstream(
 
 @pytest.mark.parametrize("break_body", [False, True], ids=["truncated", "connection dropped"])
 async def test_a_stream_cut_mid_reply_counts_the_output_it_streamed(
-    served: Served, alice: Caller, messages_api: MessagesApiServer, break_body: bool
+    served: Served, alice: Caller, messages_api: MessagesApiServer, break_body: bool, claude: Claude
 ) -> None:
     run_id, token = await _live_run_token(served, alice, Limits())
     # Five deltas of ten characters; the stream stops after the second.
@@ -285,12 +279,10 @@ async def test_a_stream_cut_mid_reply_counts_the_output_it_streamed(
     marker = messages_api.add_script(
         [StreamCut(Reply([Text(text, chunks=5)], usage=billed), events=5, break_body=break_body)]
     )
-    claude = anthropic.AsyncAnthropic(
-        base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=0
-    )
+    client = claude(token, max_retries=0)
 
     async def read_the_stream() -> None:
-        async with claude.messages.stream(
+        async with client.messages.stream(
             model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
         ) as stream:
             async for _ in stream.text_stream:
@@ -305,7 +297,7 @@ async def test_a_stream_cut_mid_reply_counts_the_output_it_streamed(
 
 
 async def test_a_call_longer_than_the_gateway_allows_is_cut_and_its_stream_counted(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     # A call may take as long as its tokens are held, and no longer.
     short = LlmGateway(
@@ -323,12 +315,10 @@ async def test_a_call_longer_than_the_gateway_allows_is_cut_and_its_stream_count
                 )
             ]
         )
-        claude = anthropic.AsyncAnthropic(
-            base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=0
-        )
+        client = claude(token, max_retries=0)
 
         async def read_the_stream() -> None:
-            async with claude.messages.stream(
+            async with client.messages.stream(
                 model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
             ) as stream:
                 async for _ in stream.text_stream:

@@ -12,9 +12,8 @@ from typing import Any
 
 import anthropic
 import pytest
-from agent_runner.protocol import GATEWAY_PREFIX
 from servers.messages_api import MessagesApiServer, Reply, Text
-from servers.platform import Caller, Served, create_agent, running_run
+from servers.platform import Caller, Claude, Served, create_agent, running_run
 
 BUDGET = 1_000
 CALLS = 30
@@ -47,7 +46,7 @@ async def _usage(caller: Caller, run_id: str) -> int:
 
 
 async def test_thirty_parallel_calls_never_spend_more_than_the_budget(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     agent = await create_agent(alice, limits={"max_tokens": BUDGET})
     run_id, token = await running_run(served, alice, agent["id"])
@@ -55,14 +54,12 @@ async def test_thirty_parallel_calls_never_spend_more_than_the_budget(
     marker = messages_api.add_script(
         [Reply([Text("ok")], usage={"input_tokens": 50, "output_tokens": 100})]
     )
-    claude = anthropic.AsyncAnthropic(
-        base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=0
-    )
+    client = claude(token, max_retries=0)
 
     async def call() -> str:
         """The word answered, or the message of the gateway's refusal."""
         try:
-            await claude.messages.create(
+            await client.messages.create(
                 model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
             )
         except (anthropic.RateLimitError, anthropic.PermissionDeniedError) as refused:

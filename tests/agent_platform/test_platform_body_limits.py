@@ -14,9 +14,8 @@ import httpx
 import pytest
 from agent_platform.workspaces import read_file
 from agent_runner import protocol
-from agent_runner.protocol import GATEWAY_PREFIX
 from servers.messages_api import MessagesApiServer, Reply, Text
-from servers.platform import Caller, Served, create_agent, running_run
+from servers.platform import Caller, Claude, Served, create_agent, running_run
 
 API_LIMIT = 1024
 WORKSPACE_LIMIT = 8 * 1024
@@ -117,21 +116,15 @@ async def test_a_workspace_file_upload_may_outgrow_the_api_limit(alice: Caller) 
     assert "AGENT_PLATFORM_WORKSPACE_MAX_BYTES" in too_big.json()["message"]
 
 
-def _claude(served: Served, token: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        base_url=served.base_url + GATEWAY_PREFIX, api_key=token, max_retries=0
-    )
-
-
 async def test_a_conversation_longer_than_any_api_body_goes_through_the_gateway(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     agent = await create_agent(alice)
     _, token = await running_run(served, alice, agent["id"])
     marker = messages_api.add_script([Reply([Text("read it all")])])
     long_turn = f"{marker} " + "word " * (4 * API_LIMIT)
 
-    reply = await _claude(served, token).messages.create(
+    reply = await claude(token, max_retries=0).messages.create(
         model="claude-test", max_tokens=100, messages=[{"role": "user", "content": long_turn}]
     )
 
@@ -142,7 +135,7 @@ async def test_a_conversation_longer_than_any_api_body_goes_through_the_gateway(
 
 
 async def test_a_conversation_over_the_gateway_limit_is_an_anthropic_error_for_the_sdk(
-    served: Served, alice: Caller, messages_api: MessagesApiServer
+    served: Served, alice: Caller, messages_api: MessagesApiServer, claude: Claude
 ) -> None:
     agent = await create_agent(alice)
     _, token = await running_run(served, alice, agent["id"])
@@ -150,7 +143,7 @@ async def test_a_conversation_over_the_gateway_limit_is_an_anthropic_error_for_t
     too_long = f"{marker} " + "word " * GATEWAY_LIMIT
 
     with pytest.raises(anthropic.RequestTooLargeError) as refused:
-        await _claude(served, token).messages.create(
+        await claude(token, max_retries=0).messages.create(
             model="claude-test", max_tokens=100, messages=[{"role": "user", "content": too_long}]
         )
 

@@ -19,9 +19,9 @@ from agent_platform.auth import new_secret
 from agent_platform.logs import JsonFormatter
 from agent_platform.settings import Settings
 from agent_runner.protocol import GATEWAY_PREFIX
+from fastapi import FastAPI
 from servers.gcs_server import GcsServer, gcs_server
 from servers.platform import Caller, Served, create_agent, serving_in_loop
-from starlette.types import ASGIApp
 
 __all__ = ["gcs_server"]
 
@@ -91,7 +91,7 @@ async def test_an_unexpected_failure_answers_500_in_the_error_shape_logged_once_
     async def fail() -> None:
         raise RuntimeError(f"the store said:\n{secret}")
 
-    def make_app(port: int) -> ASGIApp:
+    def make_app(port: int) -> FastAPI:
         settings = Settings(_env_file=None, data_dir=tmp_path, port=port, print_login_url=False)
         app = create_app(settings)
         app.add_api_route("/api/failing", fail)

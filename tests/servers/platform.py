@@ -25,16 +25,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
-import uvicorn
 from agent_platform.auth import ensure_user, hash_secret, issue_token, new_secret
+from agent_platform.cli import GRACEFUL_SHUTDOWN_SECONDS, platform_server
 from agent_platform.domain import Run, RunStatus, RunTransition, TokenKind, User, new_id, utcnow
 from agent_platform.services import Services
 from agent_platform.settings import Settings
-from starlette.types import ASGIApp
+from fastapi import FastAPI
 
 STARTUP_SECONDS = 30.0
-STOP_SECONDS = 15.0
+# More than the platform's own stop takes at most: its graceful period for open requests, then
+# cancelling runs.
+STOP_SECONDS = GRACEFUL_SHUTDOWN_SECONDS + 20.0
 
 
 def free_port() -> int:
@@ -172,19 +175,18 @@ def running_platform(
 
 
 @asynccontextmanager
-async def serving_in_loop(make_app: Callable[[int], ASGIApp]) -> AsyncIterator[str]:
-    """Serve `make_app(port)` with uvicorn on the running event loop; yield its base URL.
+async def serving_in_loop(make_app: Callable[[int], FastAPI]) -> AsyncIterator[str]:
+    """Serve `make_app(port)` on the running event loop as `agent-platform serve` would.
 
-    The port is chosen first, so that the app can know its own URL.
+    The port is chosen first, so that the app can know its own URL. The server is the one the
+    command runs, so it stops the same way: event streams ended, open requests given the
+    command's grace period, then the app's own shutdown.
     """
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        make_app(port), lifespan="on", log_config=None, access_log=False, ws_ping_interval=None
-    )
-    server = uvicorn.Server(config)
+    server = platform_server(make_app(port), "127.0.0.1", port)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     deadline = time.monotonic() + STARTUP_SECONDS
     while not server.started:
@@ -198,8 +200,30 @@ async def serving_in_loop(make_app: Callable[[int], ASGIApp]) -> AsyncIterator[s
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, STOP_SECONDS)
-        sock.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
+        except TimeoutError:
+            stuck = _task_stacks()
+            server.force_exit = True
+            raise TimeoutError(
+                f"the platform did not stop in {STOP_SECONDS}s; its tasks were at:\n{stuck}"
+            ) from None
+        finally:
+            sock.close()
+
+
+def _task_stacks() -> str:
+    """Where each task of the running loop waits, to say why a stop hangs."""
+    lines: list[str] = []
+    for task in asyncio.all_tasks():
+        lines.append(f"{task.get_name()}: {task.get_coro()!r}")
+        for frame in task.get_stack(limit=8):
+            lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+    return "\n".join(lines)
+
+
+# `claude(token, max_retries=2)`: an SDK client of the served platform's LLM gateway.
+Claude = Callable[..., anthropic.AsyncAnthropic]
 
 
 @dataclass

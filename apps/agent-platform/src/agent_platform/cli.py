@@ -145,7 +145,7 @@ def prints_login_url(settings: Settings) -> bool:
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
-class _Server(uvicorn.Server):
+class PlatformServer(uvicorn.Server):
     """uvicorn, ending the app's open event streams before it waits for requests to finish."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
@@ -211,10 +211,15 @@ def serve(settings: Settings) -> None:
         )
     app = create_app(settings)
     _settle_garbage_collector()
+    platform_server(app, settings.host, settings.port).run()
+
+
+def platform_server(app: FastAPI, host: str, port: int) -> PlatformServer:
+    """The server `serve` runs: the tests serve the app in their own loop through it too."""
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         log_config=None,
         # The access log would print login codes in query strings; requests are counted in
         # /metrics instead.
@@ -222,7 +227,7 @@ def serve(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    _Server(config, app).run()
+    return PlatformServer(config, app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
