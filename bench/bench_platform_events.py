@@ -3,9 +3,9 @@
 100 runs post event batches concurrently, as runners do: a batch of 50 events every 500 ms
 each, every run at its own phase (10,000 events/s offered); every run has one SSE subscriber,
 and one run has 20 more. Three processes, so that no side's work delays another's: the
-platform, the posting runners, and the subscribers (this process); each connection has its own
-client. Reported: events/s ingested and delivered over the whole flow; the p50/p99 latency
-from the moment a batch is posted to the moment a subscriber receives each of its events (both
+platform, the posting runners, and the subscribers (this process); see `bench.event_flow`.
+Reported: events/s ingested and delivered over the whole flow; the p50/p99 latency from the
+moment a batch is posted to the moment a subscriber receives each of its events (both
 ends read the system-wide monotonic clock); and the platform's CPU time per event, which other
 load on the machine does not inflate as it does wall-clock figures. The flow runs three times,
 each on a fresh platform; the worst run's figures are reported, with every run's p99. Targets
@@ -29,6 +29,22 @@ us before, 38.0-44.4 us after. What is left of the tail at that load: a batch st
 ~100 ms (p99) between reaching the platform and being stored, over turns of an event loop that
 lags up to 7-18 ms (p99) per turn, while SQLite itself takes under 20 ms.
 
+Then, side by side in one session at load average ~1. The measuring side first: a full
+collection in the subscribing process held up every event behind it, more with each
+repetition; with neither the subscribers nor the runners collecting during the flow
+(`event_flow.no_collections`), the same platform gave p99 by repetition 19/27/90 and 18/20/74 ms
+where the old harness gave 104/67/98 and 49/132/138. Then the platform, old and new code
+alternately under the new harness, three times three repetitions: runners' posts and the
+streams matched first among the routes, the answer to a post rendered once, event data and
+SSE frames encoded by pydantic-core. CPU per event 42.2/45.6/48.6 us before, 37.2/41.6/38.8 us
+after; p99 by repetition 40/23/31, 25/49/34, 43/75/33 ms before, 18/19/22, 16/47/63,
+76/19/26 ms after; p50 5.1-5.9 ms before, 4.1-5.1 ms after. The target holds in some runs of
+three and not in others, on either side. What is left of the tail: turns of the platform's event
+loop of 40-50 ms, all of it the main thread's own CPU time (read from its CPU clock around each
+turn), in which the requests that one completed write releases, and the streams they wake, are
+handled together; sampled during such turns, the thread was in many requests' handling, not in
+one slow step. Garbage collection took 10-14 ms per repetition in all.
+
 Run: `python -m bench platform_events`; with `--quick`, 4 runs post 2 batches each.
 """
 
@@ -36,27 +52,18 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import random
 import ssl
 import statistics
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from agent_platform.store.sqlite import SqliteStore
 from servers.platform import RunningPlatform, running_platform
 
-from bench.event_flow import (
-    BATCH_INTERVAL_SECONDS,
-    fetch_assignment,
-    post_batches,
-    running_runs,
-    subscribe,
-)
+from bench.event_flow import client, no_collections, post_events, running_runs, subscribe
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,6 @@ TARGET_P99_MS = 50.0
 REPETITIONS = 3
 
 
-def _client(base_url: str, tls: ssl.SSLContext, **options: Any) -> httpx.AsyncClient:
-    """A client for one connection: httpx scans its whole pool on every request."""
-    # One TLS context for all, though nothing here is TLS: httpx builds one per client, slowly.
-    return httpx.AsyncClient(base_url=base_url, timeout=60, verify=tls, **options)
-
-
 async def _sqlite_running_runs(
     platform: RunningPlatform, agent_id: str, count: int
 ) -> list[tuple[str, str]]:
@@ -91,48 +92,15 @@ async def _sqlite_running_runs(
         await store.aclose()
 
 
-async def _post_all(
-    base_url: str, runs: list[tuple[str, str]], batches: int
-) -> tuple[int, float, float]:
-    tls = ssl.create_default_context()
-    clients = [_client(base_url, tls) for _ in runs]
-    try:
-        await asyncio.gather(
-            *(
-                fetch_assignment(http, run_id, token)
-                for http, (run_id, token) in zip(clients, runs, strict=True)
-            )
-        )
-        started = time.monotonic()
-        phases = [started + random.uniform(0, BATCH_INTERVAL_SECONDS) for _ in runs]
-        posted = await asyncio.gather(
-            *(
-                post_batches(http, run_id, token, first_at, batches)
-                for http, (run_id, token), first_at in zip(clients, runs, phases, strict=True)
-            )
-        )
-        return sum(posted), started, time.monotonic()
-    finally:
-        await asyncio.gather(*(http.aclose() for http in clients))
-
-
-def post_events(
-    base_url: str, runs: list[tuple[str, str]], batches: int
-) -> tuple[int, float, float]:
-    """In the posting process: every run's batches; the events posted, and when it began and
-    ended on the monotonic clock."""
-    return asyncio.run(_post_all(base_url, runs, batches))
-
-
 async def _measure(
     platform: RunningPlatform, posting: ProcessPoolExecutor, size: Size
 ) -> dict[str, Any]:
     tls = ssl.create_default_context()
-    async with _client(platform.base_url, tls, headers=platform.headers) as http:
+    async with client(platform.base_url, tls, headers=platform.headers) as http:
         agent = (await http.post("/api/agents", json={"name": "bench"})).json()
     runs = await _sqlite_running_runs(platform, agent["id"], size.runs)
     watchers = [run_id for run_id, _ in runs] + [runs[0][0]] * size.hot_run_extra_subscribers
-    clients = [_client(platform.base_url, tls, headers=platform.headers) for _ in watchers]
+    clients = [client(platform.base_url, tls, headers=platform.headers) for _ in watchers]
     latencies: list[float] = []
     connected = [asyncio.Event() for _ in watchers]
     subscribers = [
@@ -141,13 +109,14 @@ async def _measure(
     ]
     try:
         await asyncio.wait_for(asyncio.gather(*(c.wait() for c in connected)), 60)
-        cpu_before = platform.cpu_seconds()
-        loop = asyncio.get_running_loop()
-        posted, started, ingested_at = await loop.run_in_executor(
-            posting, post_events, platform.base_url, runs, size.batches_per_run
-        )
-        delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 120)
-        cpu = platform.cpu_seconds() - cpu_before
+        with no_collections():
+            cpu_before = platform.cpu_seconds()
+            loop = asyncio.get_running_loop()
+            posted, started, ingested_at = await loop.run_in_executor(
+                posting, post_events, platform.base_url, runs, size.batches_per_run
+            )
+            delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 120)
+            cpu = platform.cpu_seconds() - cpu_before
     finally:
         for task in subscribers:
             task.cancel()

@@ -42,7 +42,9 @@ from agent_platform.settings import Settings
 from agent_platform.store import open_store
 from agent_platform.workspaces import open_blob_store
 
-ROUTERS = (health, session, agents, runs, events, files, runner, workspace, gateway)
+# Matched in this order: runners' event posts and the event streams first, as they are most of
+# a busy platform's requests, and every route tried before the right one costs a match.
+ROUTERS = (runner, events, gateway, health, session, agents, runs, files, workspace)
 
 
 def replica_id(settings: Settings) -> str:

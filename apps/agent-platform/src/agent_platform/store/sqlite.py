@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import aiosqlite
 from agent_runner.protocol import Limits, Usage
+from pydantic_core import to_json
 
 from agent_platform import token_holds
 from agent_platform.domain import (
@@ -259,7 +260,7 @@ def _insert_events(appends: Sequence[_Append]) -> tuple[str, list[Any]]:
         value
         for a in appends
         for e in a.events
-        for value in (a.run_id, e.seq, e.type, json.dumps(e.data), _iso(e.time))
+        for value in (a.run_id, e.seq, e.type, to_json(e.data).decode(), _iso(e.time))
     ]
     sql = (
         f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"  # noqa: S608 - placeholders only
