@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
 import httpx
 from agent_runner import protocol
 from servers.platform import Caller, Served, create_agent, event, result_event, running_run
+from servers.waiting import eventually
 
 
 def runner(served: Served, token: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=served.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
+
+
+def as_python_writes_it(body: dict[str, Any]) -> dict[str, Any]:
+    """Request arguments sending `body` as Python's json module writes it, which httpx does not:
+    NaN and infinities spelled out, and lone surrogates escaped. The platform's parser reads both;
+    a browser reads neither."""
+    return {"content": json.dumps(body), "headers": {"content-type": "application/json"}}
 
 
 def events_path(run_id: str) -> str:
@@ -90,18 +102,69 @@ async def test_a_malformed_batch_is_refused_and_nothing_is_stored(
 ) -> None:
     agent = await create_agent(alice)
     run_id, token = await running_run(served, alice, agent["id"])
-    bad_batches = [
+    bad_batches: list[dict[str, Any]] = [
         {"events": []},
         {"events": [{**event(1), "type": "gossip"}]},
         {"events": [event(1), {**result_event(2), "data": {"outcome": "maybe"}}]},
         {"events": [event(1), result_event(2), event(3)]},
+        # Half a surrogate pair, which JSON can escape and no UTF-8 encoder writes.
+        {"events": [event(1, text="\ud800")]},
     ]
     async with runner(served, token) as http:
         for batch in bad_batches:
-            answer = await http.post(events_path(run_id), json=batch)
+            answer = await http.post(events_path(run_id), **as_python_writes_it(batch))
             assert answer.status_code == 422, batch
             assert answer.json()["message"]
     assert await served.services.store.list_events(run_id) == []
+
+
+async def test_one_runs_unwritable_event_costs_no_other_run_its_events(
+    served: Served, alice: Caller
+) -> None:
+    agent = await create_agent(alice)
+    hostile, hostile_token = await running_run(served, alice, agent["id"])
+    honest, honest_token = await running_run(served, alice, agent["id"])
+    unwritable = as_python_writes_it({"events": [event(1, text="\udfff")]})
+    async with runner(served, hostile_token) as bad, runner(served, honest_token) as good:
+        refused, stored = await asyncio.gather(
+            bad.post(events_path(hostile), **unwritable),
+            good.post(events_path(honest), json={"events": [event(1), event(2)]}),
+        )
+    assert refused.status_code == 422
+    assert "lone surrogates" in refused.text
+    assert stored.json() == {"acked_seq": 2}
+    assert [e.seq for e in await served.services.store.list_events(honest)] == [1, 2]
+
+
+async def test_numbers_json_cannot_spell_are_streamed_as_null(
+    served: Served, alice: Caller
+) -> None:
+    agent = await create_agent(alice)
+    run_id, token = await running_run(served, alice, agent["id"])
+    batch = {"events": [event(1, ratio=float("nan"), ceiling=float("inf"))]}
+    frames: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async with alice.http.stream("GET", f"/api/runs/{run_id}/events/stream") as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    frames.append(json.loads(line[6:], parse_constant=_refuse))
+                    return
+
+    # Following before the post, so the event comes live from the bus, not from the store.
+    following = asyncio.create_task(follow())
+    await eventually(lambda: served.services.bus.subscriber_count() == 1, "the subscription")
+    async with runner(served, token) as http:
+        answer = await http.post(events_path(run_id), **as_python_writes_it(batch))
+    assert answer.status_code == 200, answer.text
+    await asyncio.wait_for(following, 30)
+    assert frames[0]["data"] == {"ratio": None, "ceiling": None}
+    listed = (await alice.http.get(f"/api/runs/{run_id}/events")).json()["items"]
+    assert listed[0]["data"] == {"ratio": None, "ceiling": None}
+
+
+def _refuse(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON")
 
 
 async def test_the_result_event_finishes_the_run_with_usage_and_conversation(

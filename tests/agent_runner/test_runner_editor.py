@@ -7,11 +7,15 @@ sees its workspace as /workspace.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from agent_runner.protocol import Event, EventType
 from agent_runner.run import tool_environment
-from agent_runner.tools import Bubblewrap, EditorTool, ToolError, ToolSandbox, Unconfined
+from agent_runner.tools import Bubblewrap, EditorTool, Toolbox, ToolError, ToolSandbox, Unconfined
+
+NOW = datetime.now(UTC)
 
 
 def _editor(sandbox: ToolSandbox) -> EditorTool:
@@ -118,3 +122,22 @@ def test_a_write_runs_without_the_runners_token(
     seen = (tmp_path / "seen-env").read_text()
     assert "PATH=" in seen
     assert "run-token-of-the-runner" not in seen
+
+
+async def test_a_file_name_that_is_not_utf8_reaches_the_platform_as_valid_text(
+    tmp_path: Path,
+) -> None:
+    # An agent can name a file with any bytes; Python reads the invalid ones as lone surrogates,
+    # which neither Claude's API nor the platform's events take.
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / os.fsdecode(b"notes-\xff.txt")).write_text("x")
+    sandbox = Unconfined(tmp_path / "ws")
+    toolbox = Toolbox(
+        ["str_replace_based_edit_tool"], sandbox, tool_environment(os.environ, sandbox)
+    )
+    output = await toolbox.call(
+        "str_replace_based_edit_tool", {"command": "view", "path": str(tmp_path / "ws")}
+    )
+    assert "notes-\ufffd.txt" in output.text
+    event = Event(seq=1, type=EventType.TOOL_RESULT, data={"output": output.text}, time=NOW)
+    assert "notes-\ufffd.txt" in event.model_dump_json()

@@ -19,7 +19,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticSerializationError, to_json
 
 # The names (environment, paths, event types) are defined without pydantic; shared from here.
 from agent_runner.wire_names import (
@@ -148,6 +149,21 @@ class Event(Wire):
     type: EventType
     data: dict[str, Any] = Field(default_factory=dict)
     time: datetime
+
+    @field_validator("data")
+    @classmethod
+    def _encodable(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Data that can be stored and streamed as JSON: its text is valid Unicode.
+
+        JSON's escapes can spell half of a surrogate pair, which no UTF-8 encoder writes; such
+        an event is refused where it arrives, rather than failing the store's write that it
+        would share with other runs' events, or its run's stream.
+        """
+        try:
+            to_json(data)
+        except PydanticSerializationError:
+            raise ValueError("event data must be valid Unicode text: no lone surrogates") from None
+        return data
 
 
 class EventBatch(Wire):

@@ -253,6 +253,11 @@ def _next_write(waiting: Sequence[_Append]) -> Sequence[_Append]:
     return list(waiting)
 
 
+def _data_json(data: dict[str, Any]) -> str:
+    """An event's data as JSON text; NaN and infinities, which JSON cannot spell, as null."""
+    return to_json(data, inf_nan_mode="null").decode()
+
+
 def _insert_events(appends: Sequence[_Append]) -> tuple[str, list[Any]]:
     """One statement storing every batch; a (run, seq) already stored keeps its first event."""
     rows = ", ".join(["(?, ?, ?, ?, ?)"] * sum(len(a.events) for a in appends))
@@ -260,7 +265,13 @@ def _insert_events(appends: Sequence[_Append]) -> tuple[str, list[Any]]:
         value
         for a in appends
         for e in a.events
-        for value in (a.run_id, e.seq, e.type, to_json(e.data).decode(), _iso(e.time))
+        for value in (
+            a.run_id,
+            e.seq,
+            e.type,
+            _data_json(e.data),
+            _iso(e.time),
+        )
     ]
     sql = (
         f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"  # noqa: S608 - placeholders only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from agent_runner.tools.bash import BashTool
@@ -49,6 +50,27 @@ class Toolbox:
         if entry is None:
             return ToolOutput(f"tool {name!r} is not available to this agent", is_error=True)
         try:
-            return await entry[1](tool_input)
+            output = await entry[1](tool_input)
         except ToolError as exc:
-            return ToolOutput(str(exc), is_error=True)
+            output = ToolOutput(str(exc), is_error=True)
+        return replace(output, text=valid_unicode(output.text))
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with every lone surrogate as U+FFFD.
+
+    A workspace's file names need not be UTF-8, and Python reads the bytes that are not as lone
+    surrogates, which neither Claude's API nor the platform accepts in an event.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        pass
+    else:
+        return text
+    try:
+        # The bytes as they were read, each invalid one then one U+FFFD.
+        raw = text.encode(errors="surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode(errors="surrogatepass")
+    return raw.decode(errors="replace")
