@@ -118,7 +118,7 @@ async def test_a_malformed_batch_is_refused_and_nothing_is_stored(
     assert await served.services.store.list_events(run_id) == []
 
 
-async def test_one_runs_unwritable_event_costs_no_other_run_its_events(
+async def test_an_event_no_encoder_can_write_is_refused_and_other_runs_post_as_usual(
     served: Served, alice: Caller
 ) -> None:
     agent = await create_agent(alice)

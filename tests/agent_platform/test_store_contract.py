@@ -293,6 +293,25 @@ async def test_batches_posted_at_once_store_each_event_once_for_one_caller(store
         assert [e.seq for e in await store.list_events(run.id)] == list(range(1, 16))
 
 
+async def test_a_batch_a_store_cannot_write_fails_alone(store: Store) -> None:
+    honest, _ = await store.create_run(a_run(an_agent("usr_a")))
+    hostile, _ = await store.create_run(a_run(an_agent("usr_b")))
+    unwritable = replace(an_event(hostile, 1), data={"text": "\ud800"})  # half a surrogate pair
+    # In flight together, as batches that would share one write.
+    stored, refused = await asyncio.gather(
+        store.append_events(honest.id, [an_event(honest, seq) for seq in (1, 2)]),
+        store.append_events(hostile.id, [unwritable]),
+        return_exceptions=True,
+    )
+    assert not isinstance(stored, BaseException)
+    assert [e.seq for e in stored] == [1, 2]
+    assert [e.seq for e in await store.list_events(honest.id)] == [1, 2]
+    # SQLite writes JSON text and refuses it; Firestore keeps strings as they are. (The API
+    # refuses such events before any store sees them.)
+    if isinstance(refused, Exception):
+        assert await store.list_events(hostile.id) == []
+
+
 async def test_a_conversation_belongs_to_its_agents_owner(store: Store) -> None:
     agent = an_agent("usr_a")
     await store.create_agent(agent)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_runner.config import RunnerConfig
@@ -23,6 +25,7 @@ class Ingestion:
 
     def __init__(self) -> None:
         self.stored: list[int] = []
+        self.notices: list[dict[str, Any]] = []
         self.batches = 0
         self.lock = threading.Lock()
 
@@ -36,6 +39,8 @@ class Ingestion:
             for event in batch.events:
                 if event.seq == len(self.stored) + 1:
                     self.stored.append(event.seq)
+                    if event.type is EventType.NOTICE:
+                        self.notices.append(event.data)
             acked = len(self.stored)
         return JSONResponse(BatchAck(acked_seq=acked).model_dump())
 
@@ -96,3 +101,24 @@ async def test_a_refused_token_stops_reporting_instead_of_retrying_forever(
         await client.aclose()
     assert ingestion.batches == 1
     assert "rejected the run token" in capsys.readouterr().err
+
+
+async def test_an_event_naming_a_file_that_is_not_utf8_is_sent_with_valid_text(
+    tmp_path: Path,
+) -> None:
+    # A link left out of the workspace is named in a notice, with whatever bytes its name has;
+    # emitting it must not fail, or the run would end without its workspace or its result.
+    ingestion = Ingestion()
+    server = ThreadedServer(ingestion.app()).start()
+    client = _client(server.port, tmp_path)
+    try:
+        reporter = Reporter(client.post_events)
+        reporter.start()
+        name = os.fsdecode(b"link-\xff")
+        reporter.emit(EventType.NOTICE, {"kind": "links", "message": name, "lone": "\ud800"})
+        assert await reporter.close(within=10)
+    finally:
+        server.stop()
+        await client.aclose()
+    assert ingestion.stored == [1]
+    assert ingestion.notices == [{"kind": "links", "message": "link-\ufffd", "lone": "\ufffd"}]

@@ -12,6 +12,7 @@ In the test's loop (tests/agent_platform's `served` fixture): `serving_in_loop`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -27,6 +28,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import uvicorn
 from agent_platform.auth import ensure_user, hash_secret, issue_token, new_secret
 from agent_platform.cli import GRACEFUL_SHUTDOWN_SECONDS, platform_server
 from agent_platform.domain import Run, RunStatus, RunTransition, TokenKind, User, new_id, utcnow
@@ -38,6 +40,7 @@ STARTUP_SECONDS = 30.0
 # More than the platform's own stop takes at most: its graceful period for open requests, then
 # cancelling runs.
 STOP_SECONDS = GRACEFUL_SHUTDOWN_SECONDS + 20.0
+FORCED_STOP_SECONDS = 5.0
 
 
 def free_port() -> int:
@@ -186,7 +189,7 @@ async def serving_in_loop(make_app: Callable[[int], FastAPI]) -> AsyncIterator[s
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
-    server = platform_server(make_app(port), "127.0.0.1", port)
+    server = platform_server(make_app(port), "127.0.0.1", port, handle_signals=False)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     deadline = time.monotonic() + STARTUP_SECONDS
     while not server.started:
@@ -201,15 +204,28 @@ async def serving_in_loop(make_app: Callable[[int], FastAPI]) -> AsyncIterator[s
     finally:
         server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
-        except TimeoutError:
-            stuck = _task_stacks()
-            server.force_exit = True
-            raise TimeoutError(
-                f"the platform did not stop in {STOP_SECONDS}s; its tasks were at:\n{stuck}"
-            ) from None
+            stuck = await _stop(server, task)
         finally:
             sock.close()
+        if stuck is not None:
+            raise TimeoutError(
+                f"the platform did not stop in {STOP_SECONDS}s; its tasks were at:\n{stuck}"
+            )
+
+
+async def _stop(server: uvicorn.Server, task: asyncio.Task[None]) -> str | None:
+    """Wait for the server to stop. If it does not in time, say where its tasks were, and
+    force it to (cancelled, if even that takes long)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
+    except TimeoutError:
+        stuck = _task_stacks()
+    else:
+        return None
+    server.force_exit = True
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, FORCED_STOP_SECONDS)
+    return stuck
 
 
 def _task_stacks() -> str:

@@ -148,9 +148,10 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 class PlatformServer(uvicorn.Server):
     """uvicorn, ending the app's open event streams before it waits for requests to finish."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI, *, handle_signals: bool) -> None:
         super().__init__(config)
         self._app = app
+        self._handle_signals = handle_signals
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         services = getattr(self._app.state, "services", None)
@@ -160,6 +161,9 @@ class PlatformServer(uvicorn.Server):
 
     @contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
+        if not self._handle_signals:  # the process is not the platform's: leave its signals
+            yield
+            return
         # uvicorn raises a SIGTERM it handled again once it has stopped, so the process would
         # die of it; a stop that completed is a success (exit 0).
         with super().capture_signals():
@@ -214,8 +218,11 @@ def serve(settings: Settings) -> None:
     platform_server(app, settings.host, settings.port).run()
 
 
-def platform_server(app: FastAPI, host: str, port: int) -> PlatformServer:
-    """The server `serve` runs: the tests serve the app in their own loop through it too."""
+def platform_server(
+    app: FastAPI, host: str, port: int, *, handle_signals: bool = True
+) -> PlatformServer:
+    """The server `serve` runs: the tests serve the app in their own loop through it too,
+    leaving SIGINT and SIGTERM to the test runner (`handle_signals=False`)."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -227,7 +234,7 @@ def platform_server(app: FastAPI, host: str, port: int) -> PlatformServer:
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    return PlatformServer(config, app)
+    return PlatformServer(config, app, handle_signals=handle_signals)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

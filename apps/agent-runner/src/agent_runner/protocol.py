@@ -155,9 +155,8 @@ class Event(Wire):
     def _encodable(cls, data: dict[str, Any]) -> dict[str, Any]:
         """Data that can be stored and streamed as JSON: its text is valid Unicode.
 
-        JSON's escapes can spell half of a surrogate pair, which no UTF-8 encoder writes; such
-        an event is refused where it arrives, rather than failing the store's write that it
-        would share with other runs' events, or its run's stream.
+        JSON's escapes can spell half of a surrogate pair, which no UTF-8 encoder writes: such
+        an event is refused where it arrives, since no JSON text could store or stream it.
         """
         try:
             to_json(data)

@@ -18,6 +18,7 @@ import httpx
 
 from agent_runner.platform_client import PlatformError
 from agent_runner.protocol import MAX_EVENTS_PER_BATCH, BatchAck, Event, EventBatch, EventType
+from agent_runner.unicode_text import valid_unicode_data
 
 Send = Callable[[EventBatch], Awaitable[BatchAck]]
 
@@ -40,7 +41,14 @@ class Reporter:
     def emit(self, event_type: EventType, data: dict[str, Any]) -> None:
         self._seq += 1
         self._pending.append(
-            Event(seq=self._seq, type=event_type, data=data, time=datetime.now(UTC))
+            # Text the protocol refuses (a file name that is not UTF-8, say) is mended, not
+            # raised: emitting never fails.
+            Event(
+                seq=self._seq,
+                type=event_type,
+                data=valid_unicode_data(data),
+                time=datetime.now(UTC),
+            )
         )
         self._drained.clear()
         self._wake.set()

@@ -240,6 +240,9 @@ class _Append:
 
     run_id: str
     events: Sequence[StoredEvent]
+    # The batch's column values, encoded before it waits: data that cannot be encoded fails
+    # its own batch, never the write it would have shared with other runs' batches.
+    values: list[Any]
     stored: asyncio.Future[list[StoredEvent]]
 
 
@@ -258,21 +261,17 @@ def _data_json(data: dict[str, Any]) -> str:
     return to_json(data, inf_nan_mode="null").decode()
 
 
+def _values(run_id: str, events: Sequence[StoredEvent]) -> list[Any]:
+    """The events' column values, row after row, in `_insert_events`' order."""
+    return [
+        value for e in events for value in (run_id, e.seq, e.type, _data_json(e.data), _iso(e.time))
+    ]
+
+
 def _insert_events(appends: Sequence[_Append]) -> tuple[str, list[Any]]:
     """One statement storing every batch; a (run, seq) already stored keeps its first event."""
     rows = ", ".join(["(?, ?, ?, ?, ?)"] * sum(len(a.events) for a in appends))
-    params = [
-        value
-        for a in appends
-        for e in a.events
-        for value in (
-            a.run_id,
-            e.seq,
-            e.type,
-            _data_json(e.data),
-            _iso(e.time),
-        )
-    ]
+    params = [value for a in appends for value in a.values]
     sql = (
         f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"  # noqa: S608 - placeholders only
         " ON CONFLICT DO NOTHING RETURNING run_id, seq"
@@ -696,7 +695,8 @@ class SqliteStore:
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
         if not events:
             return []
-        append = _Append(run_id, events, asyncio.get_running_loop().create_future())
+        values = _values(run_id, events)
+        append = _Append(run_id, events, values, asyncio.get_running_loop().create_future())
         self._appends.append(append)
         if self._appender is None or self._appender.done():
             self._appender = asyncio.create_task(self._store_appends())

@@ -10,6 +10,7 @@ from agent_runner.tools.bash import BashTool
 from agent_runner.tools.editor import EditorTool
 from agent_runner.tools.output import ToolError, ToolOutput
 from agent_runner.tools.sandbox import Bubblewrap, ToolSandbox, Unconfined
+from agent_runner.unicode_text import valid_unicode
 from agent_runner.wire_names import TOOL_NAMES
 
 __all__ = [
@@ -54,23 +55,3 @@ class Toolbox:
         except ToolError as exc:
             output = ToolOutput(str(exc), is_error=True)
         return replace(output, text=valid_unicode(output.text))
-
-
-def valid_unicode(text: str) -> str:
-    """`text` with every lone surrogate as U+FFFD.
-
-    A workspace's file names need not be UTF-8, and Python reads the bytes that are not as lone
-    surrogates, which neither Claude's API nor the platform accepts in an event.
-    """
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        pass
-    else:
-        return text
-    try:
-        # The bytes as they were read, each invalid one then one U+FFFD.
-        raw = text.encode(errors="surrogateescape")
-    except UnicodeEncodeError:
-        raw = text.encode(errors="surrogatepass")
-    return raw.decode(errors="replace")
