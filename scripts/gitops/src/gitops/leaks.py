@@ -1,8 +1,8 @@
 """Secret scanning of rendered objects with gitleaks: its maintained rules plus the repository's.
 
 Each object is written as one line of JSON, so a gitleaks line number names the object. The
-objects are the rendered ones, so a value a kustomize generator or patch put in is scanned as the
-cluster will receive it.
+objects scanned are the rendered ones: values that kustomize generators and patches add are
+scanned exactly as the cluster receives them.
 """
 
 from __future__ import annotations
