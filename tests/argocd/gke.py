@@ -8,39 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cluster.cluster_objects import crd_manifests
-from servers.control_plane import ROOT, ControlPlane
+from servers.control_plane import ROOT, ControlPlane, kwok_node
 
 PLATFORM_NAMESPACE = "agent-platform"
-CAPACITY = {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "1Ti", "pods": "110"}
 
 
 def general_purpose_node() -> dict[str, Any]:
     """A node without GKE Sandbox's taint, where the API's pods go (the control plane's one
     node takes only sandboxed runs)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": "kwok-node-general",
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
-            "labels": {
-                "kubernetes.io/arch": "amd64",
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/hostname": "kwok-node-general",
-                "type": "kwok",
-            },
-        },
-        "status": {
-            "allocatable": {
-                "cpu": "32",
-                "memory": "256Gi",
-                "ephemeral-storage": "1Ti",
-                "pods": "110",
-            },
-            "capacity": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "1Ti", "pods": "110"},
-            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux"},
-        },
-    }
+    return kwok_node("kwok-node-general")
 
 
 def _patch_status(plane: ControlPlane, kind: str, name: str, status: dict[str, Any]) -> None:

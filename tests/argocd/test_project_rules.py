@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from servers.argocd import ARGOCD_NAMESPACE, ArgoCD, kustomize
-from servers.control_plane import BIN
+from servers.argocd import ARGOCD_NAMESPACE, ArgoCD
+from servers.control_plane import BIN, kustomize_build
 
 pytestmark = pytest.mark.cluster
 
@@ -109,7 +109,7 @@ def test_a_source_outside_the_projects_repositories_fails_in_argocd_and_cannot_b
     # In git the kustomization writes every Application's repoURL from the project's
     # sourceRepos, so ARGO002 has nothing to find: the fork never reaches Argo CD.
     with proposed(bootstrapped, application) as work:
-        rendered = kustomize(work / "apps/argocd")
+        rendered = kustomize_build(work / "apps/argocd")
 
     assert f"application repo {fork} is not permitted in project 'agent-platform'" in argocd_says
     (stray,) = (o for o in rendered if o["metadata"]["name"] == STRAY)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from cluster.cluster_objects import _plural
-from servers.argocd import kustomize
-from servers.control_plane import ROOT
+from servers.control_plane import ROOT, kustomize_build
 
 WRITE = {"create", "update", "patch", "delete"}
 
 
 def rendered(path: str) -> list[dict[str, Any]]:
-    return kustomize(ROOT / path)
+    return kustomize_build(ROOT / path)
 
 
 def test_the_remote_role_writes_exactly_the_kinds_the_project_whitelists() -> None:

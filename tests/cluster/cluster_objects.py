@@ -3,13 +3,11 @@ from the repository's kubeconform schemas (schemas/crds/<group>/<kind>_<version>
 
 from __future__ import annotations
 
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import yaml
-from servers.control_plane import BIN
 
 # What a CRD's structural schema may say; validation beyond it is kubeconform's job.
 _KEPT = frozenset(
@@ -20,17 +18,6 @@ _KEPT = frozenset(
     }
 )  # fmt: skip
 _FORMATS = frozenset({"int32", "int64", "float", "double", "byte", "date", "date-time", "uri"})
-
-
-def kustomize_build(path: Path) -> list[dict[str, Any]]:
-    rendered = subprocess.run(
-        [str(BIN / "kustomize"), "build", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(rendered) if doc]
 
 
 def structural(schema: dict[str, Any]) -> dict[str, Any]:

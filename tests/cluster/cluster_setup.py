@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cluster.cluster_objects import kustomize_build
 from servers.agent_sandbox_controller import running_agent_sandbox_controller
-from servers.control_plane import ROOT, ControlPlane, running_control_plane
+from servers.control_plane import ROOT, ControlPlane, kustomize_build, running_control_plane
 from servers.waiting import wait_for
 
 RUNS_NAMESPACE = "agent-runs"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster.cluster_objects import crd_manifests, kustomize_build
+from cluster.cluster_objects import crd_manifests
 from servers.agent_sandbox_controller import crd_files
-from servers.control_plane import ROOT, ControlPlane
+from servers.control_plane import ROOT, ControlPlane, kustomize_build
 from servers.waiting import wait_for
 
 pytestmark = pytest.mark.cluster

@@ -33,7 +33,14 @@ from typing import Any
 
 import yaml
 
-from servers.control_plane import BIN, ROOT, ControlPlane, Processes, free_port
+from servers.control_plane import (
+    BIN,
+    ROOT,
+    ControlPlane,
+    Processes,
+    free_port,
+    kustomize_build,
+)
 from servers.waiting import wait_for
 
 ARGOCD_NAMESPACE = "argocd"
@@ -87,17 +94,6 @@ def missing_tools() -> list[str]:
     return missing + [name for name in ("redis-server", "git") if shutil.which(name) is None]
 
 
-def kustomize(path: Path) -> list[dict[str, Any]]:
-    rendered = subprocess.run(
-        [str(BIN / "kustomize"), "build", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(rendered) if doc]
-
-
 def install_objects(module: Path, work_dir: Path) -> list[dict[str, Any]]:
     """apps/argocd/install rendered with the module's install.yaml in place of its URL: the
     same release, read from the module cache because the tests have no internet."""
@@ -112,7 +108,7 @@ def install_objects(module: Path, work_dir: Path) -> list[dict[str, Any]]:
         "install.yaml" if r == remote[0] else r for r in kustomization["resources"]
     ]
     (copy / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
-    return kustomize(copy)
+    return kustomize_build(copy)
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -268,7 +264,7 @@ class ArgoCD:
 
 def root_objects(argocd: ArgoCD) -> list[dict[str, Any]]:
     """What the bootstrap applies: the root Application and its project, from the repository."""
-    rendered = kustomize(argocd.repository.work / "apps" / "argocd")
+    rendered = kustomize_build(argocd.repository.work / "apps" / "argocd")
     return [o for o in rendered if o["metadata"]["name"] == "agent-platform-root"]
 
 

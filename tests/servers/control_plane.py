@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from servers.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -377,37 +379,58 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _node_manifest() -> str:
-    node = {
+NODE_CAPACITY = {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "1Ti", "pods": "110"}
+
+
+def kwok_node(
+    name: str, *, labels: Mapping[str, str] | None = None, spec: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A kwok-simulated amd64 Linux node with room for a busy namespace."""
+    return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
-            "name": NODE_NAME,
+            "name": name,
             "annotations": {"kwok.x-k8s.io/node": "fake"},
             "labels": {
                 "kubernetes.io/arch": "amd64",
                 "kubernetes.io/os": "linux",
-                "kubernetes.io/hostname": NODE_NAME,
+                "kubernetes.io/hostname": name,
                 "type": "kwok",
-                # A GKE Sandbox node: where the gVisor RuntimeClass sends the runs.
-                "sandbox.gke.io/runtime": "gvisor",
+                **(labels or {}),
             },
         },
-        "spec": {
-            "taints": [{"key": "sandbox.gke.io/runtime", "value": "gvisor", "effect": "NoSchedule"}]
-        },
+        "spec": dict(spec or {}),
         "status": {
-            "allocatable": {
-                "cpu": "32",
-                "memory": "256Gi",
-                "ephemeral-storage": "1Ti",
-                "pods": "110",
-            },
-            "capacity": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "1Ti", "pods": "110"},
+            "allocatable": dict(NODE_CAPACITY),
+            "capacity": dict(NODE_CAPACITY),
             "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux"},
         },
     }
+
+
+def _node_manifest() -> str:
+    # A GKE Sandbox node: where the gVisor RuntimeClass sends the runs, and nothing else goes.
+    node = kwok_node(
+        NODE_NAME,
+        labels={"sandbox.gke.io/runtime": "gvisor"},
+        spec={
+            "taints": [{"key": "sandbox.gke.io/runtime", "value": "gvisor", "effect": "NoSchedule"}]
+        },
+    )
     return json.dumps(node)
+
+
+def kustomize_build(path: Path) -> list[dict[str, Any]]:
+    """The objects the kustomization at `path` renders to, with the pinned kustomize."""
+    rendered = subprocess.run(
+        [str(BIN / "kustomize"), "build", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
 
 
 @contextlib.contextmanager
