@@ -902,11 +902,29 @@ def _first_images(target: CloudProject, triggers: Sequence[Trigger]) -> Iterable
     )
 
 
+# The label by which Argo CD finds the Secrets that describe repositories and clusters.
+ARGOCD_KIND_LABEL = "argocd.argoproj.io/secret-type"
+
+
+def _argocd_secret_check(where: tuple[str, ...], secret_type: str, name: str) -> tuple[str, ...]:
+    """The kubectl command that finds Argo CD's Secret `name` of `secret_type`, if it exists."""
+    return (
+        *where,
+        "get",
+        "secrets",
+        "--selector",
+        f"{ARGOCD_KIND_LABEL}={secret_type}",
+        "--field-selector",
+        f"metadata.name={name}",
+        "--output",
+        "name",
+    )
+
+
 def _repository_credential(target: CloudProject, repository: RepositoryAccess) -> Step:
     """Argo CD's credential for the repository, as a repository Secret: the read-only App's
     ids, and its key copied from Secret Manager at the moment the Secret is written."""
     name = "repository-agent-platform"
-    label = "argocd.argoproj.io/secret-type"
     key = Lookup(
         f"<{ARGOCD_GITHUB_SECRET}>",
         _argv(
@@ -921,7 +939,7 @@ def _repository_credential(target: CloudProject, repository: RepositoryAccess) -
         "metadata": {
             "name": name,
             "namespace": ARGOCD_NAMESPACE,
-            "labels": {label: "repository"},
+            "labels": {ARGOCD_KIND_LABEL: "repository"},
         },
         "type": "Opaque",
         "stringData": {
@@ -937,17 +955,7 @@ def _repository_credential(target: CloudProject, repository: RepositoryAccess) -
         key=f"argocd-repository/{name}",
         summary=f"Argo CD reads {repository.url} as the GitHub App {repository.app_id} "
         f"(read-only), with its key from {ARGOCD_GITHUB_SECRET}",
-        check=(
-            *where,
-            "get",
-            "secrets",
-            "--selector",
-            f"{label}=repository",
-            "--field-selector",
-            f"metadata.name={name}",
-            "--output",
-            "name",
-        ),
+        check=_argocd_secret_check(where, "repository", name),
         apply=(
             Command(
                 # Server-side: a client-side apply would copy the key into an annotation.
@@ -1066,14 +1074,17 @@ def _cluster_secret(
     the Applications' `destination.name` does. It holds no credential. With `namespaces`, Argo
     CD watches only those namespaces and the cluster-scoped kinds it may list."""
     name = f"cluster-{environment.name}"
-    label = "argocd.argoproj.io/secret-type"
     data = {"name": environment.name, "server": server, "config": json.dumps(config)}
     if namespaces:
         data |= {"namespaces": ",".join(namespaces), "clusterResources": "true"}
     document = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE, "labels": {label: "cluster"}},
+        "metadata": {
+            "name": name,
+            "namespace": ARGOCD_NAMESPACE,
+            "labels": {ARGOCD_KIND_LABEL: "cluster"},
+        },
         "type": "Opaque",
         "stringData": data,
     }
@@ -1081,17 +1092,7 @@ def _cluster_secret(
     return Step(
         key=f"argocd-cluster/{environment.name}",
         summary=summary,
-        check=(
-            *where,
-            "get",
-            "secrets",
-            "--selector",
-            f"{label}=cluster",
-            "--field-selector",
-            f"metadata.name={name}",
-            "--output",
-            "name",
-        ),
+        check=_argocd_secret_check(where, "cluster", name),
         apply=(
             Command(
                 (*where, "apply", "--filename", "-"),
