@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cluster.cluster_setup import platform_kubeconfig_of, prepared_control_plane
 from servers.control_plane import ControlPlane
+from servers.messages_api import MessagesApiServer
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +26,11 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 def platform_kubeconfig(control_plane: ControlPlane) -> Path:
     """The API's own identity: a token of the `agent-platform` ServiceAccount."""
     return platform_kubeconfig_of(control_plane)
+
+
+@pytest.fixture(scope="module")
+def messages_api() -> Iterator[MessagesApiServer]:
+    """A Messages API stand-in on loopback, one per test module: scripts are added per test."""
+    server = MessagesApiServer().start()
+    yield server
+    server.stop()

@@ -29,13 +29,6 @@ expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def platform(
     messages_api: MessagesApiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningPlatform]:

@@ -40,13 +40,6 @@ WAIT_SECONDS = 30.0
 Event = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
-
-
 def _claude_env(messages_api: MessagesApiServer) -> dict[str, str]:
     return {
         "AGENT_PLATFORM_ANTHROPIC_BASE_URL": messages_api.base_url,

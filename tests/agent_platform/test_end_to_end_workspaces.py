@@ -26,13 +26,6 @@ WAIT_SECONDS = 60.0
 Event = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "firestore"])
 def platform(
     request: pytest.FixtureRequest,

@@ -40,13 +40,6 @@ def clone(tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
-
-
 def _user_environment(extra: Mapping[str, str]) -> dict[str, str]:
     """A new user's shell: none of the platform's settings, nor this test run's virtualenv."""
     env = {

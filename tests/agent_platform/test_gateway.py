@@ -4,7 +4,6 @@ scripted Messages API server."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -25,13 +24,6 @@ from servers.messages_api import (
 from servers.platform import Caller, Claude, Served, create_agent, start_run, wait_for_status
 
 UPSTREAM_KEY = "sk-upstream-test-key"
-
-
-@pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -268,6 +260,15 @@ async def test_the_runners_own_tools_and_inline_sources_go_upstream(
     assert len(messages_api.requests(marker)) == 1
 
 
+async def _read_to_the_end(client: anthropic.AsyncAnthropic, marker: str) -> None:
+    """Stream a reply to its end, as the runner does."""
+    async with client.messages.stream(
+        model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
+    ) as stream:
+        async for _ in stream.text_stream:
+            pass
+
+
 @pytest.mark.parametrize("break_body", [False, True], ids=["truncated", "connection dropped"])
 async def test_a_stream_cut_mid_reply_counts_the_output_it_streamed(
     served: Served, alice: Caller, messages_api: MessagesApiServer, break_body: bool, claude: Claude
@@ -281,15 +282,8 @@ async def test_a_stream_cut_mid_reply_counts_the_output_it_streamed(
     )
     client = claude(token, max_retries=0)
 
-    async def read_the_stream() -> None:
-        async with client.messages.stream(
-            model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
-        ) as stream:
-            async for _ in stream.text_stream:
-                pass
-
     with pytest.raises(anthropic.APIError, match="send the request again"):
-        await read_the_stream()
+        await _read_to_the_end(client, marker)
     run = (await alice.http.get(f"/api/runs/{run_id}")).json()
     # The input as message_start billed it, and the output as a token a byte streamed.
     assert run["usage"]["input_tokens"] == 40
@@ -317,15 +311,8 @@ async def test_a_call_longer_than_the_gateway_allows_is_cut_and_its_stream_count
         )
         client = claude(token, max_retries=0)
 
-        async def read_the_stream() -> None:
-            async with client.messages.stream(
-                model="claude-test", max_tokens=100, messages=[{"role": "user", "content": marker}]
-            ) as stream:
-                async for _ in stream.text_stream:
-                    pass
-
         with pytest.raises(anthropic.APIError, match=r"took longer than the gateway's 0\.5 s"):
-            await read_the_stream()
+            await _read_to_the_end(client, marker)
     finally:
         served.services.gateway = usual
         await short.aclose()

@@ -7,7 +7,6 @@ server; on both stores, since the reservation lives in the store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -17,13 +16,6 @@ from servers.platform import Caller, Claude, Served, create_agent, running_run
 
 BUDGET = 1_000
 CALLS = 30
-
-
-@pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "firestore"])

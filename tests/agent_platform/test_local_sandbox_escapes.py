@@ -25,13 +25,6 @@ VICTIM_MARKER = "sleep 301.5"
 
 
 @pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def platform(
     messages_api: MessagesApiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningPlatform]:

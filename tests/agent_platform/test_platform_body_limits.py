@@ -6,7 +6,7 @@ import gzip
 import io
 import os
 import tarfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -20,13 +20,6 @@ from servers.platform import Caller, Claude, Served, create_agent, running_run
 API_LIMIT = 1024
 WORKSPACE_LIMIT = 8 * 1024
 GATEWAY_LIMIT = 32 * 1024
-
-
-@pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

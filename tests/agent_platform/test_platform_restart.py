@@ -91,13 +91,6 @@ RUNNER_MAX_TOKENS = 8_192
 BILLED = {"input_tokens": 100, "output_tokens": 20}
 
 
-@pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=["sqlite", "firestore"])
 def claude_platform(
     request: pytest.FixtureRequest, messages_api: MessagesApiServer, tmp_path: Path

@@ -41,13 +41,6 @@ def agent_sandbox_env(kubeconfig: Path, messages_api: MessagesApiServer) -> dict
 
 
 @pytest.fixture(scope="module")
-def messages_api() -> Iterator[MessagesApiServer]:
-    server = MessagesApiServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def platform(
     tmp_path_factory: pytest.TempPathFactory,
     control_plane: ControlPlane,

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from servers.control_plane import BIN, ControlPlane, free_port
+from servers.control_plane import BIN, ControlPlane, free_port, http_ok
 from servers.waiting import wait_for
 
 CONTROLLER = BIN / "agent-sandbox-controller"
@@ -46,14 +45,6 @@ def install_crds(plane: ControlPlane) -> list[str]:
     return names
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def running_agent_sandbox_controller(plane: ControlPlane) -> Iterator[None]:
     """Install the CRDs, start the controller, wait until it is ready, stop it at exit."""
@@ -81,7 +72,7 @@ def running_agent_sandbox_controller(plane: ControlPlane) -> Iterator[None]:
             raise AgentSandboxMissing(
                 f"agent-sandbox-controller exited with {process.returncode}:\n{tail}"
             )
-        return _healthy(f"http://127.0.0.1:{probe}/readyz")
+        return http_ok(f"http://127.0.0.1:{probe}/readyz")
 
     try:
         wait_for(ready, timeout=START_TIMEOUT, what="the agent-sandbox controller", interval=0.2)

@@ -39,6 +39,7 @@ from servers.control_plane import (
     ControlPlane,
     Processes,
     free_port,
+    http_ok,
     kustomize_build,
 )
 from servers.waiting import wait_for
@@ -352,14 +353,6 @@ def component_environment(objects: list[dict[str, Any]], workload: str) -> dict[
     return environment
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 def _established(plane: ControlPlane, names: list[str]) -> bool:
     listed = plane.get_json(*names)
     items = listed.get("items", [listed])
@@ -499,6 +492,6 @@ def running_argocd(
             lambda: "Starting" in argocd.log("argocd-application-controller"),
             "the Argo CD application controller to start",
         )
-        processes.wait(lambda: _http_ok(f"{argocd.api}/healthz"), "the Argo CD API to answer")
+        processes.wait(lambda: http_ok(f"{argocd.api}/healthz"), "the Argo CD API to answer")
         yield argocd
         processes.check_alive()

@@ -371,7 +371,8 @@ def _https_ok(url: str, context: ssl.SSLContext) -> bool:
         return False
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """Whether `url` answers 200 over plain HTTP within two seconds."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
             return bool(response.status == 200)
@@ -481,7 +482,7 @@ def running_control_plane(work_dir: Path) -> Iterator[ControlPlane]:
             ],
         )
         _wait_alive(
-            processes, lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"), "etcd health"
+            processes, lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"), "etcd health"
         )
         processes.start(
             "kube-apiserver",
