@@ -3,8 +3,6 @@ from the overlay leaves it, and what the cluster owns (the HPA's replicas) is ne
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -15,16 +13,6 @@ pytestmark = pytest.mark.cluster
 
 DEV = "agent-platform-dev"
 REGISTRY = "asia-northeast3-docker.pkg.dev/ai-agent-platform-469401/agent-platform"
-
-
-def gitops(argocd: ArgoCD, *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "gitops", *args],
-        cwd=argocd.repository.work,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def deployment(argocd: ArgoCD) -> dict[str, Any]:
@@ -41,7 +29,9 @@ def synced_at(revision: str) -> Any:
 
 def pin_api_image(argocd: ArgoCD, digest: str) -> str:
     """What the main pipeline does after a build: pin dev to the image and push to main."""
-    gitops(argocd, "set-image", "dev", f"agent-platform={REGISTRY}/agent-platform@{digest}")
+    argocd.repository.gitops(
+        "set-image", "dev", f"agent-platform={REGISTRY}/agent-platform@{digest}"
+    )
     return argocd.repository.push(f"Pin dev to agent-platform@{digest}")
 
 

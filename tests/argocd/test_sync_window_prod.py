@@ -9,8 +9,6 @@ windows are computed from the test's clock and committed to the project, as an o
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,16 +129,6 @@ def test_prod_syncs_a_promotion_inside_its_window(prod_alone: ArgoCD) -> None:
     assert promotion != opened
 
 
-def gitops(argocd: ArgoCD, *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "gitops", *args],
-        cwd=argocd.repository.work,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
 def compared_since(moment: str) -> Any:
     """Prod compared with git after `moment` (Argo CD's reconciledAt, RFC 3339 in UTC)."""
 
@@ -159,7 +147,7 @@ def cost_centre(argocd: ArgoCD) -> str | None:
 def test_prod_runs_its_release_until_a_promotion_moves_it(prod_alone: ArgoCD) -> None:
     # Inside the window opened above, so only the release can hold prod back.
     release = prod_alone.repository.head()
-    gitops(prod_alone, "release", "prod", release)
+    prod_alone.repository.gitops("release", "prod", release)
     prod_alone.repository.push(f"Release {release[:12]} to prod")
     prod_alone.wait_until(
         PROD, lambda app: revision_and_status(app) == (release, "Synced"), what="prod at release"
@@ -188,7 +176,7 @@ def test_prod_runs_its_release_until_a_promotion_moves_it(prod_alone: ArgoCD) ->
     )
     assert cost_centre(prod_alone) is None
 
-    gitops(prod_alone, "release", "prod", merged)
+    prod_alone.repository.gitops("release", "prod", merged)
     prod_alone.repository.push(f"Release {merged[:12]} to prod")
 
     prod_alone.wait_until(

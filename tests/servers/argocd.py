@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -153,6 +154,16 @@ class Repository:
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").strip()
+
+    def gitops(self, *args: str) -> None:
+        """Run the repository's own `gitops` tool in the working clone, as the pipeline does."""
+        subprocess.run(
+            [sys.executable, "-m", "gitops", *args],
+            cwd=self.work,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def served_repository(work_dir: Path) -> Repository:
