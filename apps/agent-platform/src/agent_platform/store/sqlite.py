@@ -1,21 +1,22 @@
 """The embedded store: one SQLite file in WAL mode.
 
-Writes go through one connection, one transaction at a time; reads use a second connection, so
-they never see a write that is not committed yet and never wait behind one.
+Writes go through one connection on a thread of its own, one transaction at a time, each
+transaction one function run there (`WriterThread`); reads use a second connection, so they never
+see a write that is not committed yet and never wait behind one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiosqlite
 from agent_runner.protocol import Limits, Usage
@@ -38,6 +39,8 @@ from agent_platform.domain import (
     User,
 )
 from agent_platform.store.base import StoreError
+
+T = TypeVar("T")
 
 # Rows in one INSERT stay far below SQLite's 32,766 bound variables (5 per event).
 EVENTS_PER_WRITE: Final = 5000
@@ -227,11 +230,94 @@ async def _first(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> s
     """The first row, with the statement run, fetched and closed in one call on `db`'s thread.
 
     On the reader, a statement left open across calls would hold a read transaction, and with
-    it an old snapshot, for every read that overlaps it; on the writer, every call is one more
-    turn of the event loop that the write lock is held for.
+    it an old snapshot, for every read that overlaps it.
     """
     rows = list(await db.execute_fetchall(sql, params))
     return rows[0] if rows else None
+
+
+def _first_row(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+    """The first row, the statement finished: none is left open when the transaction ends."""
+    rows: list[sqlite3.Row] = db.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def _changed(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    """Run one statement; the number of rows it changed."""
+    cursor = db.execute(sql, params)
+    count = cursor.rowcount
+    cursor.close()
+    return count
+
+
+def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA busy_timeout=5000")
+    # WAL makes NORMAL durable against application crashes, which is what matters here.
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
+
+
+def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+    except BaseException:
+        if db.in_transaction:  # some errors end it themselves
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+class WriterThread:
+    """The one connection that writes, and the one thread it is used on.
+
+    Each write is a function of the connection, run there in one trip as a transaction of its
+    own, in the order writes are handed over. A transaction of several statements, each awaited
+    from the event loop, held the database for a turn of the loop per statement: on a busy
+    platform, tens of milliseconds that every other write waited behind. A write whose caller
+    is cancelled before it starts does not run; one already running completes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._connection: sqlite3.Connection | None = None
+
+    async def _call(self, function: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function)
+
+    async def open(self, setup: Callable[[sqlite3.Connection], None]) -> None:
+        """Connect, and run `setup` first, outside any transaction (it may change the journal)."""
+
+        def connect() -> sqlite3.Connection:
+            connection = _connect(self._path)
+            try:
+                setup(connection)
+            except BaseException:
+                connection.close()
+                raise
+            return connection
+
+        try:
+            self._connection = await self._call(connect)
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            raise
+
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._connection
+        if connection is None:
+            raise StoreError("the SQLite store is not open")
+        return await self._call(lambda: _in_transaction(connection, work))
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._call(self._connection.close)
+            self._connection = None
+        self._thread.shutdown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,15 +354,19 @@ def _values(run_id: str, events: Sequence[StoredEvent]) -> list[Any]:
     ]
 
 
-def _insert_events(appends: Sequence[_Append]) -> tuple[str, list[Any]]:
-    """One statement storing every batch; a (run, seq) already stored keeps its first event."""
+def _insert_events(db: sqlite3.Connection, appends: Sequence[_Append]) -> list[sqlite3.Row]:
+    """One statement storing every batch; a (run, seq) already stored keeps its first event.
+
+    Returns the (run_id, seq) of each event it stored.
+    """
     rows = ", ".join(["(?, ?, ?, ?, ?)"] * sum(len(a.events) for a in appends))
     params = [value for a in appends for value in a.values]
     sql = (
         f"INSERT INTO events (run_id, seq, type, data, time) VALUES {rows}"  # noqa: S608 - placeholders only
         " ON CONFLICT DO NOTHING RETURNING run_id, seq"
     )
-    return sql, params
+    stored: list[sqlite3.Row] = db.execute(sql, params).fetchall()
+    return stored
 
 
 def _settle(appends: Sequence[_Append], inserted: set[tuple[str, int]]) -> None:
@@ -294,57 +384,37 @@ def _settle(appends: Sequence[_Append], inserted: set[tuple[str, int]]) -> None:
 class SqliteStore:
     """Open with `await SqliteStore.open(path)`."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, writer: WriterThread, reader: aiosqlite.Connection) -> None:
         self._writer = writer
         self._reader = reader
-        self._write_lock = asyncio.Lock()
         self._appends: list[_Append] = []
         self._appender: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await cls._connect(path)
-        await writer.execute("PRAGMA journal_mode=WAL")
-        await cls._add_columns(writer)
-        await writer.executescript(SCHEMA)
-        reader = await cls._connect(path)
+        writer = WriterThread(path)
+        await writer.open(cls._create_schema)
+        try:
+            reader = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            await writer.close()
+            raise
+        reader.row_factory = sqlite3.Row
+        await reader.execute("PRAGMA busy_timeout=5000")
         return cls(writer, reader)
 
     @staticmethod
-    async def _add_columns(db: aiosqlite.Connection) -> None:
+    def _create_schema(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
         for table, columns in ADDED_COLUMNS.items():
-            async with db.execute(f"PRAGMA table_info({table})") as cursor:
-                existing = {row["name"] for row in await cursor.fetchall()}
+            existing = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
             if not existing:
                 continue  # a new file: SCHEMA creates the table whole
             for column in columns:
                 if column.split()[0] not in existing:
-                    await db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-
-    @staticmethod
-    async def _connect(path: Path) -> aiosqlite.Connection:
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = sqlite3.Row
-        await connection.execute("PRAGMA busy_timeout=5000")
-        # WAL makes NORMAL durable against application crashes, which is what matters here.
-        await connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
-            try:
-                # Inside the try: a caller cancelled while BEGIN waits for the writer's thread
-                # has not stopped it, and must end it, or every later BEGIN fails.
-                await self._writer.execute("BEGIN IMMEDIATE")
-                yield self._writer
-            except BaseException:
-                # Queued after BEGIN on the writer's thread; nothing to undo if BEGIN failed.
-                with contextlib.suppress(sqlite3.OperationalError):
-                    await self._writer.execute("ROLLBACK")
-                raise
-            await self._writer.execute("COMMIT")
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        db.executescript(SCHEMA)
 
     async def _one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
         return await _first(self._reader, sql, params)
@@ -364,11 +434,13 @@ class SqliteStore:
     # Users and tokens.
     async def create_user(self, user: User) -> None:
         try:
-            async with self._transaction() as db:
-                await db.execute(
+            await self._writer.transaction(
+                lambda db: _changed(
+                    db,
                     "INSERT INTO users (id, name, created_at, is_admin) VALUES (?, ?, ?, ?)",
                     (user.id, user.name, _iso(user.created_at), int(user.is_admin)),
                 )
+            )
         except sqlite3.IntegrityError as error:
             raise StoreError(f"a user named {user.name!r} already exists") from error
 
@@ -384,8 +456,9 @@ class SqliteStore:
         return [_user(r) for r in await self._all("SELECT * FROM users ORDER BY created_at", ())]
 
     async def create_token(self, token: ApiToken) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        await self._writer.transaction(
+            lambda db: _changed(
+                db,
                 "INSERT INTO tokens (id, user_id, name, kind, token_hash, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -398,20 +471,20 @@ class SqliteStore:
                     _iso(token.expires_at),
                 ),
             )
+        )
 
     async def find_token(self, token_hash: str) -> ApiToken | None:
         row = await self._one("SELECT * FROM tokens WHERE token_hash = ?", (token_hash,))
         return None if row is None else _token(row)
 
     async def consume_token(self, token_hash: str, kind: TokenKind) -> ApiToken | None:
-        async with (
-            self._transaction() as db,
-            db.execute(
+        row = await self._writer.transaction(
+            lambda db: _first_row(
+                db,
                 "DELETE FROM tokens WHERE token_hash = ? AND kind = ? RETURNING *",
                 (token_hash, kind.value),
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
+            )
+        )
         return None if row is None else _token(row)
 
     async def list_tokens(self, user_id: str) -> list[ApiToken]:
@@ -421,16 +494,18 @@ class SqliteStore:
         return [_token(r) for r in rows]
 
     async def delete_token(self, user_id: str, token_id: str) -> bool:
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM tokens WHERE user_id = ? AND id = ?", (user_id, token_id)
+        deleted = await self._writer.transaction(
+            lambda db: _changed(
+                db, "DELETE FROM tokens WHERE user_id = ? AND id = ?", (user_id, token_id)
             )
-            return cursor.rowcount > 0
+        )
+        return deleted > 0
 
     # Agents.
     async def create_agent(self, agent: Agent) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        await self._writer.transaction(
+            lambda db: _changed(
+                db,
                 "INSERT INTO agents (id, owner_id, name, description, system_prompt, model,"
                 " allowed_tools, limits, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -447,6 +522,7 @@ class SqliteStore:
                     _iso(agent.updated_at),
                 ),
             )
+        )
 
     async def get_agent(self, owner_id: str, agent_id: str) -> Agent | None:
         row = await self._one(
@@ -462,8 +538,9 @@ class SqliteStore:
         return [_agent(r) for r in rows]
 
     async def update_agent(self, agent: Agent) -> bool:
-        async with self._transaction() as db:
-            cursor = await db.execute(
+        updated = await self._writer.transaction(
+            lambda db: _changed(
+                db,
                 "UPDATE agents SET name = ?, description = ?, system_prompt = ?, model = ?,"
                 " allowed_tools = ?, limits = ?, updated_at = ? WHERE owner_id = ? AND id = ?",
                 (
@@ -478,28 +555,32 @@ class SqliteStore:
                     agent.id,
                 ),
             )
-            return cursor.rowcount > 0
+        )
+        return updated > 0
 
     async def delete_agent(self, owner_id: str, agent_id: str) -> bool:
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM agents WHERE owner_id = ? AND id = ?", (owner_id, agent_id)
+        def delete(db: sqlite3.Connection) -> bool:
+            deleted = _changed(
+                db, "DELETE FROM agents WHERE owner_id = ? AND id = ?", (owner_id, agent_id)
             )
-            if cursor.rowcount == 0:
+            if deleted == 0:
                 return False
-            await db.execute(
+            db.execute(
                 "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE agent_id = ?)",
                 (agent_id,),
             )
-            await db.execute("DELETE FROM runs WHERE agent_id = ?", (agent_id,))
-            await db.execute("DELETE FROM conversation WHERE agent_id = ?", (agent_id,))
+            db.execute("DELETE FROM runs WHERE agent_id = ?", (agent_id,))
+            db.execute("DELETE FROM conversation WHERE agent_id = ?", (agent_id,))
             return True
+
+        return await self._writer.transaction(delete)
 
     # Runs.
     async def create_run(self, run: Run) -> tuple[Run, bool]:
         try:
-            async with self._transaction() as db:
-                await db.execute(
+            await self._writer.transaction(
+                lambda db: _changed(
+                    db,
                     "INSERT INTO runs (id, agent_id, owner_id, task, status, created_at,"
                     " started_at, finished_at, error, usage, idempotency_key)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -517,6 +598,7 @@ class SqliteStore:
                         run.idempotency_key,
                     ),
                 )
+            )
         except sqlite3.IntegrityError:
             if run.idempotency_key is None:
                 raise
@@ -577,8 +659,8 @@ class SqliteStore:
         return 0 if row is None else int(row[0])
 
     async def transition_run(self, change: RunTransition) -> Run | None:
-        async with self._transaction() as db:
-            row = await _first(db, "SELECT * FROM runs WHERE id = ?", (change.run_id,))
+        def transition(db: sqlite3.Connection) -> Run | None:
+            row = _first_row(db, "SELECT * FROM runs WHERE id = ?", (change.run_id,))
             if row is None or RunStatus(row["status"]) not in change.expected:
                 return None
             run = _run(row)
@@ -590,7 +672,7 @@ class SqliteStore:
             started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
             finished_at = change.at if change.status in TERMINAL else run.finished_at
             usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
-            await db.execute(
+            db.execute(
                 "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, error = ?,"
                 " usage = ?, run_token_hash = coalesce(?, run_token_hash), lease_holder = ?,"
                 " lease_until = ? WHERE id = ?",
@@ -607,7 +689,7 @@ class SqliteStore:
                 ),
             )
             if change.new_messages:
-                await self._append_messages(db, run.agent_id, change.new_messages)
+                self._append_messages(db, run.agent_id, change.new_messages)
             return replace(
                 run,
                 status=change.status,
@@ -618,20 +700,21 @@ class SqliteStore:
                 lease=lease,
             )
 
+        return await self._writer.transaction(transition)
+
     async def find_run_by_token(self, token_hash: str) -> Run | None:
         row = await self._one("SELECT * FROM runs WHERE run_token_hash = ?", (token_hash,))
         return None if row is None else _run(row)
 
     async def renew_leases(self, holder: str, until: datetime) -> list[str]:
-        async with (
-            self._transaction() as db,
-            db.execute(
+        rows = await self._writer.transaction(
+            lambda db: db.execute(
                 "UPDATE runs SET lease_until = ? WHERE lease_holder = ? AND status = ?"
                 " RETURNING id",
                 (_instant(until), holder, RunStatus.RUNNING.value),
-            ) as cursor,
-        ):
-            return sorted(row["id"] for row in await cursor.fetchall())
+            ).fetchall()
+        )
+        return sorted(row["id"] for row in rows)
 
     async def list_expired_leases(self, now: datetime, *, limit: int = 100) -> list[Run]:
         rows = await self._all(
@@ -643,8 +726,8 @@ class SqliteStore:
     async def reserve_tokens(
         self, run_id: str, hold: TokenHold, *, budget: int, least: int, most: int, now: datetime
     ) -> Reservation | None:
-        async with self._transaction() as db:
-            row = await _first(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
+        def reserve(db: sqlite3.Connection) -> Reservation | None:
+            row = _first_row(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
             usage = Usage.model_validate_json(row["usage"])
@@ -654,15 +737,17 @@ class SqliteStore:
             granted = min(most, budget - used - held)
             if granted >= least:
                 holds[hold.id] = token_holds.entry(hold, granted)
-            await db.execute(
+            db.execute(
                 "UPDATE runs SET usage = ?, token_holds = ? WHERE id = ?",
                 (usage.model_dump_json(), json.dumps(holds), run_id),
             )
-        return Reservation(granted if granted >= least else 0, used, held)
+            return Reservation(granted if granted >= least else 0, used, held)
+
+        return await self._writer.transaction(reserve)
 
     async def settle_tokens(self, run_id: str, hold_id: str | None, usage: Usage) -> Run | None:
-        async with self._transaction() as db:
-            row = await _first(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+        def settle(db: sqlite3.Connection) -> Run | None:
+            row = _first_row(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
             run = _run(row)
@@ -671,25 +756,29 @@ class SqliteStore:
                 # Written off: its tokens were counted as used already.
                 return run
             total = run.usage + usage
-            await db.execute(
+            db.execute(
                 "UPDATE runs SET usage = ?, token_holds = ? WHERE id = ?",
                 (total.model_dump_json(), json.dumps(holds), run_id),
             )
-        return replace(run, usage=total)
+            return replace(run, usage=total)
+
+        return await self._writer.transaction(settle)
 
     async def write_off_holds(self, run_id: str, *, holder: str | None, now: datetime) -> None:
-        async with self._transaction() as db:
-            row = await _first(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
+        def write_off(db: sqlite3.Connection) -> None:
+            row = _first_row(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return
             holds = dict(json.loads(row["token_holds"]))
             usage = _write_off(
                 Usage.model_validate_json(row["usage"]), holds, holder=holder, now=now
             )
-            await db.execute(
+            db.execute(
                 "UPDATE runs SET usage = ?, token_holds = ? WHERE id = ?",
                 (usage.model_dump_json(), json.dumps(holds), run_id),
             )
+
+        await self._writer.transaction(write_off)
 
     # Events.
     async def append_events(self, run_id: str, events: Sequence[StoredEvent]) -> list[StoredEvent]:
@@ -709,15 +798,13 @@ class SqliteStore:
 
         Batches from all runs that arrive while a write is under way go into the next write as
         one statement: one trip to the writer's thread and one commit for all of them, where a
-        trip per batch, each waiting its turn on the event loop, could not keep up with a busy
-        event flow.
+        trip per batch could not keep up with a busy event flow.
         """
         while self._appends:
             appends = _next_write(self._appends)
             del self._appends[: len(appends)]
             try:
-                async with self._write_lock:
-                    inserted = await self._writer.execute_fetchall(*_insert_events(appends))
+                inserted = await self._writer.transaction(partial(_insert_events, appends=appends))
             except BaseException as error:
                 # Every caller of this write learns why it failed.
                 for append in appends:
@@ -753,20 +840,22 @@ class SqliteStore:
     async def append_conversation(
         self, owner_id: str, agent_id: str, messages: Sequence[Message]
     ) -> None:
-        async with self._transaction() as db:
+        def append(db: sqlite3.Connection) -> None:
             agent = "SELECT 1 FROM agents WHERE owner_id = ? AND id = ?"
-            if await _first(db, agent, (owner_id, agent_id)) is None:
+            if _first_row(db, agent, (owner_id, agent_id)) is None:
                 raise StoreError(f"agent {agent_id} does not exist")
-            await self._append_messages(db, agent_id, messages)
+            self._append_messages(db, agent_id, messages)
+
+        await self._writer.transaction(append)
 
     @staticmethod
-    async def _append_messages(
-        db: aiosqlite.Connection, agent_id: str, messages: Sequence[Message]
+    def _append_messages(
+        db: sqlite3.Connection, agent_id: str, messages: Sequence[Message]
     ) -> None:
         last = "SELECT coalesce(max(seq), 0) FROM conversation WHERE agent_id = ?"
-        row = await _first(db, last, (agent_id,))
+        row = _first_row(db, last, (agent_id,))
         start = 0 if row is None else int(row[0])
-        await db.executemany(
+        db.executemany(
             "INSERT INTO conversation (agent_id, seq, message) VALUES (?, ?, ?)",
             [(agent_id, start + i, json.dumps(m)) for i, m in enumerate(messages, start=1)],
         )
