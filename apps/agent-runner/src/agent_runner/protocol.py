@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticSerializationError, to_json
 
 # The names (environment, paths, event types) are defined without pydantic; shared from here.
@@ -152,12 +152,15 @@ class Event(Wire):
 
     @field_validator("data")
     @classmethod
-    def _encodable(cls, data: dict[str, Any]) -> dict[str, Any]:
+    def _encodable(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         """Data that can be stored and streamed as JSON: its text is valid Unicode.
 
         JSON's escapes can spell half of a surrogate pair, which no UTF-8 encoder writes: such
         an event is refused where it arrives, since no JSON text could store or stream it.
+        Pydantic's own JSON parser refuses them already, so JSON text is not checked twice.
         """
+        if info.mode == "json":
+            return data
         try:
             to_json(data)
         except PydanticSerializationError:
