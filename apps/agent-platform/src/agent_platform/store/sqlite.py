@@ -250,8 +250,8 @@ def _changed(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     return count
 
 
-def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None)
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA busy_timeout=5000")
     # WAL makes NORMAL durable against application crashes, which is what matters here.
