@@ -48,6 +48,18 @@ data checked for valid Unicode where it arrives, old and new alternately, three 
 event 46.8/50.8/46.2 us before, 41.4/43.4/44.8 us after; p99 by repetition 56/65/34,
 39/157/42, 39/40/42 ms before, 31/42/26, 165/65/66, 21/41/48 ms after.
 
+The tail left was at the end of each repetition, when the runs finish. With a timer around each
+SQLite write, batches of every run waited up to 50-80 ms for the write lock in that last half
+second, held by the runs' completions: a transaction of four statements, each a trip to the
+writer's thread and back through the busy event loop. Each SQLite write is now one function run
+on the writer's thread (`store.sqlite.WriterThread`); no batch waits for a lock, and the
+longest write took 12-27 ms. The runners' batches are also read straight from their JSON text
+(6.44 to 5.94 million instructions per posted batch, counted by valgrind). Side by side, old and
+new alternately, three times: p99 by repetition 21/42/35, 22/50/23, 20/20/57 ms before,
+16/15/18, 27/34/20, 37/37/22 ms after: the target held three in a row in one of three runs
+before and in all three after; p50 4.7-5.3 ms before, 4.2-5.8 ms after; CPU per event
+41.2-42.6 us before, 38.8-45.8 us after (the machine's noise: this change is about waiting).
+
 Run: `python -m bench platform_events`; with `--quick`, 4 runs post 2 batches each.
 """
 

@@ -38,6 +38,18 @@ Once more, old and new platform under the new harness, with event data checked w
 arrives: SQLite p99 238 / 187 ms, CPU 35.0 / 32.3 us per event; Firestore emulator p99 414 /
 416 ms on one replica, 2,016 / 2,103 ms on two, CPU 194 / 197 and 378 / 379 us per event.
 
+Then, each SQLite write one function on the writer's thread and the runners' batches read
+straight from their JSON text (see bench_platform_events), old and new alternately, twice:
+SQLite p99 224 / 221 ms before, 155 / 149 ms after; p50 99 / 92 ms before, 94 / 95 ms after;
+6,310 / 6,315 events/s before, 6,423 / 6,430 after; CPU 33.7 / 31.3 us per event before,
+29.0 / 27.0 after. The 100 ms target is still missed: the 3,000 events of each half second cost
+the platform ~80 ms of CPU, and the runners' and subscribers' processes, sharing the two cores,
+another ~60 ms; neither a smaller write per statement (500 events) nor reads on the event loop
+changed the tail. Firestore emulator, one replica: p99 431 / 462 / 420 / 421 ms before,
+489 / 425 / 581 / 388 ms after, CPU 188 / 183 / 194 / 201 us per event before, 210 / 211 / 215 /
+185 after (the store path is unchanged: the spread is the machine's); two replicas: p99 1,902 /
+2,044 ms before, 1,956 / 1,760 ms after.
+
 Run: `python -m bench store_backends`; with `--quick`, 2 runs post 2 batches each through one
 replica on the emulator.
 """
