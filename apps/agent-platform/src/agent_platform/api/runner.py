@@ -18,12 +18,13 @@ from agent_platform.ingestion import BatchRejected, ingest
 
 
 class _EventBatchRequest(Request):
-    """A runner's request, whose JSON body is read straight into an `EventBatch`.
+    """A post of events, whose JSON body is read straight into an `EventBatch`.
 
     FastAPI decodes a body into Python objects and then validates those: twice the work of
-    pydantic reading the JSON text itself, on the route every event arrives by. The model it
-    gets here passes its validation as it is. A body that is not a valid batch is handed over
-    decoded, for FastAPI to report what is wrong with it as with any other body.
+    pydantic reading the JSON text itself, on the route every event arrives by. `json()` returns
+    the model, which FastAPI's validation of the body passes as it is. A body that is not a
+    valid batch is returned decoded, for FastAPI to report what is wrong with it as with any
+    other body.
     """
 
     async def json(self) -> Any:
@@ -36,7 +37,9 @@ class _EventBatchRequest(Request):
         return self._json
 
 
-class _RunnerRoute(APIRoute):
+class _EventBatchRoute(APIRoute):
+    """The events route, whose requests are `_EventBatchRequest`s."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
@@ -46,7 +49,7 @@ class _RunnerRoute(APIRoute):
         return handle_batch
 
 
-router = APIRouter(tags=["runner"], route_class=_RunnerRoute)
+router = APIRouter(tags=["runner"])
 TOKEN_REFUSED: Responses = {401: {"description": "the run token is unknown or not this run's"}}
 
 
@@ -68,11 +71,6 @@ async def assignment(run: PathRunDep, services: ServicesDep) -> Assignment:
     )
 
 
-@router.post(
-    protocol.EVENTS_PATH,
-    response_model=BatchAck,
-    responses={**TOKEN_REFUSED, 409: {"description": "events are missing, or the run is over"}},
-)
 async def report_events(
     batch: EventBatch, run: ReportingPathRunDep, services: ServicesDep
 ) -> Response:
@@ -90,3 +88,13 @@ async def report_events(
         raise HTTPException(error.status, str(error)) from None
     # Rendered here: the busiest route need not have its answer validated again on the way out.
     return Response(ack.model_dump_json(), media_type="application/json")
+
+
+router.add_api_route(
+    protocol.EVENTS_PATH,
+    report_events,
+    methods=["POST"],
+    response_model=BatchAck,
+    responses={**TOKEN_REFUSED, 409: {"description": "events are missing, or the run is over"}},
+    route_class_override=_EventBatchRoute,
+)

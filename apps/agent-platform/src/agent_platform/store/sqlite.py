@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -259,15 +260,21 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+def _in_transaction(
+    db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], abandoned: threading.Event
+) -> T:
+    """`work` as one transaction; rolled back if it fails, or if its caller stopped waiting."""
     db.execute("BEGIN IMMEDIATE")
     try:
         result = work(db)
+        if abandoned.is_set():
+            raise asyncio.CancelledError
+        db.execute("COMMIT")
     except BaseException:
-        if db.in_transaction:  # some errors end it themselves
+        # Some errors end the transaction themselves; one left open would fail every BEGIN.
+        if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
     return result
 
 
@@ -278,7 +285,7 @@ class WriterThread:
     own, in the order writes are handed over. A transaction of several statements, each awaited
     from the event loop, held the database for a turn of the loop per statement: on a busy
     platform, tens of milliseconds that every other write waited behind. A write whose caller
-    is cancelled before it starts does not run; one already running completes.
+    is cancelled is rolled back, unless it is committing already.
     """
 
     def __init__(self, path: Path) -> None:
@@ -311,12 +318,18 @@ class WriterThread:
         connection = self._connection
         if connection is None:
             raise StoreError("the SQLite store is not open")
-        return await self._call(lambda: _in_transaction(connection, work))
+        abandoned = threading.Event()
+        try:
+            return await self._call(lambda: _in_transaction(connection, work, abandoned))
+        except asyncio.CancelledError:
+            # A write not started yet does not run; one under way is undone before its COMMIT.
+            abandoned.set()
+            raise
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._call(self._connection.close)
-            self._connection = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._call(connection.close)
         self._thread.shutdown()
 
 

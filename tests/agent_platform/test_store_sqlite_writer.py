@@ -1,0 +1,79 @@
+"""The SQLite store's writer thread: each write one transaction, undone when it cannot finish."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from agent_platform.store.base import StoreError
+from agent_platform.store.sqlite import WriterThread
+
+WAIT_SECONDS = 10.0
+
+
+def create_notes(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE notes (text TEXT NOT NULL)")
+
+
+@pytest.fixture
+async def writer(tmp_path: Path) -> AsyncIterator[WriterThread]:
+    writer = WriterThread(tmp_path / "platform.db")
+    await writer.open(create_notes)
+    yield writer
+    await writer.close()
+
+
+async def notes(writer: WriterThread) -> list[str]:
+    rows = await writer.transaction(lambda db: db.execute("SELECT text FROM notes").fetchall())
+    return [row["text"] for row in rows]
+
+
+def add(text: str) -> Callable[[sqlite3.Connection], object]:
+    return lambda db: db.execute("INSERT INTO notes VALUES (?)", (text,))
+
+
+async def test_a_write_whose_caller_is_cancelled_while_it_runs_is_rolled_back(
+    writer: WriterThread,
+) -> None:
+    running, go_on = threading.Event(), threading.Event()
+
+    def slow_write(db: sqlite3.Connection) -> None:
+        add("from a caller that left")(db)
+        running.set()
+        go_on.wait(WAIT_SECONDS)
+
+    write = asyncio.create_task(writer.transaction(slow_write))
+    assert await asyncio.to_thread(running.wait, WAIT_SECONDS)
+    write.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    go_on.set()
+
+    await writer.transaction(add("next"))
+    assert await notes(writer) == ["next"]
+
+
+async def test_a_transaction_that_cannot_commit_is_rolled_back_and_the_next_one_commits(
+    writer: WriterThread,
+) -> None:
+    def leaves_a_statement_open(db: sqlite3.Connection) -> sqlite3.Cursor:
+        # Rows of RETURNING not read: SQLite refuses to COMMIT while the statement runs.
+        return db.execute("INSERT INTO notes VALUES (?), (?) RETURNING text", ("1st", "2nd"))
+
+    with pytest.raises(sqlite3.OperationalError):
+        await writer.transaction(leaves_a_statement_open)
+
+    await writer.transaction(add("next"))
+    assert await notes(writer) == ["next"]
+
+
+async def test_a_write_after_close_is_refused_with_a_store_error(tmp_path: Path) -> None:
+    writer = WriterThread(tmp_path / "platform.db")
+    await writer.open(lambda db: None)
+    await writer.close()
+    with pytest.raises(StoreError, match="not open"):
+        await writer.transaction(lambda db: db.execute("SELECT 1"))
