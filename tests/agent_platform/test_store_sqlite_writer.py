@@ -58,17 +58,30 @@ async def test_a_write_whose_caller_is_cancelled_while_it_runs_is_rolled_back(
 
 
 async def test_a_transaction_that_cannot_commit_is_rolled_back_and_the_next_one_commits(
-    writer: WriterThread,
+    tmp_path: Path,
 ) -> None:
-    def leaves_a_statement_open(db: sqlite3.Connection) -> sqlite3.Cursor:
-        # Rows of RETURNING not read: SQLite refuses to COMMIT while the statement runs.
-        return db.execute("INSERT INTO notes VALUES (?), (?) RETURNING text", ("1st", "2nd"))
+    def with_deferred_checks(db: sqlite3.Connection) -> None:
+        create_notes(db)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("CREATE TABLE authors (name TEXT PRIMARY KEY)")
+        db.execute(
+            "CREATE TABLE signed (note TEXT, author TEXT"
+            " REFERENCES authors (name) DEFERRABLE INITIALLY DEFERRED)"
+        )
 
-    with pytest.raises(sqlite3.OperationalError):
-        await writer.transaction(leaves_a_statement_open)
+    def unsigned(db: sqlite3.Connection) -> None:
+        # Checked only at COMMIT, which then fails and leaves the transaction open.
+        db.execute("INSERT INTO signed VALUES ('a note', 'nobody')")
 
-    await writer.transaction(add("next"))
-    assert await notes(writer) == ["next"]
+    writer = WriterThread(tmp_path / "platform.db")
+    await writer.open(with_deferred_checks)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await writer.transaction(unsigned)
+        await writer.transaction(add("next"))
+        assert await notes(writer) == ["next"]
+    finally:
+        await writer.close()
 
 
 async def test_a_write_after_close_is_refused_with_a_store_error(tmp_path: Path) -> None:
