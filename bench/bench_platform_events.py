@@ -67,8 +67,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import ssl
-import statistics
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -78,7 +76,7 @@ from typing import Any
 from agent_platform.store.sqlite import SqliteStore
 from servers.platform import RunningPlatform, running_platform
 
-from bench.event_flow import client, no_collections, post_events, running_runs, subscribe
+from bench.event_flow import create_agent, measure_flow, post_events, running_runs
 
 
 @dataclass(frozen=True)
@@ -110,48 +108,12 @@ async def _sqlite_running_runs(
 async def _measure(
     platform: RunningPlatform, posting: ProcessPoolExecutor, size: Size
 ) -> dict[str, Any]:
-    tls = ssl.create_default_context()
-    async with client(platform.base_url, tls, headers=platform.headers) as http:
-        agent = (await http.post("/api/agents", json={"name": "bench"})).json()
-    runs = await _sqlite_running_runs(platform, agent["id"], size.runs)
-    watchers = [run_id for run_id, _ in runs] + [runs[0][0]] * size.hot_run_extra_subscribers
-    clients = [client(platform.base_url, tls, headers=platform.headers) for _ in watchers]
-    latencies: list[float] = []
-    connected = [asyncio.Event() for _ in watchers]
-    subscribers = [
-        asyncio.create_task(subscribe(http, run_id, latencies, ready))
-        for http, run_id, ready in zip(clients, watchers, connected, strict=True)
-    ]
-    try:
-        await asyncio.wait_for(asyncio.gather(*(c.wait() for c in connected)), 60)
-        with no_collections():
-            cpu_before = platform.cpu_seconds()
-            loop = asyncio.get_running_loop()
-            posted, started, ingested_at = await loop.run_in_executor(
-                posting, post_events, platform.base_url, runs, size.batches_per_run
-            )
-            delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 120)
-            cpu = platform.cpu_seconds() - cpu_before
-    finally:
-        for task in subscribers:
-            task.cancel()
-        await asyncio.gather(*(http.aclose() for http in clients))
-    ordered = sorted(latencies)
-    events_delivered = sum(count for count, _ in delivered) - len(subscribers)
-    ingested_rate = posted / (ingested_at - started)
-    delivered_rate = events_delivered / (max(at for _, at in delivered) - started)
-    return {
-        "runs": size.runs,
-        "subscribers": len(subscribers),
-        "events_ingested": posted,
-        "events_delivered": events_delivered,
-        "ingested_per_second": round(ingested_rate),
-        "delivered_per_second": round(delivered_rate),
-        "latency_p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "latency_p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
-        "platform_cpu_seconds": round(cpu, 2),
-        "platform_cpu_us_per_event": round(cpu / posted * 1e6, 1),
-    }
+    agent_id = await create_agent(platform)
+    runs = await _sqlite_running_runs(platform, agent_id, size.runs)
+    watched = [run_id for run_id, _ in runs] + [runs[0][0]] * size.hot_run_extra_subscribers
+    return await measure_flow(
+        runs, watched, size.batches_per_run, ingest=platform, deliver=platform, posting=posting
+    )
 
 
 def _targets(repetitions: list[dict[str, Any]]) -> dict[str, bool]:

@@ -60,8 +60,6 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import ssl
-import statistics
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -74,7 +72,7 @@ from agent_platform.store.sqlite import SqliteStore
 from servers.firestore_emulator import HOST_VARIABLE, FirestoreEmulator, running_emulator
 from servers.platform import RunningPlatform, running_platform
 
-from bench.event_flow import client, no_collections, post_events, running_runs, subscribe
+from bench.event_flow import create_agent, measure_flow, running_runs
 
 # The emulator is far slower than SQLite: each backend is offered what it is expected to carry.
 SQLITE_RUNS = 60
@@ -94,47 +92,19 @@ async def _measure(
     quick: bool,
     posting: ProcessPoolExecutor,
 ) -> dict[str, Any]:
-    tls = ssl.create_default_context()
-    async with client(ingest.base_url, tls, headers=ingest.headers) as http:
-        agent = (await http.post("/api/agents", json={"name": "bench"})).json()
-    runs = await running_runs(store, agent["id"], QUICK_RUNS if quick else runs_count)
+    agent_id = await create_agent(ingest)
+    runs = await running_runs(store, agent_id, QUICK_RUNS if quick else runs_count)
     batches = QUICK_BATCHES_PER_RUN if quick else BATCHES_PER_RUN
-    watching = [client(deliver.base_url, tls, headers=deliver.headers) for _ in runs]
-    latencies: list[float] = []
-    connected = [asyncio.Event() for _ in runs]
-    subscribers = [
-        asyncio.create_task(subscribe(http, run_id, latencies, ready))
-        for http, (run_id, _), ready in zip(watching, runs, connected, strict=True)
-    ]
-    try:
-        await asyncio.wait_for(asyncio.gather(*(c.wait() for c in connected)), 60)
-        platforms = {ingest.base_url: ingest, deliver.base_url: deliver}.values()
-        with no_collections():
-            cpu_before = sum(platform.cpu_seconds() for platform in platforms)
-            # Every run starts posting at once: the store's worst case.
-            posted, started, ingested_at = await asyncio.get_running_loop().run_in_executor(
-                posting, post_events, ingest.base_url, runs, batches, True
-            )
-            delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 300)
-            cpu = sum(platform.cpu_seconds() for platform in platforms) - cpu_before
-    finally:
-        for task in subscribers:
-            task.cancel()
-        await asyncio.gather(*(http.aclose() for http in watching))
-    ordered = sorted(latencies)
-    # Each subscriber also counts the result event, which carries no latency.
-    delivered_events = sum(count for count, _ in delivered) - len(subscribers)
-    return {
-        "events_ingested": posted,
-        "events_delivered": delivered_events,
-        "ingested_per_second": round(posted / (ingested_at - started)),
-        "delivered_per_second": round(
-            delivered_events / (max(at for _, at in delivered) - started)
-        ),
-        "latency_p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "latency_p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
-        "platform_cpu_us_per_event": round(cpu / posted * 1e6, 1),
-    }
+    # Every run starts posting at once: the store's worst case.
+    return await measure_flow(
+        runs,
+        [run_id for run_id, _ in runs],
+        batches,
+        ingest=ingest,
+        deliver=deliver,
+        posting=posting,
+        together=True,
+    )
 
 
 @contextlib.contextmanager

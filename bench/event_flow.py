@@ -17,8 +17,10 @@ import gc
 import json
 import random
 import ssl
+import statistics
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,7 @@ from agent_platform.auth import hash_secret, new_secret
 from agent_platform.domain import Run, RunStatus, RunTransition, new_id, utcnow
 from agent_platform.store import Store
 from agent_runner import protocol
+from servers.platform import RunningPlatform
 
 EVENTS_PER_BATCH = 50
 BATCH_INTERVAL_SECONDS = 0.5
@@ -176,3 +179,69 @@ def post_events(
     all at once; the events posted, and when posting began and ended on the monotonic clock."""
     with no_collections():
         return asyncio.run(_post_all(base_url, runs, batches, together))
+
+
+async def create_agent(platform: RunningPlatform) -> str:
+    """An agent of alice's for the runs of a flow; its id."""
+    async with client(
+        platform.base_url, ssl.create_default_context(), headers=platform.headers
+    ) as http:
+        agent: dict[str, Any] = (await http.post("/api/agents", json={"name": "bench"})).json()
+    return str(agent["id"])
+
+
+async def measure_flow(
+    runs: list[tuple[str, str]],
+    watched: list[str],
+    batches: int,
+    *,
+    ingest: RunningPlatform,
+    deliver: RunningPlatform,
+    posting: ProcessPoolExecutor,
+    together: bool = False,
+) -> dict[str, Any]:
+    """`runs` post `batches` each to `ingest`, from `posting`'s process, while one subscriber per
+    entry of `watched` (run ids) follows its run on `deliver`: the flow's figures.
+
+    Throughput is counted from the first post; latency over every event each subscriber
+    received; CPU over the platform processes (one, or both) during the flow.
+    """
+    tls = ssl.create_default_context()
+    clients = [client(deliver.base_url, tls, headers=deliver.headers) for _ in watched]
+    latencies: list[float] = []
+    connected = [asyncio.Event() for _ in watched]
+    subscribers = [
+        asyncio.create_task(subscribe(http, run_id, latencies, ready))
+        for http, run_id, ready in zip(clients, watched, connected, strict=True)
+    ]
+    platforms = {ingest.base_url: ingest, deliver.base_url: deliver}.values()
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.wait() for c in connected)), 60)
+        with no_collections():
+            cpu_before = sum(platform.cpu_seconds() for platform in platforms)
+            posted, started, ingested_at = await asyncio.get_running_loop().run_in_executor(
+                posting, post_events, ingest.base_url, runs, batches, together
+            )
+            delivered = await asyncio.wait_for(asyncio.gather(*subscribers), 300)
+            cpu = sum(platform.cpu_seconds() for platform in platforms) - cpu_before
+    finally:
+        for task in subscribers:
+            task.cancel()
+        await asyncio.gather(*(http.aclose() for http in clients))
+    ordered = sorted(latencies)
+    # Each subscriber also counts the result event, which carries no latency.
+    events_delivered = sum(count for count, _ in delivered) - len(subscribers)
+    return {
+        "runs": len(runs),
+        "subscribers": len(subscribers),
+        "events_ingested": posted,
+        "events_delivered": events_delivered,
+        "ingested_per_second": round(posted / (ingested_at - started)),
+        "delivered_per_second": round(
+            events_delivered / (max(at for _, at in delivered) - started)
+        ),
+        "latency_p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "latency_p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
+        "platform_cpu_seconds": round(cpu, 2),
+        "platform_cpu_us_per_event": round(cpu / posted * 1e6, 1),
+    }
