@@ -20,7 +20,8 @@ from enum import StrEnum
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_core import PydanticSerializationError, to_json
+
+from agent_runner.unicode_text import is_valid_unicode_data
 
 # The names (environment, paths, event types) are defined without pydantic; shared from here.
 from agent_runner.wire_names import (
@@ -159,13 +160,9 @@ class Event(Wire):
         an event is refused where it arrives, since no JSON text could store or stream it.
         Pydantic's own JSON parser refuses them already, so JSON text is not checked twice.
         """
-        if info.mode == "json":
+        if info.mode == "json" or is_valid_unicode_data(data):
             return data
-        try:
-            to_json(data)
-        except PydanticSerializationError:
-            raise ValueError("event data must be valid Unicode text: no lone surrogates") from None
-        return data
+        raise ValueError("event data must be valid Unicode text: no lone surrogates")
 
 
 class EventBatch(Wire):

@@ -27,14 +27,21 @@ def valid_unicode(text: str) -> str:
         return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
 
 
-def valid_unicode_data(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with `valid_unicode` applied to every string in it, keys included."""
+def is_valid_unicode_data(data: dict[str, Any]) -> bool:
+    """Whether every string in `data`, keys included, can be written as UTF-8."""
     try:
         to_json(data)
     except PydanticSerializationError:
-        cleaned: dict[str, Any] = _cleaned(data)
-        return cleaned
-    return data
+        return False
+    return True
+
+
+def valid_unicode_data(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with `valid_unicode` applied to every string in it, keys included."""
+    if is_valid_unicode_data(data):
+        return data
+    cleaned: dict[str, Any] = _cleaned(data)
+    return cleaned
 
 
 def _cleaned(value: Any) -> Any:

@@ -1,8 +1,8 @@
 """Secret scanning of rendered objects with gitleaks: its maintained rules plus the repository's.
 
-Each object is written as one line of JSON, so a gitleaks line number names the object. The
-objects scanned are the rendered ones: values that kustomize generators and patches add are
-scanned exactly as the cluster receives them.
+Each object is written as one line of JSON, so a gitleaks line number names the object. What
+is scanned is each target's `kustomize build` output, the objects the cluster would receive:
+a secret that appears only once a target is rendered is found too.
 """
 
 from __future__ import annotations
