@@ -227,17 +227,7 @@ def _status_list(statuses: Collection[RunStatus]) -> str:
     return json.dumps([s.value for s in statuses])
 
 
-async def _first(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
-    """The first row, with the statement run, fetched and closed in one call on `db`'s thread.
-
-    On the reader, a statement left open across calls would hold a read transaction, and with
-    it an old snapshot, for every read that overlaps it.
-    """
-    rows = list(await db.execute_fetchall(sql, params))
-    return rows[0] if rows else None
-
-
-def _first_row(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+def _first(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
     """The first row, the statement finished: none is left open when the transaction ends."""
     rows: list[sqlite3.Row] = db.execute(sql, params).fetchall()
     return rows[0] if rows else None
@@ -430,9 +420,13 @@ class SqliteStore:
         db.executescript(SCHEMA)
 
     async def _one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
-        return await _first(self._reader, sql, params)
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        # Run, fetched and closed in one call on the reader's thread: a statement left open
+        # across calls would hold a read transaction, and with it an old snapshot, for every
+        # read that overlaps it.
         return list(await self._reader.execute_fetchall(sql, params))
 
     async def ping(self) -> None:
@@ -492,7 +486,7 @@ class SqliteStore:
 
     async def consume_token(self, token_hash: str, kind: TokenKind) -> ApiToken | None:
         row = await self._writer.transaction(
-            lambda db: _first_row(
+            lambda db: _first(
                 db,
                 "DELETE FROM tokens WHERE token_hash = ? AND kind = ? RETURNING *",
                 (token_hash, kind.value),
@@ -673,7 +667,7 @@ class SqliteStore:
 
     async def transition_run(self, change: RunTransition) -> Run | None:
         def transition(db: sqlite3.Connection) -> Run | None:
-            row = _first_row(db, "SELECT * FROM runs WHERE id = ?", (change.run_id,))
+            row = _first(db, "SELECT * FROM runs WHERE id = ?", (change.run_id,))
             if row is None or RunStatus(row["status"]) not in change.expected:
                 return None
             run = _run(row)
@@ -740,7 +734,7 @@ class SqliteStore:
         self, run_id: str, hold: TokenHold, *, budget: int, least: int, most: int, now: datetime
     ) -> Reservation | None:
         def reserve(db: sqlite3.Connection) -> Reservation | None:
-            row = _first_row(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
+            row = _first(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
             usage = Usage.model_validate_json(row["usage"])
@@ -760,7 +754,7 @@ class SqliteStore:
 
     async def settle_tokens(self, run_id: str, hold_id: str | None, usage: Usage) -> Run | None:
         def settle(db: sqlite3.Connection) -> Run | None:
-            row = _first_row(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+            row = _first(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
             run = _run(row)
@@ -779,7 +773,7 @@ class SqliteStore:
 
     async def write_off_holds(self, run_id: str, *, holder: str | None, now: datetime) -> None:
         def write_off(db: sqlite3.Connection) -> None:
-            row = _first_row(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
+            row = _first(db, "SELECT usage, token_holds FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return
             holds = dict(json.loads(row["token_holds"]))
@@ -855,7 +849,7 @@ class SqliteStore:
     ) -> None:
         def append(db: sqlite3.Connection) -> None:
             agent = "SELECT 1 FROM agents WHERE owner_id = ? AND id = ?"
-            if _first_row(db, agent, (owner_id, agent_id)) is None:
+            if _first(db, agent, (owner_id, agent_id)) is None:
                 raise StoreError(f"agent {agent_id} does not exist")
             self._append_messages(db, agent_id, messages)
 
@@ -866,7 +860,7 @@ class SqliteStore:
         db: sqlite3.Connection, agent_id: str, messages: Sequence[Message]
     ) -> None:
         last = "SELECT coalesce(max(seq), 0) FROM conversation WHERE agent_id = ?"
-        row = _first_row(db, last, (agent_id,))
+        row = _first(db, last, (agent_id,))
         start = 0 if row is None else int(row[0])
         db.executemany(
             "INSERT INTO conversation (agent_id, seq, message) VALUES (?, ?, ?)",
