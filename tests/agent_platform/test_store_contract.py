@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -274,6 +274,26 @@ async def test_events_are_stored_once_per_seq(store: Store) -> None:
     assert [e.seq for e in await store.list_events(run.id, after=1, limit=1)] == [2]
     assert await store.last_event_seq(run.id) == 3
     assert await store.last_event_seq("run_none") == 0
+
+
+async def test_an_events_data_and_time_read_back_as_stored(store: Store) -> None:
+    run, _ = await store.create_run(a_run(an_agent("usr_a")))
+    data: dict[str, Any] = {
+        "beyond_64_bits": 2**70,
+        "float": 0.1,
+        "large": 1e300,
+        "text": 'h\u00e9llo "quoted" \\ \n\t \u0001 \U0001f600 \u2028',
+        "nested": {"list": [1, {"empty": {}}, []], "none": None, "flag": True},
+    }
+    offset = timezone(timedelta(hours=2))
+    events = [
+        replace(an_event(run, 1), data=data),
+        replace(an_event(run, 2), time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=offset)),
+    ]
+    await store.append_events(run.id, events)
+    stored = await store.list_events(run.id)
+    assert stored[0].data == data
+    assert [e.time for e in stored] == [e.time for e in events]
 
 
 async def test_batches_posted_at_once_store_each_event_once_for_one_caller(store: Store) -> None:
