@@ -252,6 +252,8 @@ async def test_a_token_of_another_run_gets_no_workspace(served: Served, alice: C
     async with _runner(served, other_token) as runner:
         answer = await runner.get(protocol.WORKSPACE_PATH.format(run_id=run_id))
     assert answer.status_code == 401
+    assert answer.json()["message"] == "this run token belongs to another run"
+    assert answer.headers["www-authenticate"] == "Bearer"  # as every 401 says how to sign in
 
 
 async def test_the_local_store_keeps_one_archive_per_agent(tmp_path: Path) -> None:
