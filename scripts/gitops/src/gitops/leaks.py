@@ -1,8 +1,8 @@
 """Secret scanning of rendered objects with gitleaks: its maintained rules plus the repository's.
 
-Each object is written as one line of JSON, so a gitleaks line number names the object. What
-is scanned is each target's `kustomize build` output, the objects the cluster would receive:
-a secret that appears only once a target is rendered is found too.
+Each object is written as one line of JSON, so a gitleaks line number names the object. The
+scan reads each target's `kustomize build` output, which is what Argo CD applies: a secret that
+appears only once a target is rendered is found too.
 """
 
 from __future__ import annotations
