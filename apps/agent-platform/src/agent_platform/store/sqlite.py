@@ -242,6 +242,7 @@ def _changed(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    """A connection to the store's file, the writer's or the reader's; called on its thread."""
     connection = sqlite3.connect(path, isolation_level=None)
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA busy_timeout=5000")
@@ -399,12 +400,10 @@ class SqliteStore:
         writer = WriterThread(path)
         await writer.open(cls._create_schema)
         try:
-            reader = await aiosqlite.connect(path, isolation_level=None)
+            reader = await aiosqlite.Connection(partial(_connect, path), iter_chunk_size=64)
         except BaseException:
             await writer.close()
             raise
-        reader.row_factory = sqlite3.Row
-        await reader.execute("PRAGMA busy_timeout=5000")
         return cls(writer, reader)
 
     @staticmethod
