@@ -22,7 +22,7 @@ from agent_platform.domain import (
     utcnow,
 )
 from agent_platform.store import Store, StoreError
-from agent_runner.protocol import Limits, Usage
+from agent_runner.protocol import Limits, Outcome, RunResult, Usage
 
 
 def a_user(name: str) -> User:
@@ -246,6 +246,49 @@ async def test_finishing_a_run_keeps_usage_and_extends_the_conversation(store: S
     assert await store.get_run_unscoped(run.id) == done
     conversation = await store.get_conversation("usr_a", agent.id)
     assert conversation == [{"role": "user", "content": "earlier"}, *messages]
+
+
+def cancel(run: Run) -> RunTransition:
+    return RunTransition(
+        run.id, frozenset({RunStatus.RUNNING}), RunStatus.CANCELLED, utcnow(), error="cancelled"
+    )
+
+
+async def test_a_run_the_platform_finishes_gets_its_result_after_its_last_event(
+    store: Store,
+) -> None:
+    run, _ = await store.create_run(a_run(an_agent("usr_a")))
+    await store.transition_run(start(run))
+    await store.append_events(run.id, [an_event(run, 1), an_event(run, 2)])
+    await store.settle_tokens(run.id, None, Usage(input_tokens=30, output_tokens=4))
+
+    finished = await store.finish_run(cancel(run), Outcome.CANCELLED)
+
+    assert finished is not None
+    done, result = finished
+    assert done.status is RunStatus.CANCELLED
+    assert await store.get_run_unscoped(run.id) == done
+    assert (result.seq, result.type, result.time) == (3, "result", done.finished_at)
+    # What the run used is in its result, as a runner's own result would say.
+    assert RunResult.model_validate(result.data) == RunResult(
+        outcome=Outcome.CANCELLED,
+        error="cancelled",
+        usage=Usage(input_tokens=30, output_tokens=4),
+    )
+    assert await store.list_events(run.id, after=2) == [result]
+
+
+async def test_a_run_finished_already_is_not_finished_again(store: Store) -> None:
+    run, _ = await store.create_run(a_run(an_agent("usr_a")))
+    await store.transition_run(start(run))
+    tries = await asyncio.gather(
+        *(store.finish_run(cancel(run), Outcome.CANCELLED) for _ in range(4))
+    )
+    assert len([t for t in tries if t is not None]) == 1
+    assert [e.type for e in await store.list_events(run.id)] == ["result"]
+    assert (
+        await store.finish_run(replace(cancel(run), run_id="run_missing"), Outcome.FAILED) is None
+    )
 
 
 async def test_usage_adds_up(store: Store) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from agent_runner.protocol import Limits, Outcome, Usage
+from agent_runner.protocol import EventType, Limits, Outcome, RunResult, Usage
 
 # One Messages API message param (`{"role": ..., "content": ...}`).
 Message = dict[str, Any]
@@ -172,6 +172,12 @@ class StoredEvent:
     type: str
     data: dict[str, Any]
     time: datetime
+
+
+def result_event(run: Run, outcome: Outcome, seq: int, at: datetime) -> StoredEvent:
+    """The result event of a run the platform finished, as its runner could report none."""
+    result = RunResult(outcome=outcome, error=run.error, usage=run.usage)
+    return StoredEvent(run.id, seq, EventType.RESULT.value, result.model_dump(mode="json"), at)
 
 
 def new_id(prefix: str) -> str:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from agent_runner.protocol import EventType, Outcome, RunResult
+from agent_runner.protocol import Outcome, RunResult
 
 from agent_platform.auth import hash_secret, new_secret
 from agent_platform.bus import EventBus
@@ -27,7 +27,6 @@ from agent_platform.domain import (
     Run,
     RunStatus,
     RunTransition,
-    StoredEvent,
     status_of,
     utcnow,
 )
@@ -279,30 +278,23 @@ class Scheduler:
         lease_expired_by: datetime | None = None,
     ) -> Run | None:
         """Finish a run the runner could not report on; a no-op if it is finished already."""
-        now = utcnow()
-        finished = await self._store.transition_run(
+        finished = await self._store.finish_run(
             RunTransition(
                 run_id=run_id,
                 expected=expected,
                 status=status_of(outcome),
-                at=now,
+                at=utcnow(),
                 error=reason,
                 lease_expired_by=lease_expired_by,
-            )
+            ),
+            outcome,
         )
         if finished is None:
             return None
-        result = RunResult(outcome=outcome, error=reason, usage=finished.usage)
-        await self._append_result(run_id, result, now)
-        self._finished(finished)
-        return finished
-
-    async def _append_result(self, run_id: str, result: RunResult, now: datetime) -> None:
-        seq = await self._store.last_event_seq(run_id) + 1
-        event = StoredEvent(
-            run_id, seq, EventType.RESULT.value, result.model_dump(mode="json"), now
-        )
-        self._bus.publish(run_id, await self._store.append_events(run_id, [event]))
+        run, result = finished
+        self._bus.publish(run_id, [result])
+        self._finished(run)
+        return run
 
     def _finished(self, run: Run) -> None:
         self._metrics.runs_finished.labels(run.status.value).inc()

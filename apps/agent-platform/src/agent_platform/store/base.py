@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from agent_runner.protocol import Usage
+from agent_runner.protocol import Outcome, Usage
 
 from agent_platform.domain import (
     Agent,
@@ -106,6 +106,16 @@ class Store(Protocol):
 
     async def transition_run(self, change: RunTransition) -> Run | None:
         """Apply the transition if the run's status is in `change.expected`; None otherwise."""
+
+    async def finish_run(
+        self, change: RunTransition, outcome: Outcome
+    ) -> tuple[Run, StoredEvent] | None:
+        """`transition_run` to an end its runner did not report, with the run's result event.
+
+        The event follows the run's last one and is stored in the same write as the status: a
+        finished run always has its result, whenever it is read and even if the platform stops
+        right after.
+        """
 
     async def find_run_by_token(self, token_hash: str) -> Run | None: ...
 

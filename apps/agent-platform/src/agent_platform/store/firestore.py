@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from agent_runner.protocol import Limits, Usage
+from agent_runner.protocol import Limits, Outcome, Usage
 from google.api_core.exceptions import AlreadyExists, GoogleAPICallError, NotFound
 from google.cloud.firestore import (
     DELETE_FIELD,
@@ -49,6 +49,7 @@ from agent_platform.domain import (
     TokenHold,
     TokenKind,
     User,
+    result_event,
 )
 from agent_platform.store.base import StoreError
 from agent_platform.store.firestore_queries import Direction, QuerySpec
@@ -524,53 +525,93 @@ class FirestoreStore:
         return int(results[0][0].value)
 
     async def transition_run(self, change: RunTransition) -> Run | None:
-        ref = self._db.collection("runs").document(change.run_id)
-
         @async_transactional
         async def apply(transaction: AsyncTransaction) -> Run | None:
-            doc = await ref.get(transaction=transaction)
-            if not doc.exists:
-                return None
-            run = _run(doc)
-            if run.status not in change.expected:
-                return None
-            if change.lease_expired_by is not None and not (
-                run.lease is None or run.lease.expired(change.lease_expired_by)
-            ):
-                return None
-            agent = None
-            if change.new_messages:
-                # Every read of a transaction comes before its first write.
-                agent_ref = self._db.collection("agents").document(run.agent_id)
-                agent = await agent_ref.get(transaction=transaction)
-            started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
-            finished_at = change.at if change.status in TERMINAL else run.finished_at
-            usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
-            lease = run.lease if change.lease is None else change.lease
-            fields: dict[str, Any] = {
-                "status": change.status.value,
-                "started_at": started_at,
-                "finished_at": finished_at,
-                "error": change.error,
-                "usage": usage.model_dump(mode="json"),
-                **_lease_fields(lease),
-            }
-            if change.run_token_hash is not None:
-                fields["run_token_hash"] = change.run_token_hash
-            transaction.update(ref, fields)
-            if agent is not None and agent.exists:
-                self._write_messages(transaction, agent, change.new_messages)
-            return replace(
-                run,
-                status=change.status,
-                started_at=started_at,
-                finished_at=finished_at,
-                error=change.error,
-                usage=usage,
-                lease=lease,
-            )
+            read = await self._read_for_transition(transaction, change)
+            return None if read is None else self._write_transition(transaction, change, *read)
 
         return await apply(self._transaction())
+
+    async def finish_run(
+        self, change: RunTransition, outcome: Outcome
+    ) -> tuple[Run, StoredEvent] | None:
+        parent = self._db.collection("runs").document(change.run_id)
+        last_event = self._query("last_event", parent=parent, limit=1)
+
+        @async_transactional
+        async def apply(transaction: AsyncTransaction) -> tuple[Run, StoredEvent] | None:
+            read = await self._read_for_transition(transaction, change)
+            if read is None:
+                return None
+            # Created, never set: should a runner store an event at this seq meanwhile, the
+            # whole transition fails, and the run stays as it was, to be finished again.
+            reads = last_event.stream(transaction=transaction)  # type: ignore[arg-type]
+            last = [_data(doc)["seq"] async for doc in reads]
+            run = self._write_transition(transaction, change, *read)
+            event = result_event(run, outcome, int(last[0]) + 1 if last else 1, change.at)
+            transaction.create(
+                self._events(run.id).document(_seq_id(event.seq)), _event_fields(event)
+            )
+            return run, event
+
+        return await apply(self._transaction())
+
+    async def _read_for_transition(
+        self, transaction: AsyncTransaction, change: RunTransition
+    ) -> tuple[Run, Snapshot | None] | None:
+        """The run, if the transition applies to it, and its agent when messages are added.
+
+        Every read of a transaction comes before its first write.
+        """
+        doc = await self._db.collection("runs").document(change.run_id).get(transaction=transaction)
+        if not doc.exists:
+            return None
+        run = _run(doc)
+        if run.status not in change.expected:
+            return None
+        if change.lease_expired_by is not None and not (
+            run.lease is None or run.lease.expired(change.lease_expired_by)
+        ):
+            return None
+        agent = None
+        if change.new_messages:
+            agent_ref = self._db.collection("agents").document(run.agent_id)
+            agent = await agent_ref.get(transaction=transaction)
+        return run, agent
+
+    def _write_transition(
+        self,
+        transaction: AsyncTransaction,
+        change: RunTransition,
+        run: Run,
+        agent: Snapshot | None,
+    ) -> Run:
+        started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
+        finished_at = change.at if change.status in TERMINAL else run.finished_at
+        usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
+        lease = run.lease if change.lease is None else change.lease
+        fields: dict[str, Any] = {
+            "status": change.status.value,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "error": change.error,
+            "usage": usage.model_dump(mode="json"),
+            **_lease_fields(lease),
+        }
+        if change.run_token_hash is not None:
+            fields["run_token_hash"] = change.run_token_hash
+        transaction.update(self._db.collection("runs").document(run.id), fields)
+        if agent is not None and agent.exists:
+            self._write_messages(transaction, agent, change.new_messages)
+        return replace(
+            run,
+            status=change.status,
+            started_at=started_at,
+            finished_at=finished_at,
+            error=change.error,
+            usage=usage,
+            lease=lease,
+        )
 
     async def find_run_by_token(self, token_hash: str) -> Run | None:
         query = self._query("run_by_token", equal={"run_token_hash": token_hash}, limit=1)

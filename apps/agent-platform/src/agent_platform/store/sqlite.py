@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
-from agent_runner.protocol import Limits, Usage
+from agent_runner.protocol import Limits, Outcome, Usage
 from pydantic_core import to_json
 
 from agent_platform import token_holds
@@ -38,6 +38,7 @@ from agent_platform.domain import (
     TokenHold,
     TokenKind,
     User,
+    result_event,
 )
 from agent_platform.store.base import StoreError
 
@@ -665,48 +666,67 @@ class SqliteStore:
         return 0 if row is None else int(row[0])
 
     async def transition_run(self, change: RunTransition) -> Run | None:
-        def transition(db: sqlite3.Connection) -> Run | None:
-            row = _first(db, "SELECT * FROM runs WHERE id = ?", (change.run_id,))
-            if row is None or RunStatus(row["status"]) not in change.expected:
-                return None
-            run = _run(row)
-            if change.lease_expired_by is not None and not (
-                run.lease is None or run.lease.expired(change.lease_expired_by)
-            ):
-                return None
-            lease = run.lease if change.lease is None else change.lease
-            started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
-            finished_at = change.at if change.status in TERMINAL else run.finished_at
-            usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
-            db.execute(
-                "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, error = ?,"
-                " usage = ?, run_token_hash = coalesce(?, run_token_hash), lease_holder = ?,"
-                " lease_until = ? WHERE id = ?",
-                (
-                    change.status.value,
-                    _iso(started_at),
-                    _iso(finished_at),
-                    change.error,
-                    usage.model_dump_json(),
-                    change.run_token_hash,
-                    None if lease is None else lease.holder,
-                    None if lease is None else _instant(lease.until),
-                    change.run_id,
-                ),
-            )
-            if change.new_messages:
-                self._append_messages(db, run.agent_id, change.new_messages)
-            return replace(
-                run,
-                status=change.status,
-                started_at=started_at,
-                finished_at=finished_at,
-                error=change.error,
-                usage=usage,
-                lease=lease,
-            )
+        return await self._writer.transaction(partial(self._transition, change=change))
 
-        return await self._writer.transaction(transition)
+    async def finish_run(
+        self, change: RunTransition, outcome: Outcome
+    ) -> tuple[Run, StoredEvent] | None:
+        def finish(db: sqlite3.Connection) -> tuple[Run, StoredEvent] | None:
+            run = self._transition(db, change=change)
+            if run is None:
+                return None
+            (last,) = db.execute(
+                "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?", (run.id,)
+            ).fetchone()
+            event = result_event(run, outcome, last + 1, change.at)
+            db.execute(
+                "INSERT INTO events (run_id, seq, type, data, time) VALUES (?, ?, ?, ?, ?)",
+                _values(run.id, [event]),
+            )
+            return run, event
+
+        return await self._writer.transaction(finish)
+
+    def _transition(self, db: sqlite3.Connection, *, change: RunTransition) -> Run | None:
+        row = _first(db, "SELECT * FROM runs WHERE id = ?", (change.run_id,))
+        if row is None or RunStatus(row["status"]) not in change.expected:
+            return None
+        run = _run(row)
+        if change.lease_expired_by is not None and not (
+            run.lease is None or run.lease.expired(change.lease_expired_by)
+        ):
+            return None
+        lease = run.lease if change.lease is None else change.lease
+        started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
+        finished_at = change.at if change.status in TERMINAL else run.finished_at
+        usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
+        db.execute(
+            "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, error = ?,"
+            " usage = ?, run_token_hash = coalesce(?, run_token_hash), lease_holder = ?,"
+            " lease_until = ? WHERE id = ?",
+            (
+                change.status.value,
+                _iso(started_at),
+                _iso(finished_at),
+                change.error,
+                usage.model_dump_json(),
+                change.run_token_hash,
+                None if lease is None else lease.holder,
+                None if lease is None else _instant(lease.until),
+                change.run_id,
+            ),
+        )
+        if change.new_messages:
+            self._append_messages(db, run.agent_id, change.new_messages)
+        return replace(
+            run,
+            status=change.status,
+            started_at=started_at,
+            finished_at=finished_at,
+            error=change.error,
+            usage=usage,
+            lease=lease,
+        )
 
     async def find_run_by_token(self, token_hash: str) -> Run | None:
         row = await self._one("SELECT * FROM runs WHERE run_token_hash = ?", (token_hash,))
