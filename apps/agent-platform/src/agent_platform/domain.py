@@ -175,7 +175,7 @@ class StoredEvent:
 
 
 def result_event(run: Run, outcome: Outcome, seq: int, at: datetime) -> StoredEvent:
-    """The result event of a run the platform finished, as its runner could report none."""
+    """The result event of a run the platform finished because its runner could not report one."""
     result = RunResult(outcome=outcome, error=run.error, usage=run.usage)
     return StoredEvent(run.id, seq, EventType.RESULT.value, result.model_dump(mode="json"), at)
 

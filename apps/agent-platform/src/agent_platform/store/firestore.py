@@ -543,12 +543,11 @@ class FirestoreStore:
             read = await self._read_for_transition(transaction, change)
             if read is None:
                 return None
-            # Created, never set: should a runner store an event at this seq meanwhile, the
-            # whole transition fails, and the run stays as it was, to be finished again.
             reads = last_event.stream(transaction=transaction)  # type: ignore[arg-type]
             last = [_data(doc)["seq"] async for doc in reads]
             run = self._write_transition(transaction, change, *read)
             event = result_event(run, outcome, int(last[0]) + 1 if last else 1, change.at)
+            # Created, never set: an event stored at this seq meanwhile is not replaced.
             transaction.create(
                 self._events(run.id).document(_seq_id(event.seq)), _event_fields(event)
             )

@@ -675,10 +675,9 @@ class SqliteStore:
             run = self._transition(db, change=change)
             if run is None:
                 return None
-            (last,) = db.execute(
-                "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?", (run.id,)
-            ).fetchone()
-            event = result_event(run, outcome, last + 1, change.at)
+            last = _first(db, "SELECT max(seq) FROM events WHERE run_id = ?", (run.id,))
+            seq = 1 if last is None or last[0] is None else int(last[0]) + 1
+            event = result_event(run, outcome, seq, change.at)
             db.execute(
                 "INSERT INTO events (run_id, seq, type, data, time) VALUES (?, ?, ?, ?, ?)",
                 _values(run.id, [event]),
