@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -109,12 +109,18 @@ class Run:
     lease: Lease | None = None
 
 
+def _larger(a: Usage, b: Usage) -> Usage:
+    """Per counter, the larger of the two."""
+    return Usage.model_validate({k: max(v, getattr(b, k)) for k, v in a.model_dump().items()})
+
+
 @dataclass(frozen=True, slots=True)
 class RunTransition:
     """A compare-and-set on a run's status, with what changes together with it.
 
     The store applies it only if the run's current status is in `expected`, atomically with the
-    other fields: that is how two replicas can never both start, or both finish, one run.
+    other fields: that is how two replicas can never both start, or both finish, one run. What
+    it changes is `applied_to`, the same for every store.
     """
 
     run_id: str
@@ -134,6 +140,24 @@ class RunTransition:
     # Set to apply the transition only if the run has no lease or it ran out by this time: how
     # a surviving replica finishes a run whose replica died, and never one that is alive.
     lease_expired_by: datetime | None = None
+
+    def applied_to(self, run: Run) -> Run | None:
+        """The run as this transition leaves it; None if the transition does not apply to it."""
+        if run.status not in self.expected:
+            return None
+        if self.lease_expired_by is not None and not (
+            run.lease is None or run.lease.expired(self.lease_expired_by)
+        ):
+            return None
+        return replace(
+            run,
+            status=self.status,
+            started_at=self.at if self.status is RunStatus.RUNNING else run.started_at,
+            finished_at=self.at if self.status in TERMINAL else run.finished_at,
+            error=self.error,
+            usage=run.usage if self.usage is None else _larger(run.usage, self.usage),
+            lease=run.lease if self.lease is None else self.lease,
+        )
 
 
 @dataclass(frozen=True, slots=True)

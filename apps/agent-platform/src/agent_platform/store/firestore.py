@@ -14,7 +14,6 @@ import hashlib
 import json
 import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -36,7 +35,6 @@ from google.cloud.firestore import (
 
 from agent_platform import token_holds
 from agent_platform.domain import (
-    TERMINAL,
     Agent,
     ApiToken,
     Lease,
@@ -251,11 +249,6 @@ def _data(doc: Snapshot) -> dict[str, Any]:
     if data is None:
         raise StoreError(f"{doc.reference.path} vanished while it was read")
     return data
-
-
-def _larger(a: Usage, b: Usage) -> Usage:
-    merged = {k: max(v, getattr(b, k)) for k, v in a.model_dump().items()}
-    return Usage.model_validate(merged)
 
 
 def _statuses(statuses: Collection[RunStatus]) -> list[str]:
@@ -528,7 +521,10 @@ class FirestoreStore:
         @async_transactional
         async def apply(transaction: AsyncTransaction) -> Run | None:
             read = await self._read_for_transition(transaction, change)
-            return None if read is None else self._write_transition(transaction, change, *read)
+            if read is None:
+                return None
+            self._write_transition(transaction, change, *read)
+            return read[0]
 
         return await apply(self._transaction())
 
@@ -545,7 +541,8 @@ class FirestoreStore:
                 return None
             reads = last_event.stream(transaction=transaction)  # type: ignore[arg-type]
             last = [_data(doc)["seq"] async for doc in reads]
-            run = self._write_transition(transaction, change, *read)
+            run, _ = read
+            self._write_transition(transaction, change, *read)
             event = result_event(run, outcome, int(last[0]) + 1 if last else 1, change.at)
             # Created, never set: an event stored at this seq meanwhile is not replaced.
             transaction.create(
@@ -558,19 +555,13 @@ class FirestoreStore:
     async def _read_for_transition(
         self, transaction: AsyncTransaction, change: RunTransition
     ) -> tuple[Run, Snapshot | None] | None:
-        """The run, if the transition applies to it, and its agent when messages are added.
+        """The run as the transition leaves it, if it applies, and the agent it adds messages to.
 
         Every read of a transaction comes before its first write.
         """
         doc = await self._db.collection("runs").document(change.run_id).get(transaction=transaction)
-        if not doc.exists:
-            return None
-        run = _run(doc)
-        if run.status not in change.expected:
-            return None
-        if change.lease_expired_by is not None and not (
-            run.lease is None or run.lease.expired(change.lease_expired_by)
-        ):
+        run = change.applied_to(_run(doc)) if doc.exists else None
+        if run is None:
             return None
         agent = None
         if change.new_messages:
@@ -584,33 +575,21 @@ class FirestoreStore:
         change: RunTransition,
         run: Run,
         agent: Snapshot | None,
-    ) -> Run:
-        started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
-        finished_at = change.at if change.status in TERMINAL else run.finished_at
-        usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
-        lease = run.lease if change.lease is None else change.lease
+    ) -> None:
+        """Write the transitioned run, and the messages it adds to its agent's conversation."""
         fields: dict[str, Any] = {
-            "status": change.status.value,
-            "started_at": started_at,
-            "finished_at": finished_at,
-            "error": change.error,
-            "usage": usage.model_dump(mode="json"),
-            **_lease_fields(lease),
+            "status": run.status.value,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "error": run.error,
+            "usage": run.usage.model_dump(mode="json"),
+            **_lease_fields(run.lease),
         }
         if change.run_token_hash is not None:
             fields["run_token_hash"] = change.run_token_hash
         transaction.update(self._db.collection("runs").document(run.id), fields)
         if agent is not None and agent.exists:
             self._write_messages(transaction, agent, change.new_messages)
-        return replace(
-            run,
-            status=change.status,
-            started_at=started_at,
-            finished_at=finished_at,
-            error=change.error,
-            usage=usage,
-            lease=lease,
-        )
 
     async def find_run_by_token(self, token_hash: str) -> Run | None:
         query = self._query("run_by_token", equal={"run_token_hash": token_hash}, limit=1)

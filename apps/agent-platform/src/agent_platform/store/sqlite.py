@@ -25,7 +25,6 @@ from pydantic_core import to_json
 
 from agent_platform import token_holds
 from agent_platform.domain import (
-    TERMINAL,
     Agent,
     ApiToken,
     Lease,
@@ -199,17 +198,6 @@ def _event(row: sqlite3.Row) -> StoredEvent:
         type=row["type"],
         data=json.loads(row["data"]),
         time=datetime.fromisoformat(row["time"]),
-    )
-
-
-def _larger(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        input_tokens=max(a.input_tokens, b.input_tokens),
-        output_tokens=max(a.output_tokens, b.output_tokens),
-        cache_creation_input_tokens=max(
-            a.cache_creation_input_tokens, b.cache_creation_input_tokens
-        ),
-        cache_read_input_tokens=max(a.cache_read_input_tokens, b.cache_read_input_tokens),
     )
 
 
@@ -688,44 +676,28 @@ class SqliteStore:
 
     def _transition(self, db: sqlite3.Connection, *, change: RunTransition) -> Run | None:
         row = _first(db, "SELECT * FROM runs WHERE id = ?", (change.run_id,))
-        if row is None or RunStatus(row["status"]) not in change.expected:
+        run = None if row is None else change.applied_to(_run(row))
+        if run is None:
             return None
-        run = _run(row)
-        if change.lease_expired_by is not None and not (
-            run.lease is None or run.lease.expired(change.lease_expired_by)
-        ):
-            return None
-        lease = run.lease if change.lease is None else change.lease
-        started_at = change.at if change.status is RunStatus.RUNNING else run.started_at
-        finished_at = change.at if change.status in TERMINAL else run.finished_at
-        usage = run.usage if change.usage is None else _larger(run.usage, change.usage)
         db.execute(
             "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, error = ?,"
             " usage = ?, run_token_hash = coalesce(?, run_token_hash), lease_holder = ?,"
             " lease_until = ? WHERE id = ?",
             (
-                change.status.value,
-                _iso(started_at),
-                _iso(finished_at),
-                change.error,
-                usage.model_dump_json(),
+                run.status.value,
+                _iso(run.started_at),
+                _iso(run.finished_at),
+                run.error,
+                run.usage.model_dump_json(),
                 change.run_token_hash,
-                None if lease is None else lease.holder,
-                None if lease is None else _instant(lease.until),
-                change.run_id,
+                None if run.lease is None else run.lease.holder,
+                None if run.lease is None else _instant(run.lease.until),
+                run.id,
             ),
         )
         if change.new_messages:
             self._append_messages(db, run.agent_id, change.new_messages)
-        return replace(
-            run,
-            status=change.status,
-            started_at=started_at,
-            finished_at=finished_at,
-            error=change.error,
-            usage=usage,
-            lease=lease,
-        )
+        return run
 
     async def find_run_by_token(self, token_hash: str) -> Run | None:
         row = await self._one("SELECT * FROM runs WHERE run_token_hash = ?", (token_hash,))
