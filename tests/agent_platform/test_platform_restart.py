@@ -3,6 +3,7 @@ Claude it was serving is counted in the run's budget, neither held for good nor 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from agent_platform.domain import StoredEvent, utcnow
 from agent_platform.executors.runner_process import RunnerRecord, is_running, read_record
+from agent_platform.store.sqlite import SqliteStore
+from agent_runner.protocol import Outcome, RunResult, Usage
 from servers.messages_api import MessagesApiServer, Reply, StreamCut, Text
 from servers.platform import RunningPlatform, running_platform
 from servers.waiting import wait_for
@@ -83,6 +87,42 @@ def test_a_run_whose_runner_died_while_the_platform_was_down_fails_honestly(
         events = http.get(f"/api/runs/{run_id}/events").json()["items"]
         assert events[-1]["type"] == "result"
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_result_stored_as_the_platform_crashed_finishes_the_run_as_its_runner_said(
+    platform: RunningPlatform,
+) -> None:
+    with httpx.Client(base_url=platform.base_url, headers=platform.headers, timeout=10) as http:
+        run_id, record = _hanging_run(platform, http)
+        agent_id = _run(http, run_id)["agent_id"]
+        platform.kill()
+        os.killpg(record.pid, signal.SIGKILL)
+        wait_for(lambda: not is_running(record), "the runner to die")
+        # The runner's last post was stored, and the platform died before finishing the run.
+        said = [{"role": "user", "content": "hang"}, {"role": "assistant", "content": "Done."}]
+        reported = RunResult(
+            outcome=Outcome.SUCCEEDED, usage=Usage(input_tokens=7), new_messages=said
+        )
+        asyncio.run(_store_event(platform.data_dir / "platform.db", run_id, reported))
+        platform.start()
+
+        finished = _run(http, run_id)
+        assert (finished["status"], finished["error"]) == ("succeeded", None)
+        assert finished["usage"]["input_tokens"] == 7
+        events = http.get(f"/api/runs/{run_id}/events").json()["items"]
+        assert [e["type"] for e in events].count("result") == 1
+        conversation = http.get(f"/api/agents/{agent_id}/conversation").json()["messages"]
+        assert conversation == said
+
+
+async def _store_event(path: Path, run_id: str, result: RunResult) -> None:
+    store = await SqliteStore.open(path)
+    try:
+        seq = await store.last_event_seq(run_id) + 1
+        data = result.model_dump(mode="json")
+        await store.append_events(run_id, [StoredEvent(run_id, seq, "result", data, utcnow())])
+    finally:
+        await store.aclose()
 
 
 BUDGET = 40_000
