@@ -291,6 +291,29 @@ async def test_a_run_finished_already_is_not_finished_again(store: Store) -> Non
     )
 
 
+async def test_a_result_its_runner_stored_stands_when_the_platform_finishes_the_run(
+    store: Store,
+) -> None:
+    agent = an_agent("usr_a")
+    await store.create_agent(agent)
+    run, _ = await store.create_run(a_run(agent))
+    await store.transition_run(start(run))
+    said = [{"role": "user", "content": "do it"}, {"role": "assistant", "content": "done"}]
+    reported = RunResult(outcome=Outcome.SUCCEEDED, usage=Usage(input_tokens=9), new_messages=said)
+    data = reported.model_dump(mode="json")
+    runner_result = replace(an_event(run, 2, "result"), data=data)
+    await store.append_events(run.id, [an_event(run, 1), runner_result])
+
+    finished = await store.finish_run(cancel(run), Outcome.CANCELLED)
+
+    assert finished is not None
+    done, result = finished
+    assert (done.status, done.error, done.usage) == (RunStatus.SUCCEEDED, None, reported.usage)
+    assert result == runner_result
+    assert await store.list_events(run.id, after=1) == [runner_result]
+    assert await store.get_conversation("usr_a", agent.id) == said
+
+
 async def test_usage_adds_up(store: Store) -> None:
     run, _ = await store.create_run(a_run(an_agent("usr_a")))
     await store.settle_tokens(run.id, None, Usage(input_tokens=1, output_tokens=2))

@@ -119,8 +119,9 @@ class RunTransition:
     """A compare-and-set on a run's status, with what changes together with it.
 
     The store applies it only if the run's current status is in `expected`, atomically with the
-    other fields: that is how two replicas can never both start, or both finish, one run. What
-    it changes is `applied_to`, the same for every store.
+    other fields: that is how two replicas can never both start, or both finish, one run.
+    `applied_to` says how the run changes; the store writes that, the token hash and the
+    messages.
     """
 
     run_id: str
@@ -158,6 +159,24 @@ class RunTransition:
             usage=run.usage if self.usage is None else _larger(run.usage, self.usage),
             lease=run.lease if self.lease is None else self.lease,
         )
+
+
+def as_reported(run_id: str, result: RunResult, at: datetime) -> RunTransition:
+    """Finishing a running run as its runner's result says: outcome, usage, new messages."""
+    return RunTransition(
+        run_id=run_id,
+        expected=frozenset({RunStatus.RUNNING}),
+        status=status_of(result.outcome),
+        at=at,
+        error=result.error,
+        usage=result.usage,
+        new_messages=tuple(result.new_messages),
+    )
+
+
+def runner_reported(result: StoredEvent, at: datetime) -> RunTransition:
+    """Finishing a running run as its runner's result event says."""
+    return as_reported(result.run_id, RunResult.model_validate(result.data), at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from agent_runner.protocol import EventType, Outcome, RunResult
+from agent_runner.protocol import Outcome, RunResult
 
 from agent_platform.auth import hash_secret, new_secret
 from agent_platform.bus import EventBus
@@ -27,6 +27,7 @@ from agent_platform.domain import (
     Run,
     RunStatus,
     RunTransition,
+    as_reported,
     status_of,
     utcnow,
 )
@@ -253,17 +254,7 @@ class Scheduler:
 
     async def complete(self, run_id: str, result: RunResult) -> Run | None:
         """Finish a run as its runner reported, with its usage and new conversation messages."""
-        finished = await self._store.transition_run(
-            RunTransition(
-                run_id=run_id,
-                expected=frozenset({RunStatus.RUNNING}),
-                status=status_of(result.outcome),
-                at=utcnow(),
-                error=result.error,
-                usage=result.usage,
-                new_messages=tuple(result.new_messages),
-            )
-        )
+        finished = await self._store.transition_run(as_reported(run_id, result, utcnow()))
         if finished is not None:
             self._finished(finished)
         return finished
@@ -279,12 +270,8 @@ class Scheduler:
     ) -> Run | None:
         """Finish a run the runner could not report on; a no-op if it is finished already.
 
-        A result its runner did report stands, should the platform have stored it and stopped
-        before finishing the run.
+        A result its runner reported, stored but not yet applied, stands (`Store.finish_run`).
         """
-        reported = await self._stored_result(run_id)
-        if reported is not None:
-            return await self.complete(run_id, reported)
         finished = await self._store.finish_run(
             RunTransition(
                 run_id=run_id,
@@ -302,14 +289,6 @@ class Scheduler:
         self._bus.publish(run_id, [result])
         self._finished(run)
         return run
-
-    async def _stored_result(self, run_id: str) -> RunResult | None:
-        """The result event its runner posted, if it is the run's last event."""
-        last = await self._store.last_event_seq(run_id)
-        events = await self._store.list_events(run_id, after=last - 1) if last else []
-        if events and events[-1].type == EventType.RESULT:
-            return RunResult.model_validate(events[-1].data)
-        return None
 
     def _finished(self, run: Run) -> None:
         self._metrics.runs_finished.labels(run.status.value).inc()

@@ -112,9 +112,13 @@ class Store(Protocol):
     ) -> tuple[Run, StoredEvent] | None:
         """`transition_run` to an end its runner did not report, with the run's result event.
 
-        The event follows the run's last one and is stored in the same write as the status: a
-        finished run always has its result, whenever it is read and even if the platform stops
-        right after.
+        The event follows the run's last one, in the same write as the status: a finished run
+        always has its result, whenever it is read, even if the platform stops right after.
+
+        A result event is stored with a finished status, but for a runner's, stored just before
+        its run is finished: one that ends a running run's events was reported and not yet
+        applied, because the platform stopped or the runner exited in between. That result
+        stands: the run finishes `as_reported`, and that event is the one returned.
         """
 
     async def find_run_by_token(self, token_hash: str) -> Run | None: ...

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from agent_runner.protocol import Limits, Outcome, Usage
+from agent_runner.protocol import EventType, Limits, Outcome, Usage
 from google.api_core.exceptions import AlreadyExists, GoogleAPICallError, NotFound
 from google.cloud.firestore import (
     DELETE_FIELD,
@@ -48,6 +48,7 @@ from agent_platform.domain import (
     TokenKind,
     User,
     result_event,
+    runner_reported,
 )
 from agent_platform.store.base import StoreError
 from agent_platform.store.firestore_queries import Direction, QuerySpec
@@ -536,14 +537,19 @@ class FirestoreStore:
 
         @async_transactional
         async def apply(transaction: AsyncTransaction) -> tuple[Run, StoredEvent] | None:
-            read = await self._read_for_transition(transaction, change)
+            # Every read of a transaction comes before its first write.
+            reads = last_event.stream(transaction=transaction)  # type: ignore[arg-type]
+            last = [_event(change.run_id, doc) async for doc in reads]
+            reported = last[0] if last and last[0].type == EventType.RESULT else None
+            applied = change if reported is None else runner_reported(reported, change.at)
+            read = await self._read_for_transition(transaction, applied)
             if read is None:
                 return None
-            reads = last_event.stream(transaction=transaction)  # type: ignore[arg-type]
-            last = [_data(doc)["seq"] async for doc in reads]
-            run, _ = read
-            self._write_transition(transaction, change, *read)
-            event = result_event(run, outcome, int(last[0]) + 1 if last else 1, change.at)
+            run, agent = read
+            self._write_transition(transaction, applied, run, agent)
+            if reported is not None:
+                return run, reported
+            event = result_event(run, outcome, last[0].seq + 1 if last else 1, change.at)
             # Created, never set: an event stored at this seq meanwhile is not replaced.
             transaction.create(
                 self._events(run.id).document(_seq_id(event.seq)), _event_fields(event)

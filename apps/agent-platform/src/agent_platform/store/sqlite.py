@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
-from agent_runner.protocol import Limits, Outcome, Usage
+from agent_runner.protocol import EventType, Limits, Outcome, Usage
 from pydantic_core import to_json
 
 from agent_platform import token_holds
@@ -38,6 +38,7 @@ from agent_platform.domain import (
     TokenKind,
     User,
     result_event,
+    runner_reported,
 )
 from agent_platform.store.base import StoreError
 
@@ -660,12 +661,17 @@ class SqliteStore:
         self, change: RunTransition, outcome: Outcome
     ) -> tuple[Run, StoredEvent] | None:
         def finish(db: sqlite3.Connection) -> tuple[Run, StoredEvent] | None:
-            run = self._transition(db, change=change)
+            sql = "SELECT * FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
+            row = _first(db, sql, (change.run_id,))
+            last = None if row is None else _event(row)
+            reported = last if last is not None and last.type == EventType.RESULT else None
+            applied = change if reported is None else runner_reported(reported, change.at)
+            run = self._transition(db, change=applied)
             if run is None:
                 return None
-            last = _first(db, "SELECT max(seq) FROM events WHERE run_id = ?", (run.id,))
-            seq = 1 if last is None or last[0] is None else int(last[0]) + 1
-            event = result_event(run, outcome, seq, change.at)
+            if reported is not None:
+                return run, reported
+            event = result_event(run, outcome, 1 if last is None else last.seq + 1, change.at)
             db.execute(
                 "INSERT INTO events (run_id, seq, type, data, time) VALUES (?, ?, ?, ?, ?)",
                 _values(run.id, [event]),
