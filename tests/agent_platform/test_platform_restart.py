@@ -17,7 +17,7 @@ import pytest
 from agent_platform.domain import StoredEvent, utcnow
 from agent_platform.executors.runner_process import RunnerRecord, is_running, read_record
 from agent_platform.store.sqlite import SqliteStore
-from agent_runner.protocol import Outcome, RunResult, Usage
+from agent_runner.protocol import EventType, Outcome, RunResult, Usage
 from servers.messages_api import MessagesApiServer, Reply, StreamCut, Text
 from servers.platform import RunningPlatform, running_platform
 from servers.waiting import wait_for
@@ -111,6 +111,8 @@ def test_a_result_stored_as_the_platform_crashed_finishes_the_run_as_its_runner_
         assert finished["usage"]["input_tokens"] == 7
         events = http.get(f"/api/runs/{run_id}/events").json()["items"]
         assert [e["type"] for e in events].count("result") == 1
+        assert events[-1]["data"]["outcome"] == "succeeded"
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         conversation = http.get(f"/api/agents/{agent_id}/conversation").json()["messages"]
         assert conversation == said
 
@@ -120,7 +122,9 @@ async def _store_event(path: Path, run_id: str, result: RunResult) -> None:
     try:
         seq = await store.last_event_seq(run_id) + 1
         data = result.model_dump(mode="json")
-        await store.append_events(run_id, [StoredEvent(run_id, seq, "result", data, utcnow())])
+        await store.append_events(
+            run_id, [StoredEvent(run_id, seq, EventType.RESULT.value, data, utcnow())]
+        )
     finally:
         await store.aclose()
 
