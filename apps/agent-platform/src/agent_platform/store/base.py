@@ -115,10 +115,10 @@ class Store(Protocol):
         The event follows the run's last one, in the same write as the status: a finished run
         always has its result, whenever it is read, even if the platform stops right after.
 
-        A result event is stored with a finished status, but for a runner's, stored just before
-        its run is finished: one that ends a running run's events was reported and not yet
-        applied, because the platform stopped or the runner exited in between. That result
-        stands: the run finishes `as_reported`, and that event is the one returned.
+        Only a runner's result event is stored before its run is finished, just before. So a
+        running run whose last event is a result was reported and not yet finished: the
+        platform stopped, or the runner exited, in between. That result stands: the run
+        finishes `as_reported`, and that event is the one returned.
         """
 
     async def find_run_by_token(self, token_hash: str) -> Run | None: ...
