@@ -174,9 +174,17 @@ def as_reported(run_id: str, result: RunResult, at: datetime) -> RunTransition:
     )
 
 
-def runner_reported(result: StoredEvent, at: datetime) -> RunTransition:
-    """Finishing a running run as its runner's result event says."""
-    return as_reported(result.run_id, RunResult.model_validate(result.data), at)
+def finishing(
+    change: RunTransition, last: StoredEvent | None
+) -> tuple[RunTransition, StoredEvent | None]:
+    """How `Store.finish_run` finishes a run whose last stored event is `last`.
+
+    As `change` says; or, when `last` is its runner's result, stored and not yet applied, as
+    that result says: then `last` comes back too, as the run's result.
+    """
+    if last is None or last.type != EventType.RESULT:
+        return change, None
+    return as_reported(change.run_id, RunResult.model_validate(last.data), change.at), last
 
 
 @dataclass(frozen=True, slots=True)

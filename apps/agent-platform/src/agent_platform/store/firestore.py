@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from agent_runner.protocol import EventType, Limits, Outcome, Usage
+from agent_runner.protocol import Limits, Outcome, Usage
 from google.api_core.exceptions import AlreadyExists, GoogleAPICallError, NotFound
 from google.cloud.firestore import (
     DELETE_FIELD,
@@ -47,8 +47,8 @@ from agent_platform.domain import (
     TokenHold,
     TokenKind,
     User,
+    finishing,
     result_event,
-    runner_reported,
 )
 from agent_platform.store.base import StoreError
 from agent_platform.store.firestore_queries import Direction, QuerySpec
@@ -540,8 +540,7 @@ class FirestoreStore:
             # Every read of a transaction comes before its first write.
             reads = last_event.stream(transaction=transaction)  # type: ignore[arg-type]
             last = [_event(change.run_id, doc) async for doc in reads]
-            reported = last[0] if last and last[0].type == EventType.RESULT else None
-            applied = change if reported is None else runner_reported(reported, change.at)
+            applied, reported = finishing(change, last[0] if last else None)
             read = await self._read_for_transition(transaction, applied)
             if read is None:
                 return None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
-from agent_runner.protocol import EventType, Limits, Outcome, Usage
+from agent_runner.protocol import Limits, Outcome, Usage
 from pydantic_core import to_json
 
 from agent_platform import token_holds
@@ -37,8 +37,8 @@ from agent_platform.domain import (
     TokenHold,
     TokenKind,
     User,
+    finishing,
     result_event,
-    runner_reported,
 )
 from agent_platform.store.base import StoreError
 
@@ -664,8 +664,7 @@ class SqliteStore:
             sql = "SELECT * FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
             row = _first(db, sql, (change.run_id,))
             last = None if row is None else _event(row)
-            reported = last if last is not None and last.type == EventType.RESULT else None
-            applied = change if reported is None else runner_reported(reported, change.at)
+            applied, reported = finishing(change, last)
             run = self._transition(db, change=applied)
             if run is None:
                 return None
